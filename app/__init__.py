@@ -1,0 +1,1 @@
+"""Compatibility package for the seed's `uvicorn app.main:app --reload`."""

@@ -1,0 +1,116 @@
+"""The `filestore` command: serve, migrate, create-user."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from filestore.auth.models import Role
+from filestore.settings import Settings, get_settings
+
+app = typer.Typer(help="Filestore: file storage for the ISP platform.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:
+        console.print(f"[red]Invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from filestore.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(settings.pgdata_dir)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+    workers: Annotated[int, typer.Option(help="Number of API processes")] = 1,
+) -> None:
+    """Run the HTTP API (embedded PostgreSQL and local storage unless configured otherwise)."""
+    import uvicorn
+
+    _settings()
+    uvicorn.run(
+        "filestore.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=None if reload else workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Apply database migrations (same as `alembic upgrade head`)."""
+    from filestore.migrate import upgrade
+
+    settings = _settings()
+    upgrade(_database_url(settings), revision)
+    console.print(f"[green]Database upgraded to {revision}[/green]")
+
+
+@app.command("create-user")
+def create_user(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[Role, typer.Option(help="admin, staff or customer")] = Role.staff,
+    customer_id: Annotated[int | None, typer.Option(help="Customer of a customer user")] = None,
+    email: Annotated[str | None, typer.Option(help="E-mail (customer users log in with it)")] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password")
+    ] = "",
+) -> None:
+    """Create a user from the command line."""
+    from filestore.auth import service as auth_service
+    from filestore.auth.schemas import UserCreate
+    from filestore.db import create_engine, create_sessionmaker
+    from filestore.errors import FilestoreError
+    from filestore.migrate import upgrade
+
+    settings = _settings()
+    url = _database_url(settings)
+    upgrade(url)
+
+    async def _create() -> int:
+        engine = create_engine(settings, url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                user = await auth_service.create(
+                    session,
+                    user_in=UserCreate(
+                        username=username, password=password, role=role,
+                        customer_id=customer_id, email=email,
+                    ),
+                )
+                await session.commit()
+                return user.id
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = asyncio.run(_create())
+    except FilestoreError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]Created {role.value} user {username!r} (id {user_id})[/green]")
+
+
+def main() -> None:
+    app()

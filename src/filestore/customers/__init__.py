@@ -1,0 +1,1 @@
+"""Customers of the ISP: the records files and tickets belong to."""

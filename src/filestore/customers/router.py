@@ -1,0 +1,44 @@
+"""`/customers`: staff create customers; everyone lists what they may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+
+from filestore.customers import service as customers_service
+from filestore.customers.schemas import CustomerCreate, CustomerOut
+from filestore.deps import CurrentUser, IdPath, SessionDep, StaffUser
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+
+
+@router.post(
+    "",
+    response_model=CustomerOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "E-mail already used"}},
+)
+async def create_customer(customer_in: CustomerCreate, session: SessionDep, _: StaffUser) -> Any:
+    """Create a customer (admin, staff)."""
+    return await customers_service.create(session, customer_in=customer_in)
+
+
+@router.get("", response_model=list[CustomerOut])
+async def list_customers(
+    session: SessionDep,
+    user: CurrentUser,
+    email: str | None = Query(default=None, max_length=320),
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0),
+) -> Any:
+    """Customers visible to you, optionally filtered by e-mail (case-insensitive)."""
+    return await customers_service.list_visible(
+        session, user=user, email=email, limit=limit, offset=offset
+    )
+
+
+@router.get("/{customer_id}", response_model=CustomerOut, responses={404: {"description": "Not found"}})
+async def get_customer(customer_id: IdPath, session: SessionDep, user: CurrentUser) -> Any:
+    """One customer."""
+    return await customers_service.get_visible(session, customer_id=customer_id, user=user)

@@ -1,0 +1,34 @@
+"""Request and response bodies of `/customers`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import EmailStr, Field
+
+from filestore.schemas import Schema, StrictInput
+
+
+class CustomerCreate(StrictInput):
+    full_name: str = Field(min_length=1, max_length=255)
+    email: EmailStr
+    phone: str | None = Field(default=None, max_length=32)
+    address: str | None = Field(default=None, max_length=500)
+    city: str | None = Field(default=None, max_length=120)
+    state: str | None = Field(default=None, max_length=120)
+    postal_code: str | None = Field(default=None, max_length=32)
+    country: str | None = Field(default=None, max_length=120)
+
+
+class CustomerOut(Schema):
+    id: int
+    full_name: str
+    email: str
+    phone: str | None
+    address: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+    created_at: datetime
+    updated_at: datetime

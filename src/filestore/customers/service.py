@@ -1,0 +1,53 @@
+"""Customers: create, fetch, list. Who may see which customer is decided here too."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filestore.auth.models import Role, User
+from filestore.customers.models import Customer
+from filestore.customers.schemas import CustomerCreate
+from filestore.errors import Conflict, NotFound
+
+
+async def get(session: AsyncSession, customer_id: int) -> Customer | None:
+    return await session.get(Customer, customer_id)
+
+
+async def get_visible(session: AsyncSession, *, customer_id: int, user: User) -> Customer:
+    """The customer if `user` may see it; 404 otherwise (never reveal that it exists)."""
+    customer = await get(session, customer_id)
+    if customer is None or (user.role is Role.customer and user.customer_id != customer.id):
+        raise NotFound(f"Customer {customer_id} not found", code="customer_not_found")
+    return customer
+
+
+async def get_by_email(session: AsyncSession, email: str) -> Customer | None:
+    stmt = select(Customer).where(func.lower(Customer.email) == email.strip().lower())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def create(session: AsyncSession, *, customer_in: CustomerCreate) -> Customer:
+    customer = Customer(**customer_in.model_dump())
+    session.add(customer)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"A customer with e-mail {customer_in.email} already exists", code="customer_exists"
+        ) from exc
+    return customer
+
+
+async def list_visible(
+    session: AsyncSession, *, user: User, email: str | None, limit: int, offset: int
+) -> list[Customer]:
+    stmt = select(Customer).order_by(Customer.id).limit(limit).offset(offset)
+    if user.role is Role.customer:
+        stmt = stmt.where(Customer.id == user.customer_id)
+    if email:
+        stmt = stmt.where(func.lower(Customer.email) == email.strip().lower())
+    return list((await session.execute(stmt)).scalars())

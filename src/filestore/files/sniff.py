@@ -1,0 +1,95 @@
+"""Content sniffing: the stored type comes from the bytes, and must agree with the extension.
+
+puremagic (pure Python, installs with pip alone) names binary formats by their magic numbers;
+text formats have none, so for those the head of the file must look like text.
+"""
+
+from __future__ import annotations
+
+import puremagic
+
+from filestore.errors import UnsupportedMediaType
+
+SNIFF_BYTES = 8 * 1024
+
+TEXT_TYPES = {
+    "csv": "text/csv",
+    "txt": "text/plain",
+    "json": "application/json",
+    "xml": "application/xml",
+    "md": "text/markdown",
+    "log": "text/plain",
+}
+
+# Extensions that are the same format as another one puremagic may report.
+_ALIASES = {"jpg": {"jpg", "jpeg", "jpe", "jfif"}, "jpeg": {"jpg", "jpeg", "jpe", "jfif"},
+            "tif": {"tif", "tiff"}, "tiff": {"tif", "tiff"}}
+
+_EXECUTABLE_MIMES = {
+    "application/vnd.microsoft.portable-executable",
+    "application/x-msdownload",
+    "application/x-executable",
+    "application/x-mach-binary",
+    "application/x-elf",
+    "application/x-sharedlib",
+}
+_EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"#!")
+
+# Formats with magic numbers: a file with one of these extensions must carry that magic.
+BINARY_EXTENSIONS = {
+    "jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "pdf", "doc", "docx", "xls",
+    "xlsx", "ppt", "pptx", "odt", "ods", "zip", "gz", "tar", "7z", "mp3", "mp4", "mov", "wav",
+}
+
+SAFE_INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
+
+
+def looks_like_text(head: bytes) -> bool:
+    """UTF-8 (a cut last character allowed) or Latin-1 text without NUL or odd control bytes."""
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:
+            controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+            return controls == 0
+    return True
+
+
+def _is_executable(head: bytes, mimes: set[str]) -> bool:
+    return head.startswith(_EXECUTABLE_MAGIC) or bool(mimes & _EXECUTABLE_MIMES)
+
+
+def sniff(head: bytes, extension: str) -> str:
+    """The MIME type of a file whose first bytes are `head` and whose name ends in `extension`.
+
+    Raises UnsupportedMediaType when the content is not what the extension says.
+    """
+    if extension in TEXT_TYPES:
+        if not looks_like_text(head):
+            raise UnsupportedMediaType(
+                f"The content of this .{extension} file is not text", code="content_mismatch"
+            )
+        return TEXT_TYPES[extension]
+    try:
+        matches = puremagic.magic_string(head)
+    except puremagic.PureError:
+        matches = []
+    mimes = {m.mime_type for m in matches if m.mime_type}
+    if _is_executable(head, mimes):
+        raise UnsupportedMediaType(
+            f"Executable content is not accepted (file named .{extension})", code="content_mismatch"
+        )
+    accepted = _ALIASES.get(extension, {extension})
+    for match in matches:
+        if match.extension.lstrip(".").lower() in accepted and match.mime_type:
+            return str(match.mime_type)
+    if extension in BINARY_EXTENSIONS:
+        found = f"looks like {matches[0].extension.lstrip('.') or matches[0].name}" if matches else "is not"
+        raise UnsupportedMediaType(
+            f"The content of this file {found} a .{extension} file", code="content_mismatch"
+        )
+    if matches and matches[0].mime_type:
+        return str(matches[0].mime_type)
+    return "text/plain" if looks_like_text(head) else "application/octet-stream"

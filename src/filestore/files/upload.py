@@ -1,0 +1,456 @@
+"""The streaming upload pipeline.
+
+request stream -> multipart events -> (size guard, MD5 + SHA-256, type sniff) -> object store.
+
+Form fields are validated the moment they arrive, so a bad `customer_id` fails before a byte
+of the file is stored. The object is written while the body arrives; the bucket and key are
+chosen from the fields seen before the file part. Fields that come after the file (curl puts
+them in command-line order) can change the bucket: the object is then moved server-side. The
+row is written only once the object is complete; if that fails, the object is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from filestore.auth.models import Role, User
+from filestore.customers import service as customers_service
+from filestore.errors import (
+    Forbidden,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable,
+)
+from filestore.files import multipart
+from filestore.files import service as files_service
+from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.names import extension_of, sanitize_filename
+from filestore.files.sniff import SNIFF_BYTES, sniff
+from filestore.schemas import MAX_DB_ID
+from filestore.settings import Settings
+from filestore.storage.store import ObjectStorage
+from filestore.tickets import service as tickets_service
+
+log = structlog.get_logger(__name__)
+
+MAX_FIELD_BYTES = 64 * 1024
+FORM_OVERHEAD_BYTES = 256 * 1024
+HASH_BATCH_BYTES = 1024 * 1024
+SERVER_OWNED_FIELDS = {
+    "id", "md5", "sha256", "file_size", "size", "mime_type", "upload_status", "status", "bucket",
+    "object_key", "uploaded_by", "owner", "url", "created_at", "deleted_at", "filename",
+}
+_FILE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class UploadContext:
+    """Everything one upload needs; built by the router, free of HTTP."""
+
+    settings: Settings
+    storage: ObjectStorage
+    sessionmaker: async_sessionmaker[AsyncSession]
+    user: User
+    now: datetime
+
+
+@dataclass
+class UploadFields:
+    """The form fields, parsed and checked as they arrive."""
+
+    file_type: str = "document"
+    customer_id: int | None = None
+    ticket_id: int | None = None
+    ticket_customer_id: int | None = None
+    service_id: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    expires_at: datetime | None = None
+    checksum_sha256: str | None = None
+    seen: set[str] = field(default_factory=set)
+
+    def owner_customer_id(self, user: User) -> int | None:
+        """The customer the file belongs to: given, else the ticket's, else the uploader's."""
+        if self.customer_id is not None:
+            return self.customer_id
+        if self.ticket_customer_id is not None:
+            return self.ticket_customer_id
+        return user.customer_id if user.role is Role.customer else None
+
+
+@dataclass
+class StoredBytes:
+    bucket: str
+    key: str
+    filename: str
+    mime_type: str
+    size: int = 0
+    md5: str = ""
+    sha256: str = ""
+
+
+class _Hasher:
+    """MD5 + SHA-256 in a worker thread, a batch behind the stream, so hashing overlaps I/O.
+
+    hashlib releases the GIL on large updates, so this costs the event loop almost nothing.
+    """
+
+    def __init__(self) -> None:
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._sha256 = hashlib.sha256()
+        self._batch: list[memoryview] = []
+        self._batch_bytes = 0
+        self._pending: asyncio.Future[None] | None = None
+
+    def _update(self, views: list[memoryview]) -> None:
+        for view in views:
+            self._md5.update(view)
+            self._sha256.update(view)
+
+    async def feed(self, view: memoryview) -> None:
+        self._batch.append(view)
+        self._batch_bytes += len(view)
+        if self._batch_bytes >= HASH_BATCH_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._pending is not None:
+            await self._pending
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        self._pending = asyncio.get_running_loop().run_in_executor(None, self._update, batch)
+
+    async def digests(self) -> tuple[str, str]:
+        await self._flush()
+        if self._pending is not None:
+            await self._pending
+        return self._md5.hexdigest(), self._sha256.hexdigest()
+
+
+def _int_field(name: str, value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError as exc:
+        raise Unprocessable(f"{name} must be a whole number", code="invalid_field") from exc
+    if not 1 <= number <= MAX_DB_ID:
+        raise Unprocessable(f"{name} is out of range", code="invalid_field")
+    return number
+
+
+def _datetime_field(name: str, value: str, now: datetime) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Unprocessable(f"{name} must be an ISO 8601 date-time", code="invalid_field") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed <= now:
+        raise Unprocessable(f"{name} must be in the future", code="invalid_field")
+    return parsed
+
+
+class Upload:
+    """One multipart upload, from the first byte of the body to the committed row."""
+
+    def __init__(self, ctx: UploadContext) -> None:
+        self.ctx = ctx
+        self.fields = UploadFields()
+        self.stored: StoredBytes | None = None
+        self._failure: BaseException | None = None
+
+    async def run(self, content_type: str | None, body: AsyncIterator[bytes]) -> FileUpload:
+        boundary = multipart.boundary_of(content_type)
+        events = multipart.read_events(boundary, body)
+        try:
+            async for event in events:
+                if isinstance(event, multipart.PartStart):
+                    if event.filename is not None or event.name == "file":
+                        await self._receive_file(event, events)
+                    else:
+                        await self._receive_field(event.name, events)
+            if self.stored is None:
+                raise Unprocessable("The form has no `file` part", code="file_required")
+            await self._finalise_access()
+            await self._move_if_rerouted()
+            self._verify_checksum()
+            return await self._write_row()
+        except BaseException:
+            await self._discard()
+            raise
+        finally:
+            await events.aclose()
+
+    # -- fields ---------------------------------------------------------------------------------
+
+    async def _receive_field(self, name: str, events: AsyncIterator[multipart.Event]) -> None:
+        value = bytearray()
+        async for event in events:
+            if isinstance(event, multipart.PartEnd):
+                break
+            if isinstance(event, multipart.PartData):
+                value += event.data
+                if len(value) > MAX_FIELD_BYTES:
+                    raise Unprocessable(f"Form field {name!r} is too long", code="field_too_long")
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Unprocessable(f"Form field {name!r} is not UTF-8", code="invalid_field") from exc
+        await self._apply_field(name, text)
+
+    async def _apply_field(self, name: str, value: str) -> None:
+        fields, user, now = self.fields, self.ctx.user, self.ctx.now
+        if name in fields.seen:
+            raise Unprocessable(f"Form field {name!r} is given twice", code="duplicate_field")
+        fields.seen.add(name)
+        if name in SERVER_OWNED_FIELDS:
+            raise Unprocessable(f"{name} is set by the server", code="server_owned_field")
+        if value.strip() == "" and name != "metadata":
+            return
+        if name == "file_type":
+            file_type = value.strip().lower()
+            if not _FILE_TYPE.match(file_type):
+                raise Unprocessable(
+                    "file_type must be a short lower-case word (csv, image, document, …)",
+                    code="invalid_field",
+                )
+            if file_type == files_service.BACKUP_FILE_TYPE and user.role is not Role.admin:
+                raise Forbidden("Only admins can upload backups", code="forbidden_backup")
+            fields.file_type = file_type
+        elif name == "customer_id":
+            fields.customer_id = _int_field(name, value)
+            async with self.ctx.sessionmaker() as session:
+                await customers_service.get_visible(session, customer_id=fields.customer_id, user=user)
+        elif name == "ticket_id":
+            fields.ticket_id = _int_field(name, value)
+            async with self.ctx.sessionmaker() as session:
+                ticket = await tickets_service.get_visible(session, ticket_id=fields.ticket_id, user=user)
+            fields.ticket_customer_id = ticket.customer_id
+        elif name == "service_id":
+            fields.service_id = _int_field(name, value)
+        elif name == "metadata":
+            fields.metadata = self._parse_metadata(value)
+        elif name == "expires_at":
+            fields.expires_at = _datetime_field(name, value, now)
+        elif name == "checksum_sha256":
+            checksum = value.strip().lower()
+            if not _SHA256.match(checksum):
+                raise Unprocessable("checksum_sha256 must be 64 hex digits", code="invalid_field")
+            fields.checksum_sha256 = checksum
+        else:
+            raise Unprocessable(f"Unknown form field {name!r}", code="unknown_field")
+
+    @staticmethod
+    def _parse_metadata(value: str) -> dict[str, Any]:
+        if not value.strip():
+            return {}
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise Unprocessable("metadata must be a JSON object", code="invalid_metadata") from exc
+        if not isinstance(parsed, dict):
+            raise Unprocessable("metadata must be a JSON object", code="invalid_metadata")
+        return parsed
+
+    # -- the file --------------------------------------------------------------------------------
+
+    async def _receive_file(
+        self, start: multipart.PartStart, events: AsyncIterator[multipart.Event]
+    ) -> None:
+        if start.name != "file":
+            raise Unprocessable(f"Send the file in the `file` field, not {start.name!r}", code="invalid_field")
+        if self.stored is not None:
+            raise Unprocessable("Only one file per upload", code="duplicate_field")
+        filename = sanitize_filename(start.filename or "")
+        extension = extension_of(filename)
+        allowed = self.ctx.settings.allowed_file_types
+        if extension not in allowed:
+            raise UnsupportedMediaType(
+                f"Files of type .{extension or '(none)'} are not allowed; allowed: {', '.join(allowed)}",
+                code="file_type_not_allowed",
+            )
+        if self.fields.file_type == files_service.CSV_FILE_TYPE and extension != "csv":
+            raise Unprocessable("file_type csv needs a .csv file", code="invalid_field")
+
+        head, ended = await self._read_head(events)
+        if not head:
+            raise Unprocessable("The file is empty", code="empty_file")
+        self._check_size(len(head))
+        mime_type = sniff(b"".join(head)[:SNIFF_BYTES], extension)
+        ctx = self.ctx
+        stored = StoredBytes(
+            bucket=files_service.route_bucket(
+                ctx.settings, file_type=self.fields.file_type, ticket_id=self.fields.ticket_id
+            ),
+            key=files_service.object_key(
+                customer_id=self.fields.owner_customer_id(ctx.user), user_id=ctx.user.id, now=ctx.now
+            ),
+            filename=filename,
+            mime_type=mime_type,
+        )
+        hasher = _Hasher()
+        source = self._file_bytes(head, ended, events, hasher, stored)
+        self.stored = stored
+        try:
+            await ctx.storage.put_stream(stored.bucket, stored.key, source, content_type=mime_type)
+        except BaseException as exc:
+            # obstore reports our iterator's exception wrapped; re-raise the original one.
+            failure = self._failure or exc
+            if self._failure is not None:
+                raise failure from None
+            raise
+        stored.md5, stored.sha256 = await hasher.digests()
+        log.info("file.stored", bucket=stored.bucket, key=stored.key, size=stored.size)
+
+    async def _read_head(
+        self, events: AsyncIterator[multipart.Event]
+    ) -> tuple[list[memoryview], bool]:
+        """Collect the first SNIFF_BYTES (or the whole file if smaller) before storing anything."""
+        head: list[memoryview] = []
+        size = 0
+        async for event in events:
+            if isinstance(event, multipart.PartEnd):
+                return head, True
+            if isinstance(event, multipart.PartData):
+                head.append(event.data)
+                size += len(event.data)
+                self._check_size(size)
+                if size >= SNIFF_BYTES:
+                    return head, False
+        raise Unprocessable("The upload ended inside the file", code="incomplete_multipart")
+
+    def _check_size(self, size: int) -> None:
+        limit = self.ctx.settings.max_file_size
+        if size > limit:
+            raise PayloadTooLarge(
+                f"File is larger than the limit of {limit} bytes", code="file_too_large"
+            )
+
+    async def _file_bytes(
+        self,
+        head: list[memoryview],
+        ended: bool,
+        events: AsyncIterator[multipart.Event],
+        hasher: _Hasher,
+        stored: StoredBytes,
+    ) -> AsyncIterator[memoryview]:
+        """The file's bytes for the object store; raising here aborts the stored upload."""
+        try:
+            for view in head:
+                stored.size += len(view)
+                await hasher.feed(view)
+                yield view
+            if ended:
+                return
+            async for event in events:
+                if isinstance(event, multipart.PartEnd):
+                    return
+                if isinstance(event, multipart.PartData):
+                    stored.size += len(event.data)
+                    self._check_size(stored.size)
+                    await hasher.feed(event.data)
+                    yield event.data
+            raise Unprocessable("The upload ended inside the file", code="incomplete_multipart")
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
+    # -- after the body --------------------------------------------------------------------------
+
+    def _final_bucket(self) -> str:
+        return files_service.route_bucket(
+            self.ctx.settings, file_type=self.fields.file_type, ticket_id=self.fields.ticket_id
+        )
+
+    async def _finalise_access(self) -> None:
+        """Rules that need every field: a customer uploads only for itself."""
+        user, fields = self.ctx.user, self.fields
+        if user.role is Role.customer:
+            owner = fields.owner_customer_id(user)
+            if owner != user.customer_id:
+                raise Forbidden("Customers can only upload their own files", code="forbidden_owner")
+        if fields.customer_id is not None and fields.ticket_customer_id is not None:
+            if fields.customer_id != fields.ticket_customer_id:
+                raise Unprocessable(
+                    f"Ticket {fields.ticket_id} belongs to another customer", code="ticket_customer_mismatch"
+                )
+        if fields.file_type == files_service.TEMP_FILE_TYPE and fields.expires_at is None:
+            fields.expires_at = self.ctx.now + timedelta(hours=self.ctx.settings.temp_file_ttl_hours)
+
+    async def _move_if_rerouted(self) -> None:
+        stored = self.stored
+        assert stored is not None
+        owner = self.fields.owner_customer_id(self.ctx.user)
+        bucket = self._final_bucket()
+        expected_prefix = f"customers/{owner}/" if owner is not None else f"users/{self.ctx.user.id}/"
+        if bucket == stored.bucket and stored.key.startswith(expected_prefix):
+            return
+        key = files_service.object_key(customer_id=owner, user_id=self.ctx.user.id, now=self.ctx.now)
+        await self.ctx.storage.move(stored.bucket, stored.key, bucket, key)
+        log.info("file.rerouted", from_bucket=stored.bucket, to_bucket=bucket)
+        stored.bucket, stored.key = bucket, key
+
+    def _verify_checksum(self) -> None:
+        stored = self.stored
+        assert stored is not None
+        expected = self.fields.checksum_sha256
+        if expected is not None and expected != stored.sha256:
+            raise Unprocessable(
+                f"checksum_sha256 does not match: the server computed {stored.sha256}",
+                code="checksum_mismatch",
+            )
+
+    async def _write_row(self) -> FileUpload:
+        stored, fields, ctx = self.stored, self.fields, self.ctx
+        assert stored is not None
+        row = FileUpload(
+            filename=stored.filename,
+            bucket=stored.bucket,
+            object_key=stored.key,
+            file_size=stored.size,
+            mime_type=stored.mime_type,
+            file_type=fields.file_type,
+            md5=stored.md5,
+            sha256=stored.sha256,
+            upload_status=UploadStatus.completed,
+            customer_id=fields.owner_customer_id(ctx.user),
+            ticket_id=fields.ticket_id,
+            service_id=fields.service_id,
+            metadata_=fields.metadata,
+            expires_at=fields.expires_at,
+            uploaded_by=ctx.user.id,
+        )
+        async with ctx.sessionmaker() as session:
+            session.add(row)
+            await session.commit()
+        return row
+
+    async def _discard(self) -> None:
+        """Remove the stored object of a failed upload (the row was never committed)."""
+        stored = self.stored
+        if stored is None or not stored.md5:
+            return  # nothing was completed: obstore aborted the multipart upload itself
+        try:
+            await asyncio.shield(self.ctx.storage.delete(stored.bucket, stored.key))
+            log.info("file.discarded", bucket=stored.bucket, key=stored.key)
+        except Exception as exc:
+            log.error("file.discard_failed", bucket=stored.bucket, key=stored.key, error=str(exc)[:200])
+
+
+async def receive(
+    ctx: UploadContext, *, content_type: str | None, content_length: int | None, body: AsyncIterator[bytes]
+) -> FileUpload:
+    """Receive one upload; raises a FilestoreError for anything the client got wrong."""
+    limit = ctx.settings.max_file_size
+    if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
+        raise PayloadTooLarge(f"File is larger than the limit of {limit} bytes", code="file_too_large")
+    return await Upload(ctx).run(content_type, body)
+

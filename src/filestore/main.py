@@ -1,0 +1,98 @@
+"""The FastAPI application: lifespan wiring, routers, error handlers.
+
+`uvicorn app.main:app` (the seed's command) and `filestore serve` both run `create_app()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from filestore import __version__
+from filestore.auth.router import router as auth_router
+from filestore.auth.router import users_router
+from filestore.bootstrap import bootstrap_accounts
+from filestore.customers.router import router as customers_router
+from filestore.db import create_engine, create_sessionmaker
+from filestore.errors import install_error_handlers
+from filestore.files.router import router as files_router
+from filestore.health import router as health_router
+from filestore.migrate import upgrade
+from filestore.observability import configure_logging
+from filestore.settings import Settings, get_settings
+from filestore.state import AppState
+from filestore.storage.store import ObjectStorage
+from filestore.tickets.router import router as tickets_router
+
+log = structlog.get_logger(__name__)
+
+
+async def _database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from filestore.embedded import start_embedded_postgres
+
+    return await asyncio.to_thread(start_embedded_postgres, settings.pgdata_dir)
+
+
+async def _ensure_buckets(storage: ObjectStorage) -> None:
+    try:
+        await asyncio.wait_for(storage.ensure_buckets(), timeout=30)
+    except Exception as exc:
+        # Start anyway: /health reports the store as down and requests get 503 until it is up.
+        log.error("storage.buckets_unavailable", error=str(exc)[:300])
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    database_url = await _database_url(settings)
+    if settings.auto_migrate:
+        await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(settings, database_url)
+    storage = ObjectStorage(settings)
+    await _ensure_buckets(storage)
+    state = AppState(
+        settings=settings,
+        database_url=database_url,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        storage=storage,
+    )
+    await bootstrap_accounts(settings, state.sessionmaker)
+    app.state.filestore = state
+    log.info(
+        "filestore.started",
+        embedded=settings.embedded_mode,
+        storage=storage.kind,
+        max_file_size=settings.max_file_size,
+    )
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Filestore",
+        version=__version__,
+        description="File storage for the ISP platform: streaming uploads to S3/MinIO, "
+        "metadata in PostgreSQL.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(customers_router)
+    app.include_router(tickets_router)
+    app.include_router(files_router)
+    return app

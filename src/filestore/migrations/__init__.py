@@ -1,0 +1,1 @@
+"""Alembic migrations; `filestore migrate` and `alembic upgrade head` both run them."""

@@ -1,0 +1,10 @@
+"""Imports every domain's models so that `Base.metadata` knows all tables (Alembic, tests)."""
+
+from __future__ import annotations
+
+
+def load_all_models() -> None:
+    from filestore.auth import models as _auth  # noqa: F401
+    from filestore.customers import models as _customers  # noqa: F401
+    from filestore.files import models as _files  # noqa: F401
+    from filestore.tickets import models as _tickets  # noqa: F401

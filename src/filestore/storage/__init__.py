@@ -1,0 +1,1 @@
+"""Object storage: buckets, streaming puts and gets, server-side moves."""

@@ -1,0 +1,194 @@
+"""The object store: obstore for every byte (S3/MinIO or a local directory), minio for buckets.
+
+obstore streams an async iterator straight into a multipart upload and aborts that upload
+when the iterator raises, so a failed upload leaves nothing behind. It cannot create buckets
+or copy across buckets, which is what the minio SDK is used for (control plane only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import obstore
+import structlog
+from obstore.exceptions import NotFoundError
+from obstore.store import LocalStore, S3Store
+
+from filestore.errors import ServiceUnavailable
+from filestore.settings import Settings
+
+if TYPE_CHECKING:
+    from minio import Minio
+    from obstore import Attributes, GetOptions
+
+log = structlog.get_logger(__name__)
+
+HEALTH_PROBE_KEY = ".filestore-health-probe"
+DOWNLOAD_CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An open object ready to stream: `size` is the length of what `chunks` will yield."""
+
+    chunks: AsyncIterator[bytes | memoryview]
+    size: int
+
+
+class ObjectStorage:
+    """All buckets of one deployment, S3-compatible or local, behind one small API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._buckets = sorted(set(settings.buckets.values()))
+        self._stores: dict[str, Any] = {}
+        self._minio: Minio | None = None
+        self._local_root: Path | None = None
+        if settings.uses_s3:
+            self._init_s3(settings)
+        else:
+            self._local_root = settings.objects_dir.resolve()
+
+    @property
+    def kind(self) -> str:
+        return "s3" if self._minio is not None else "local"
+
+    def _init_s3(self, settings: Settings) -> None:
+        from minio import Minio
+
+        endpoint = (settings.minio_endpoint or "").removeprefix("http://").removeprefix("https://")
+        scheme = "https" if settings.minio_use_ssl else "http"
+        timeout = timedelta(seconds=settings.storage_timeout_seconds)
+        for bucket in self._buckets:
+            self._stores[bucket] = S3Store(
+                bucket,
+                endpoint=f"{scheme}://{endpoint}",
+                access_key_id=settings.minio_access_key,
+                secret_access_key=settings.minio_secret_key,
+                region=settings.minio_region,
+                virtual_hosted_style_request=False,
+                client_options={
+                    "allow_http": not settings.minio_use_ssl,
+                    "connect_timeout": timeout,
+                    "read_timeout": timedelta(seconds=max(30, settings.storage_timeout_seconds)),
+                },
+                retry_config={"max_retries": 2, "retry_timeout": timeout},
+            )
+        import urllib3
+
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=settings.storage_timeout_seconds, read=30),
+            retries=urllib3.Retry(total=1, backoff_factor=0.2),
+        )
+        self._minio = Minio(
+            endpoint,
+            access_key=settings.minio_access_key,
+            secret_key=settings.minio_secret_key,
+            secure=settings.minio_use_ssl,
+            region=settings.minio_region,
+            http_client=http,
+        )
+
+    def _store(self, bucket: str) -> Any:
+        store = self._stores.get(bucket)
+        if store is None:
+            if self._local_root is None:
+                raise ValueError(f"unknown bucket {bucket!r}")
+            store = LocalStore(prefix=self._local_root / bucket, mkdir=True)
+            self._stores[bucket] = store
+        return store
+
+    async def ensure_buckets(self) -> None:
+        """Create every configured bucket that is missing (idempotent, like `minio-setup`)."""
+        if self._minio is None:
+            assert self._local_root is not None
+            for bucket in self._buckets:
+                (self._local_root / bucket).mkdir(parents=True, exist_ok=True)
+            return
+        minio = self._minio
+        for bucket in self._buckets:
+            exists = await asyncio.to_thread(minio.bucket_exists, bucket)
+            if not exists:
+                await asyncio.to_thread(minio.make_bucket, bucket)
+                log.info("storage.bucket_created", bucket=bucket)
+
+    async def put_stream(
+        self, bucket: str, key: str, chunks: AsyncIterator[bytes], *, content_type: str
+    ) -> None:
+        """Stream `chunks` into `bucket/key`; if the iterator raises, nothing is kept."""
+        # The local store cannot keep attributes; its Content-Type lives in the database anyway.
+        attributes: Attributes | None = {"Content-Type": content_type} if self._minio else None
+        await obstore.put_async(
+            self._store(bucket),
+            key,
+            chunks,
+            attributes=attributes,
+            chunk_size=self._settings.upload_chunk_size,
+            max_concurrency=self._settings.upload_concurrency,
+        )
+
+    async def open(self, bucket: str, key: str, *, start: int = 0, end: int | None = None) -> StoredObject:
+        """Open `bucket/key` for streaming, optionally only bytes `start..end` (end exclusive)."""
+        options: GetOptions = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start:
+            options["range"] = {"offset": start}
+        result = await obstore.get_async(self._store(bucket), key, options=options)
+        first, last = result.range
+        return StoredObject(chunks=_as_chunks(result.stream(DOWNLOAD_CHUNK_SIZE)), size=last - first)
+
+    async def delete(self, bucket: str, key: str) -> None:
+        """Delete `bucket/key`; a missing object is not an error."""
+        try:
+            await obstore.delete_async(self._store(bucket), key)
+        except (NotFoundError, FileNotFoundError):
+            pass
+
+    async def exists(self, bucket: str, key: str) -> bool:
+        try:
+            await obstore.head_async(self._store(bucket), key)
+        except (NotFoundError, FileNotFoundError):
+            return False
+        return True
+
+    async def move(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        """Server-side move (copy + delete); used when an upload's bucket is known only late."""
+        if src_bucket == dst_bucket:
+            await obstore.rename_async(self._store(src_bucket), src_key, dst_key)
+            return
+        if self._minio is None:
+            assert self._local_root is not None
+            target = self._local_root / dst_bucket / dst_key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread((self._local_root / src_bucket / src_key).rename, target)
+            return
+        from minio.commonconfig import CopySource
+
+        await asyncio.to_thread(
+            self._minio.copy_object, dst_bucket, dst_key, CopySource(src_bucket, src_key)
+        )
+        await self.delete(src_bucket, src_key)
+
+    async def ping(self) -> None:
+        """Raise ServiceUnavailable unless the store answers within the storage timeout."""
+        bucket = self._settings.minio_bucket_customer_uploads
+        try:
+            await asyncio.wait_for(
+                self.exists(bucket, HEALTH_PROBE_KEY), self._settings.storage_timeout_seconds
+            )
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"Object storage is unavailable: {str(exc)[:200] or type(exc).__name__}",
+                code="storage_unavailable",
+            ) from exc
+
+
+async def _as_chunks(stream: Any) -> AsyncIterator[bytes | memoryview]:
+    async for chunk in stream:
+        yield memoryview(chunk)

@@ -1,0 +1,1 @@
+"""Support tickets, the owners of ticket media."""

@@ -1,0 +1,150 @@
+"""Session fixtures: a real PostgreSQL, a real S3 server (SeaweedFS) and live Filestore servers.
+
+PostgreSQL is `FILESTORE_TEST_DATABASE_URL` when set (the suite creates its own databases on
+that server), else an embedded server in a temp dir. The `server` fixture is parametrised over
+both object stores, so every test that takes it runs against S3 and against the local store.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from filestore.db import libpq_url, sqlalchemy_url
+from filestore.migrate import upgrade
+from tests.fixtures.live import Api, LiveServer, production_env, start_server
+from tests.fixtures.servers import EmbeddedPostgres, SeaweedFS, start_embedded_postgres, start_seaweedfs
+
+TEST_MAX_FILE_SIZE = 12 * 1024 * 1024
+
+
+class Postgres:
+    """Where test databases are made: the embedded server or FILESTORE_TEST_DATABASE_URL's."""
+
+    def __init__(self, admin_url: str, embedded: EmbeddedPostgres | None) -> None:
+        self.admin_url = admin_url
+        self.embedded = embedded
+
+    def create_database(self, prefix: str = "filestore_test") -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        if self.embedded is not None:
+            return self.embedded.create_database(name)
+        with psycopg.connect(libpq_url(self.admin_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        base, _, rest = sqlalchemy_url(self.admin_url).rpartition("/")
+        query = rest.partition("?")[2]
+        return f"{base}/{name}" + (f"?{query}" if query else "")
+
+    def migrated_database(self, prefix: str = "filestore_test") -> str:
+        url = self.create_database(prefix)
+        upgrade(url)
+        return url
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    external = os.environ.get("FILESTORE_TEST_DATABASE_URL")
+    if external:
+        yield Postgres(external, None)
+        return
+    embedded = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data")
+    try:
+        yield Postgres(embedded.url, embedded)
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    s3 = start_seaweedfs(tmp_path_factory.mktemp("seaweed"))
+    try:
+        yield s3
+    finally:
+        s3.stop()
+
+
+def s3_env(s3: SeaweedFS, endpoint: str | None = None) -> dict[str, str]:
+    return {
+        "MINIO_ENDPOINT": endpoint or s3.endpoint,
+        "MINIO_ACCESS_KEY": s3.access_key,
+        "MINIO_SECRET_KEY": s3.secret_key,
+        "MINIO_USE_SSL": "false",
+    }
+
+
+ServerFactory = Callable[..., LiveServer]
+
+
+@pytest.fixture(scope="session")
+def start_filestore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Start extra servers with any settings; all are stopped at the end of the session."""
+    started: list[LiveServer] = []
+
+    def factory(env: dict[str, str], *, wait_healthy: bool = True) -> LiveServer:
+        server = start_server(tmp_path_factory.mktemp("filestore"), env, wait_healthy=wait_healthy)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session", params=["s3", "local"])
+def server(
+    request: pytest.FixtureRequest,
+    postgres: Postgres,
+    seaweed: SeaweedFS,
+    start_filestore: ServerFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> LiveServer:
+    """A production-mode server (external DB, real secrets) on S3 or on the local store."""
+    env = production_env(postgres.create_database(f"filestore_{request.param}"))
+    env["MAX_FILE_SIZE"] = str(TEST_MAX_FILE_SIZE)
+    if request.param == "s3":
+        env.update(s3_env(seaweed))
+    else:
+        env["FILESTORE_DATA_DIR"] = str(tmp_path_factory.mktemp("local-store"))
+    return start_filestore(env)
+
+
+@pytest.fixture(scope="session")
+def s3_server(postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory) -> LiveServer:
+    """One production-mode server on S3, for tests that need S3 specifically."""
+    env = production_env(postgres.create_database("filestore_s3only"))
+    env["MAX_FILE_SIZE"] = str(TEST_MAX_FILE_SIZE)
+    env.update(s3_env(seaweed))
+    return start_filestore(env)
+
+
+@pytest.fixture
+def admin(server: LiveServer) -> Api:
+    return server.admin()
+
+
+@pytest.fixture
+def customer_id(admin: Api) -> int:
+    """A fresh customer for this test."""
+    return int(admin.new_customer()["id"])
+
+
+@pytest.fixture
+def staff(server: LiveServer, admin: Api) -> Api:
+    return admin.user_api("staff")
+
+
+@pytest.fixture
+def customer_api(admin: Api, customer_id: int) -> Api:
+    """A customer user logged in for `customer_id`."""
+    return admin.user_api("customer", customer_id)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
