@@ -7,7 +7,7 @@ handed on as zero-copy memoryviews of the received chunks, so nothing is buffere
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
@@ -117,12 +117,12 @@ class _Collector:
         self.finished = True
 
 
-async def read_events(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[Event]:
+async def read_events(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncGenerator[Event]:
     """Parse `body` as it arrives; 400 for a malformed or truncated body."""
     collector = _Collector()
     parser = MultipartParser(
         boundary,
-        callbacks={  # type: ignore[arg-type]
+        callbacks={
             "on_part_begin": collector.on_part_begin,
             "on_part_data": collector.on_part_data,
             "on_part_end": collector.on_part_end,

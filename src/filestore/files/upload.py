@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,7 +169,7 @@ class Upload:
 
     async def run(self, content_type: str | None, body: AsyncIterator[bytes]) -> FileUpload:
         boundary = multipart.boundary_of(content_type)
-        events = multipart.read_events(boundary, body)
+        events: AsyncGenerator[multipart.Event] = multipart.read_events(boundary, body)
         try:
             async for event in events:
                 if isinstance(event, multipart.PartStart):

@@ -118,7 +118,7 @@ class ObjectStorage:
                 log.info("storage.bucket_created", bucket=bucket)
 
     async def put_stream(
-        self, bucket: str, key: str, chunks: AsyncIterator[bytes], *, content_type: str
+        self, bucket: str, key: str, chunks: AsyncIterator[memoryview], *, content_type: str
     ) -> None:
         """Stream `chunks` into `bucket/key`; if the iterator raises, nothing is kept."""
         # The local store cannot keep attributes; its Content-Type lives in the database anyway.
