@@ -1,8 +1,10 @@
-"""The `filestore` command: serve, migrate, create-user."""
+"""The `filestore` command: serve, worker, migrate, create-user, import."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -110,6 +112,64 @@ def create_user(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"[green]Created {role.value} user {username!r} (id {user_id})[/green]")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at the same time")] = 2,
+) -> None:
+    """Run a background-job worker (CSV imports, cleanup) until SIGINT/SIGTERM."""
+    from filestore.jobs.worker import run_standalone_worker
+
+    settings = _settings()
+    url = _database_url(settings)
+    asyncio.run(run_standalone_worker(settings, url, concurrency=concurrency))
+
+
+def _parse_mapping(pairs: list[str], mapping_json: str | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    if mapping_json:
+        loaded = json.loads(mapping_json)
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter("--mapping-json must be a JSON object")
+        mapping.update({str(k): str(v) for k, v in loaded.items()})
+    for pair in pairs:
+        column, sep, target = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--mapping takes COLUMN=FIELD, got {pair!r}")
+        mapping[column.strip()] = target.strip()
+    return mapping
+
+
+@app.command("import")
+def import_customers(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Customers CSV file")],
+    mapping: Annotated[
+        list[str] | None, typer.Option("--mapping", help="COLUMN=FIELD, e.g. name=full_name (repeatable)")
+    ] = None,
+    mapping_json: Annotated[str | None, typer.Option(help='JSON object, e.g. {"name": "full_name"}')] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate and count without writing")] = False,
+    email_required: Annotated[bool, typer.Option(help="Rows without e-mail fail (else: skipped)")] = True,
+    phone_format: Annotated[str, typer.Option(help="digits_only or any")] = "digits_only",
+) -> None:
+    """Import customers from a CSV file, with a progress bar and the same counts as the API."""
+    from filestore.imports.cli_import import run_cli_import
+
+    settings = _settings()
+    url = _database_url(settings)
+    from filestore.migrate import upgrade
+
+    upgrade(url)
+    params = {
+        "import_type": "customers",
+        "mapping_config": _parse_mapping(mapping or [], mapping_json),
+        "validation_rules": {
+            "email_required": email_required, "phone_format": phone_format, "dry_run": dry_run,
+        },
+        "source": f"cli:{path.name}",
+    }
+    status = asyncio.run(run_cli_import(settings, url, path, params, console))
+    raise typer.Exit(0 if status == "completed" else 1)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from obstore.exceptions import BaseError as ObstoreError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -137,6 +138,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _db_down(_: Request, exc: Exception) -> JSONResponse:
         log.error("database.unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
         return _json(503, "Database is unavailable, try again shortly", "database_unavailable")
+
+    async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("storage.unavailable", error=str(exc)[:300], path=request.url.path)
+        return _json(503, "Object storage is unavailable, try again shortly", "storage_unavailable")
+
+    # Registered by class, not left to the catch-all below: Starlette re-raises whatever reaches
+    # the catch-all after answering, and uvicorn then drops the client's keep-alive connection.
+    from minio.error import MinioException
+
+    for storage_error in (ObstoreError, MinioException, OSError):
+        app.add_exception_handler(storage_error, _storage_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,10 @@ from filestore.db import create_engine, create_sessionmaker
 from filestore.errors import install_error_handlers
 from filestore.files.router import router as files_router
 from filestore.health import router as health_router
+from filestore.imports.router import router as imports_router
+from filestore.jobs import queue as job_queue
+from filestore.jobs.resources import WorkerResources
+from filestore.jobs.router import router as jobs_router
 from filestore.migrate import upgrade
 from filestore.observability import configure_logging
 from filestore.settings import Settings, get_settings
@@ -56,24 +60,46 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings, database_url)
     storage = ObjectStorage(settings)
     await _ensure_buckets(storage)
+    queue = job_queue.create_queue(database_url)
     state = AppState(
         settings=settings,
         database_url=database_url,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         storage=storage,
+        queue=queue,
     )
     await bootstrap_accounts(settings, state.sessionmaker)
+    await queue.open_async()
+    hash_pool = None
+    if settings.runs_in_process_worker:
+        hash_pool = job_queue.create_hash_pool()
+        resources = WorkerResources(
+            settings=settings,
+            database_url=database_url,
+            sessionmaker=state.sessionmaker,
+            storage=storage,
+            hash_pool=hash_pool,
+        )
+        state.worker_task = asyncio.create_task(
+            job_queue.run_worker(queue, resources, concurrency=settings.worker_concurrency)
+        )
     app.state.filestore = state
     log.info(
         "filestore.started",
         embedded=settings.embedded_mode,
+        in_process_worker=settings.runs_in_process_worker,
         storage=storage.kind,
         max_file_size=settings.max_file_size,
     )
     try:
         yield
     finally:
+        if state.worker_task is not None:
+            await job_queue.stop_worker(state.worker_task)
+        if hash_pool is not None:
+            hash_pool.shutdown(wait=False, cancel_futures=True)
+        await queue.close_async()
         await engine.dispose()
 
 
@@ -94,5 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(customers_router)
     app.include_router(tickets_router)
+    # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
+    app.include_router(imports_router)
+    app.include_router(jobs_router)
     app.include_router(files_router)
     return app

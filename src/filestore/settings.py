@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     upload_chunk_size: int = 8 * 1024 * 1024
     upload_concurrency: int = 4
 
+    # Background jobs: a worker inside the API process (default: only in embedded dev mode);
+    # production runs `filestore worker` processes instead.
+    in_process_worker: bool | None = Field(default=None, validation_alias="FILESTORE_IN_PROCESS_WORKER")
+    worker_concurrency: int = 2
+
     # Auth.
     jwt_secret_key: str = DEFAULT_JWT_SECRET
     access_token_expire_minutes: int = 30
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
     def embedded_mode(self) -> bool:
         """True when Filestore runs its own PostgreSQL (no DATABASE_URL given)."""
         return not self.database_url
+
+    @property
+    def runs_in_process_worker(self) -> bool:
+        return self.embedded_mode if self.in_process_worker is None else self.in_process_worker
 
     @property
     def uses_s3(self) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from filestore.settings import Settings
@@ -17,3 +19,5 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     storage: ObjectStorage
+    queue: procrastinate.App
+    worker_task: asyncio.Task[None] | None = None

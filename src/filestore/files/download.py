@@ -42,17 +42,23 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _number(last)
         if suffix == 0:
             raise _unsatisfiable(size)
         return ByteRange(max(0, size - suffix), size)
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if not last or int(last) >= start:
+    start = _number(first)
+    end = size if not last else min(_number(last) + 1, size)
+    if not last or _number(last) >= start:
         if start >= size:
             raise _unsatisfiable(size)
         return ByteRange(start, end)
     return None
+
+
+def _number(digits: str) -> int:
+    """`int(digits)`, saturated past any file size: int() refuses more than 4300 digits."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else 10**19
 
 
 def _unsatisfiable(size: int) -> RangeNotSatisfiable:
@@ -64,6 +70,12 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
 
 def etag_of(file: FileUpload) -> str:
     return f'"{file.sha256}"'
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """If-None-Match uses weak comparison (RFC 9110 13.1.2): `W/` is ignored, `*` matches."""
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag in tags
 
 
 def base_headers(file: FileUpload, *, inline: bool) -> dict[str, str]:
@@ -86,14 +98,24 @@ async def file_response(
     if_none_match: str | None,
     if_range: str | None,
     inline: bool,
+    head: bool = False,
 ) -> Response:
     """A streaming 200/206 (or 304) response for `file`."""
     headers = base_headers(file, inline=inline)
-    if if_none_match and etag_of(file) in {tag.strip() for tag in if_none_match.split(",")}:
+    if if_none_match and _etag_matches(if_none_match, etag_of(file)):
         return Response(status_code=304, headers=headers)
     byte_range = parse_range(range_header, file.file_size)
     if byte_range is not None and if_range and if_range.strip() != etag_of(file):
         byte_range = None
+    if head:
+        # HEAD: the same headers without touching the store.
+        length = file.file_size if byte_range is None else byte_range.length
+        headers["Content-Length"] = str(length)
+        if byte_range is not None:
+            headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end - 1}/{file.file_size}"
+        return Response(
+            status_code=200 if byte_range is None else 206, headers=headers, media_type=file.mime_type
+        )
     try:
         if byte_range is None:
             stored = await storage.open(file.bucket, file.object_key)

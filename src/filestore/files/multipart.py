@@ -91,7 +91,10 @@ class _Collector:
         self.header_value.clear()
 
     def on_headers_finished(self) -> None:
-        disposition, params = parse_options_header(self.headers.get("content-disposition", ""))
+        # As bytes: the parser maps them 1:1 through latin-1, so UTF-8 filenames (what browsers
+        # send) survive; a str would be re-encoded as latin-1 and fail on any other character.
+        raw = self.headers.get("content-disposition", "").encode()
+        disposition, params = parse_options_header(raw)
         if disposition != b"form-data" or b"name" not in params:
             raise BadRequest("A multipart part has no form-data name", code="invalid_multipart")
         filename = params.get(b"filename")

@@ -7,7 +7,7 @@ import unicodedata
 from urllib.parse import quote
 
 MAX_FILENAME_LENGTH = 255
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\/<>:|?*]')
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/<>:|?*]')  # C0, DEL and C1 controls
 _SPACES = re.compile(r"\s+")
 
 
@@ -42,7 +42,11 @@ def content_disposition(filename: str, *, inline: bool = False) -> str:
     """`attachment; filename="ascii"; filename*=UTF-8''…` so every browser gets the real name."""
     kind = "inline" if inline else "attachment"
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = _UNSAFE.sub("_", ascii_name).replace("%", "_").strip() or "download"
+    ascii_name = _UNSAFE.sub("_", ascii_name).replace("%", "_").strip()
+    stem, dot, ext = ascii_name.rpartition(".")
+    if not (stem if dot else ascii_name).strip(" ._-"):
+        # Nothing readable survived (an all-Cyrillic or all-CJK name): keep the extension.
+        ascii_name = f"download.{ext}" if dot and ext else "download"
     value = f'{kind}; filename="{ascii_name}"'
     if ascii_name != filename:
         value += f"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -122,8 +122,9 @@ async def upload_file(request: Request, state: StateDep, user: CurrentUser, url:
     return to_out(row, url)
 
 
-@router.get(
+@router.api_route(
     "/download/{file_id}",
+    methods=["GET", "HEAD"],
     response_class=Response,
     responses={
         200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
@@ -133,6 +134,7 @@ async def upload_file(request: Request, state: StateDep, user: CurrentUser, url:
     },
 )
 async def download_file(
+    request: Request,
     file: VisibleFile,
     storage: StorageDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
@@ -148,6 +150,7 @@ async def download_file(
         if_none_match=if_none_match,
         if_range=if_range,
         inline=inline,
+        head=request.method == "HEAD",
     )
 
 

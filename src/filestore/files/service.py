@@ -49,7 +49,11 @@ def _visible_to(user: User, settings: Settings, now: datetime) -> ColumnElement[
     )
     if user.role is Role.admin:
         return live
-    not_backup = FileUpload.bucket != settings.minio_bucket_backups
+    # A backup is admin-only wherever it was stored (one sent with a ticket_id lands in
+    # ticket-media by the bucket rules).
+    not_backup = and_(
+        FileUpload.bucket != settings.minio_bucket_backups, FileUpload.file_type != BACKUP_FILE_TYPE
+    )
     if user.role is Role.staff:
         return and_(live, not_backup)
     return and_(live, not_backup, FileUpload.customer_id == user.customer_id)

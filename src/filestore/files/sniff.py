@@ -86,7 +86,7 @@ def sniff(head: bytes, extension: str) -> str:
         if match.extension.lstrip(".").lower() in accepted and match.mime_type:
             return str(match.mime_type)
     if extension in BINARY_EXTENSIONS:
-        found = f"looks like {matches[0].extension.lstrip('.') or matches[0].name}" if matches else "is not"
+        found = f"looks like {matches[0].extension.lstrip('.') or matches[0].name}, not" if matches else "is not"
         raise UnsupportedMediaType(
             f"The content of this file {found} a .{extension} file", code="content_mismatch"
         )

@@ -1,0 +1,1 @@
+"""Customer CSV import: streaming, batched, resumable from a checkpoint after a crash."""

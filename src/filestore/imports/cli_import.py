@@ -1,0 +1,82 @@
+"""`filestore import FILE`: the same import as the API's, run in this process with a progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from filestore.db import create_engine, create_sessionmaker
+from filestore.imports.runner import CustomerImport, ImportSource
+from filestore.imports.runner import Progress as ImportProgress
+from filestore.jobs import queue as job_queue
+from filestore.jobs import service as jobs_service
+from filestore.jobs.models import BackgroundJob, JobType
+from filestore.settings import Settings
+
+READ_CHUNK = 1024 * 1024
+
+
+def file_source(path: Path) -> ImportSource:
+    async def open_from(offset: int) -> AsyncIterator[bytes]:
+        async with await anyio.open_file(path, "rb") as handle:
+            await handle.seek(offset)
+            while chunk := await handle.read(READ_CHUNK):
+                yield chunk
+
+    return ImportSource(size=path.stat().st_size, open=open_from)
+
+
+async def run_cli_import(
+    settings: Settings, database_url: str, path: Path, params: dict[str, Any], console: Console
+) -> str:
+    engine = create_engine(settings, database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            job = await jobs_service.create(
+                session, job_type=JobType.csv_import, params=params, created_by=None
+            )
+            await session.commit()
+        columns = (
+            TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+            TimeRemainingColumn(),
+        )
+        with job_queue.create_hash_pool() as pool, Progress(*columns, console=console) as bar:
+            task = bar.add_task("import", total=None)
+
+            def on_progress(progress: ImportProgress) -> None:
+                bar.update(task, total=progress.total_rows, completed=progress.processed_rows)
+
+            runner = CustomerImport(
+                database_url=database_url, job_id=job.id, source=file_source(path),
+                hash_pool=pool, on_progress=on_progress,
+            )
+            await runner.run()
+        async with create_sessionmaker(engine)() as session:
+            done = await session.get(BackgroundJob, job.id)
+            assert done is not None
+        _print_summary(console, done)
+        return done.status.value
+    finally:
+        await engine.dispose()
+
+
+def _print_summary(console: Console, job: BackgroundJob) -> None:
+    dry = " (dry run: nothing written)" if job.params.get("validation_rules", {}).get("dry_run") else ""
+    table = Table(title=f"Import {job.id}: {job.status.value}{dry}")
+    for name in ("total_rows", "processed_rows", "successful_rows", "failed_rows", "skipped_rows"):
+        table.add_row(name, str(getattr(job, name)))
+    console.print(table)
+    if job.message:
+        console.print(f"[red]{job.message}[/red]")
+    for warning in job.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    for error in job.error_log[:20]:
+        console.print(f"line {error['row']}: {error['error']} ({error.get('column')}={error.get('value')!r})")
+    if job.failed_rows > 20:
+        console.print(f"… and {job.failed_rows - 20} more failed rows")

@@ -1,0 +1,173 @@
+"""Pure logic of a customer import: header → field mapping, and row validation.
+
+No I/O here, so it is fast to test and fast to run: the worker calls it for every row.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+CUSTOMER_FIELDS = (
+    "full_name", "email", "phone", "address", "city", "state", "postal_code", "country", "password",
+)
+FIELD_LIMITS = {
+    "full_name": 255, "email": 320, "phone": 32, "address": 500, "city": 120, "state": 120,
+    "postal_code": 32, "country": 120, "password": 1024,
+}
+REDACTED = "***"
+_EMAIL = re.compile(r"^[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+\.[^@\s,;<>()\[\]\\\".]{2,}$")
+_PHONE_NOISE = re.compile(r"[\s\-.()]")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported; the message says why, for the job's user."""
+
+
+def normalise(name: str) -> str:
+    """Column names compare without case, spaces, dashes and underscores."""
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+@dataclass
+class ValidationRules:
+    """The seed's rules by default: e-mail required, phone digits only."""
+
+    email_required: bool = True
+    phone_format: str = "digits_only"
+    dry_run: bool = False
+
+    @classmethod
+    def from_params(cls, rules: dict[str, Any]) -> ValidationRules:
+        return cls(
+            email_required=bool(rules.get("email_required", True)),
+            phone_format=str(rules.get("phone_format") or "digits_only"),
+            dry_run=bool(rules.get("dry_run", False)),
+        )
+
+
+@dataclass
+class ColumnPlan:
+    """Which CSV column feeds which customer field; computed once from the header."""
+
+    header: list[str]
+    field_index: dict[str, int]
+    unknown_columns: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "header": self.header,
+            "field_index": self.field_index,
+            "unknown_columns": self.unknown_columns,
+            "warnings": self.warnings,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnPlan:
+        return cls(
+            header=list(data["header"]),
+            field_index={str(k): int(v) for k, v in data["field_index"].items()},
+            unknown_columns=list(data.get("unknown_columns", [])),
+            warnings=list(data.get("warnings", [])),
+        )
+
+
+def parse_header(line: str) -> list[str]:
+    rows = list(csv.reader([line]))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise ImportFileError("The file has no header row")
+    return [cell.strip() for cell in rows[0]]
+
+
+def plan_columns(header: list[str], mapping: dict[str, str], rules: ValidationRules) -> ColumnPlan:
+    """Map header columns to fields: `mapping` first (CSV column → field), then by name."""
+    plan = ColumnPlan(header=header, field_index={})
+    by_normalised = {normalise(name): index for index, name in enumerate(header)}
+    used: set[int] = set()
+    for column, target in mapping.items():
+        index = header.index(column) if column in header else by_normalised.get(normalise(column))
+        if index is None:
+            plan.warnings.append(f"Mapped column {column!r} is not in the file's header")
+            continue
+        if target in plan.field_index:
+            plan.warnings.append(f"Column {column!r} ignored: {target!r} already comes from another column")
+            continue
+        plan.field_index[target] = index
+        used.add(index)
+    fields_by_normalised = {normalise(name): name for name in CUSTOMER_FIELDS}
+    for index, name in enumerate(header):
+        if index in used:
+            continue
+        field_name = fields_by_normalised.get(normalise(name))
+        if field_name is None or field_name in plan.field_index:
+            plan.unknown_columns.append(name)
+            continue
+        plan.field_index[field_name] = index
+    required = ["full_name"] + (["email"] if rules.email_required else [])
+    missing = [name for name in required if name not in plan.field_index]
+    if missing:
+        raise ImportFileError(
+            f"Required field{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"{'have' if len(missing) > 1 else 'has'} no column in the file "
+            f"(columns: {', '.join(header)})"
+        )
+    if "email" not in plan.field_index:
+        plan.warnings.append("The file has no email column: every row will be skipped")
+    return plan
+
+
+@dataclass
+class RowError:
+    row: int
+    column: str | None
+    value: str | None
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "value": self.value, "error": self.error}
+
+
+@dataclass
+class ValidRow:
+    line: int
+    values: dict[str, str | None]
+
+
+def _display(column: str, value: str) -> str:
+    return REDACTED if column == "password" else value[:200]
+
+
+def validate_row(
+    line: int, cells: list[str], plan: ColumnPlan, rules: ValidationRules
+) -> ValidRow | RowError | None:
+    """A valid row, the first error of an invalid one, or None for a row to skip (no email
+    when e-mail is optional)."""
+    if len(cells) != len(plan.header):
+        return RowError(line, None, None, f"Row has {len(cells)} columns, the header has {len(plan.header)}")
+    values: dict[str, str | None] = {}
+    for name, index in plan.field_index.items():
+        value = cells[index].strip()
+        if len(value) > FIELD_LIMITS[name]:
+            return RowError(line, plan.header[index], _display(name, value),
+                            f"{name} is longer than {FIELD_LIMITS[name]} characters")
+        values[name] = value or None
+    column = {name: plan.header[index] for name, index in plan.field_index.items()}
+    if not values.get("full_name"):
+        return RowError(line, column["full_name"], "", "full_name is required")
+    email = values.get("email")
+    if not email:
+        if rules.email_required:
+            return RowError(line, column.get("email"), "", "email is required")
+        return None
+    if not _EMAIL.match(email):
+        return RowError(line, column["email"], email[:200], "email is not a valid e-mail address")
+    phone = values.get("phone")
+    if phone and rules.phone_format == "digits_only":
+        digits = _PHONE_NOISE.sub("", phone).removeprefix("+")
+        if not digits.isdigit() or not digits.isascii():
+            return RowError(line, column["phone"], phone[:200], "phone must contain digits only")
+        values["phone"] = digits
+    return ValidRow(line, values)

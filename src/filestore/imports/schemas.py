@@ -1,0 +1,37 @@
+"""Request body of `POST /files/csv-import`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from filestore.imports.rows import CUSTOMER_FIELDS
+from filestore.schemas import MAX_DB_ID, StrictInput
+
+
+class ValidationRulesIn(StrictInput):
+    email_required: bool = True
+    phone_format: Literal["digits_only", "any"] = "digits_only"
+    dry_run: bool = False
+
+
+class CsvImportRequest(StrictInput):
+    file_upload_id: int = Field(ge=1, le=MAX_DB_ID)
+    import_type: Literal["customers"] = "customers"
+    mapping_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="CSV column → customer field, e.g. {\"name\": \"full_name\"}",
+        max_length=64,
+    )
+    validation_rules: ValidationRulesIn = Field(default_factory=ValidationRulesIn)
+
+    @field_validator("mapping_config")
+    @classmethod
+    def _known_fields(cls, mapping: dict[str, str]) -> dict[str, str]:
+        unknown = sorted({target for target in mapping.values() if target not in CUSTOMER_FIELDS})
+        if unknown:
+            raise ValueError(
+                f"unknown customer field(s) {', '.join(unknown)}; known: {', '.join(CUSTOMER_FIELDS)}"
+            )
+        return mapping

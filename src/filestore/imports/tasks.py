@@ -1,0 +1,73 @@
+"""The queue task that runs a customer import (`imports:run_customer_import`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import procrastinate
+import psycopg
+import structlog
+
+from filestore.files.models import FileUpload
+from filestore.imports.runner import CustomerImport, ImportSource, fail_job
+from filestore.jobs.models import BackgroundJob
+from filestore.jobs.resources import resources_of
+from filestore.storage.store import ObjectStorage
+
+log = structlog.get_logger(__name__)
+
+blueprint = procrastinate.Blueprint()
+MAX_ATTEMPTS = 5
+
+
+def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
+    async def open_from(offset: int) -> AsyncIterator[bytes | memoryview]:
+        if offset >= file.file_size:
+            return
+        stored = await storage.open(file.bucket, file.object_key, start=offset)
+        async for chunk in stored.chunks:
+            yield chunk
+
+    return ImportSource(size=file.file_size, open=open_from)
+
+
+@blueprint.task(
+    name="run_customer_import",
+    pass_context=True,
+    # Connection and storage hiccups: run again from the checkpoint.
+    retry=procrastinate.RetryStrategy(
+        max_attempts=MAX_ATTEMPTS, exponential_wait=2,
+        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError},
+    ),
+)
+async def run_customer_import(context: Any, job_id: str) -> None:
+    resources = resources_of(context)
+    job_uuid = uuid.UUID(job_id)
+    async with resources.sessionmaker() as session:
+        job = await session.get(BackgroundJob, job_uuid)
+        file = await session.get(FileUpload, job.file_upload_id) if job and job.file_upload_id else None
+    if job is None:
+        log.warning("import.job_missing", job_id=job_id)
+        return
+    if file is None:
+        await fail_job(resources.database_url, job_uuid, "The CSV file of this import no longer exists")
+        return
+    runner = CustomerImport(
+        database_url=resources.database_url,
+        job_id=job_uuid,
+        source=object_source(resources.storage, file),
+        hash_pool=resources.hash_pool,
+    )
+    try:
+        await runner.run()
+    except Exception as exc:
+        attempts = context.job.attempts + 1
+        log.exception("import.error", job_id=job_id, attempt=attempts)
+        retryable = isinstance(exc, psycopg.OperationalError | OSError | TimeoutError)
+        if not retryable or attempts >= MAX_ATTEMPTS:
+            await fail_job(
+                resources.database_url, job_uuid, f"The import stopped on an internal error ({type(exc).__name__})"
+            )
+        raise

@@ -1,0 +1,1 @@
+"""Background jobs: our `background_jobs` table (the truth) and the procrastinate queue."""

@@ -1,0 +1,98 @@
+"""The `background_jobs` table and the per-row errors of import jobs."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Identity, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from filestore.db import Base, TimestampMixin
+
+
+class JobType(enum.StrEnum):
+    csv_import = "csv_import"
+    file_cleanup = "file_cleanup"
+
+
+class JobStatus(enum.StrEnum):
+    pending = "pending"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED_STATUSES = (JobStatus.completed, JobStatus.failed, JobStatus.cancelled)
+ERROR_LOG_CAP = 1000
+
+
+class BackgroundJob(TimestampMixin, Base):
+    """One job. Counters and `checkpoint_offset` are committed with each batch of work."""
+
+    __tablename__ = "background_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    job_type: Mapped[JobType] = mapped_column(
+        Enum(JobType, name="job_type", values_callable=lambda e: [m.value for m in e])
+    )
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, name="job_status", values_callable=lambda e: [m.value for m in e]),
+        server_default=JobStatus.pending.value,
+    )
+    file_upload_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("file_uploads.id", ondelete="SET NULL")
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    total_rows: Mapped[int | None] = mapped_column(Integer)
+    processed_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    successful_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    skipped_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    warning_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    error_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    warnings: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    message: Mapped[str | None] = mapped_column(Text)
+    checkpoint_offset: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    checkpoint_line: Mapped[int] = mapped_column(Integer, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    queue_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_background_jobs_status_type", "status", "job_type"),
+    )
+
+    @property
+    def error_count(self) -> int:
+        """Every failed row; `error_log` keeps only the first ERROR_LOG_CAP of them."""
+        return self.failed_rows
+
+
+class ImportRowError(Base):
+    """Every failed (or warned) row of an import, for `errors.csv`; committed with its batch."""
+
+    __tablename__ = "import_row_errors"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("background_jobs.id", ondelete="CASCADE")
+    )
+    row: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(255))
+    value: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    is_warning: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+    __table_args__ = (Index("ix_import_row_errors_job_row", "job_id", "row"),)

@@ -1,0 +1,52 @@
+"""The procrastinate app (the queue in PostgreSQL) and the worker that runs its tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import procrastinate
+import structlog
+
+from filestore.db import libpq_url
+from filestore.imports import tasks as imports_tasks
+from filestore.jobs import tasks as jobs_tasks
+from filestore.jobs.resources import CONTEXT_KEY, WorkerResources
+
+log = structlog.get_logger(__name__)
+
+
+def create_queue(database_url: str) -> procrastinate.App:
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=4),
+    )
+    app.add_tasks_from(jobs_tasks.blueprint, namespace="jobs")
+    app.add_tasks_from(imports_tasks.blueprint, namespace="imports")
+    return app
+
+
+def create_hash_pool() -> ProcessPoolExecutor:
+    """Processes for argon2 hashing of imported passwords (spawned: no forked event loop)."""
+    return ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))
+
+
+async def run_worker(app: procrastinate.App, resources: WorkerResources, *, concurrency: int = 2,
+                     install_signal_handlers: bool = False) -> None:
+    """Run a worker until cancelled (in-process) or signalled (`filestore worker`)."""
+    await app.run_worker_async(
+        concurrency=concurrency,
+        install_signal_handlers=install_signal_handlers,
+        additional_context={CONTEXT_KEY: resources},
+        update_heartbeat_interval=jobs_tasks.HEARTBEAT_SECONDS,
+        stalled_worker_timeout=jobs_tasks.STALLED_AFTER_SECONDS,
+        fetch_job_polling_interval=1.0,
+        delete_jobs="successful",
+    )
+
+
+async def stop_worker(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, timeout=15)
