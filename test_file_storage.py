@@ -5,8 +5,10 @@ any failure.
     python test_file_storage.py --base-url http://host:8000 --username admin --password ...
 
 Steps: health, login (JSON and OAuth2 form), upload a CSV for a customer (the seed's curl and
-Python examples), metadata, download (whole and a Range), list the customer's files, upload an
-image, delete both files and check they are gone. Only the public HTTP API is used.
+Python examples), metadata, download (whole and a Range), list the customer's files, start the
+seed's CSV import and wait for its job (needs a worker: built in on the embedded default,
+`filestore worker` otherwise), list jobs, upload an image, delete both files and check they are
+gone. Only the public HTTP API is used.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -57,8 +60,12 @@ def expect_status(response: httpx.Response, status: int, what: str) -> Any:
 
 
 class Smoke:
-    def __init__(self, base_url: str, username: str, password: str, customer_id: int | None) -> None:
+    def __init__(
+        self, base_url: str, username: str, password: str, customer_id: int | None,
+        job_timeout: float = 120,
+    ) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.job_timeout = job_timeout
         self.username = username
         self.password = password
         self.customer_id = customer_id
@@ -135,6 +142,43 @@ class Smoke:
         )
         expect(any(f["id"] == self.csv["id"] for f in files), "uploaded file not listed")
 
+    def step_csv_import(self) -> None:
+        # The seed's "Start CSV Import" request, as written.
+        body = expect_status(
+            self.http.post(
+                "/files/csv-import",
+                json={
+                    "file_upload_id": self.csv["id"],
+                    "import_type": "customers",
+                    "mapping_config": {"name": "full_name", "email": "email", "phone": "phone"},
+                    "validation_rules": {"email_required": True, "phone_format": "digits_only"},
+                },
+            ),
+            202,
+            "POST /files/csv-import",
+        )
+        expect(body["status"] == "pending" and bool(body["job_id"]), f"odd job: {body}")
+        deadline = time.monotonic() + self.job_timeout
+        job: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            job = expect_status(self.http.get(f"/files/jobs/{body['job_id']}"), 200, "GET /files/jobs/{id}")
+            if job["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.25)
+        expect(job.get("status") != "pending",
+               f"import still pending after {self.job_timeout:.0f} s: is a worker running?")
+        expect(job.get("status") == "completed", f"import did not complete: {job}")
+        expect(job["total_rows"] == 2 and job["processed_rows"] == 2, f"odd counts: {job}")
+        expect(job["successful_rows"] + job["skipped_rows"] == 2 and job["failed_rows"] == 0,
+               f"rows failed: {job['error_log']}")
+        for email in ("john@example.com", "jane@example.com"):
+            found = expect_status(self.http.get("/customers", params={"email": email}), 200, "GET /customers")
+            expect(len(found) == 1, f"imported customer {email} not found")
+        jobs = expect_status(
+            self.http.get("/files/jobs", params={"job_type": "csv_import", "limit": 50}), 200, "GET /files/jobs"
+        )
+        expect(any(j["id"] == body["job_id"] for j in jobs), "job not in GET /files/jobs")
+
     def step_upload_image(self) -> None:
         files = {"file": ("pixel.png", SAMPLE_PNG, "image/png")}
         data = {"file_type": "image", "customer_id": str(self.customer_id)}
@@ -157,6 +201,7 @@ class Smoke:
             ("upload csv", self.step_upload_csv),
             ("download", self.step_download),
             ("list customer files", self.step_list),
+            ("csv import", self.step_csv_import),
             ("upload image", self.step_upload_image),
             ("delete", self.step_delete),
         ]
@@ -169,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default=os.environ.get("FILESTORE_PASSWORD", "admin123"))
     parser.add_argument("--customer-id", type=int, default=None,
                         help="an existing customer (default: create one)")
+    parser.add_argument("--job-timeout", type=float, default=120,
+                        help="seconds to wait for the CSV import job")
     args = parser.parse_args(argv)
-    smoke = Smoke(args.base_url, args.username, args.password, args.customer_id)
+    smoke = Smoke(args.base_url, args.username, args.password, args.customer_id, args.job_timeout)
     for name, step in smoke.steps():
         try:
             step()
