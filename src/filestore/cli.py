@@ -1,4 +1,4 @@
-"""The `filestore` command: serve, worker, migrate, create-user, import."""
+"""The `filestore` command: serve, worker, migrate, create-user, import, cleanup."""
 
 from __future__ import annotations
 
@@ -59,10 +59,9 @@ def serve(
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Apply database migrations (same as `alembic upgrade head`)."""
-    from filestore.migrate import upgrade
+    from filestore.migrate import database_url_from_env, upgrade
 
-    settings = _settings()
-    upgrade(_database_url(settings), revision)
+    upgrade(database_url_from_env(), revision)
     console.print(f"[green]Database upgraded to {revision}[/green]")
 
 
@@ -124,6 +123,20 @@ def worker(
     settings = _settings()
     url = _database_url(settings)
     asyncio.run(run_standalone_worker(settings, url, concurrency=concurrency))
+
+
+@app.command()
+def cleanup() -> None:
+    """Run the cleanup sweep now: expired files, orphan objects, stuck rows, stale uploads."""
+    from filestore.jobs.worker import run_cleanup_once
+
+    settings = _settings()
+    result = asyncio.run(run_cleanup_once(settings, _database_url(settings)))
+    if result is None:
+        console.print("[yellow]Another cleanup is running; try again later[/yellow]")
+        raise typer.Exit(1)
+    console.print_json(data=result)
+    raise typer.Exit(0 if result.get("status") == "completed" else 1)
 
 
 def _parse_mapping(pairs: list[str], mapping_json: str | None) -> dict[str, str]:

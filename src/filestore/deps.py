@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +67,7 @@ async def get_current_user(
         user = await auth_service.get(session, user_id)
     if user is None or not user.is_active or user.token_version != version:
         raise Unauthorized("Invalid token", code="invalid_token")
+    structlog.contextvars.bind_contextvars(user_id=user.id)
     return user
 
 

@@ -26,7 +26,7 @@ from filestore.jobs import queue as job_queue
 from filestore.jobs.resources import WorkerResources
 from filestore.jobs.router import router as jobs_router
 from filestore.migrate import upgrade
-from filestore.observability import configure_logging
+from filestore.observability import RequestLogMiddleware, configure_logging
 from filestore.settings import Settings, get_settings
 from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(RequestLogMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)

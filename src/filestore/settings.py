@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["csv", "jpg", "jpeg", "png", "pdf", "doc", "docx", "xls", "xlsx"]
     )
     temp_file_ttl_hours: int = 24
+    file_cleanup_interval_seconds: int = 300
+    # Objects younger than this are never treated as orphans: their upload may still be running.
+    orphan_grace_seconds: int = 3600
     upload_chunk_size: int = 8 * 1024 * 1024
     upload_concurrency: int = 4
 
@@ -76,6 +79,8 @@ class Settings(BaseSettings):
 
     # HTTP.
     public_base_url: str | None = None
+    # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: str | None = None
     log_level: str = "INFO"
 
     @field_validator("max_file_size", mode="before")

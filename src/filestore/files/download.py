@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi.responses import Response, StreamingResponse
 from obstore.exceptions import NotFoundError
 
+from filestore import metrics
 from filestore.errors import NotFound, RangeNotSatisfiable
 from filestore.files.models import FileUpload
 from filestore.files.names import content_disposition
@@ -128,4 +130,12 @@ async def file_response(
     if byte_range is not None:
         status = 206
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end - 1}/{file.file_size}"
-    return StreamingResponse(stored.chunks, status_code=status, headers=headers, media_type=file.mime_type)
+    return StreamingResponse(
+        _counted(stored.chunks), status_code=status, headers=headers, media_type=file.mime_type
+    )
+
+
+async def _counted(chunks: AsyncIterator[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
+    async for chunk in chunks:
+        metrics.DOWNLOAD_BYTES.inc(len(chunk))
+        yield chunk

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore.auth.models import Role, User
 from filestore.customers import service as customers_service
+from filestore import metrics
 from filestore.errors import (
+    FilestoreError,
     Forbidden,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -382,6 +385,11 @@ class Upload:
                 raise Unprocessable(
                     f"Ticket {fields.ticket_id} belongs to another customer", code="ticket_customer_mismatch"
                 )
+        # Checked again here: a file_type=csv field may come after the file (curl's order).
+        stored = self.stored
+        if fields.file_type == files_service.CSV_FILE_TYPE and stored is not None:
+            if extension_of(stored.filename) != "csv":
+                raise Unprocessable("file_type csv needs a .csv file", code="invalid_field")
         if fields.file_type == files_service.TEMP_FILE_TYPE and fields.expires_at is None:
             fields.expires_at = self.ctx.now + timedelta(hours=self.ctx.settings.temp_file_ttl_hours)
 
@@ -449,8 +457,20 @@ async def receive(
     ctx: UploadContext, *, content_type: str | None, content_length: int | None, body: AsyncIterator[bytes]
 ) -> FileUpload:
     """Receive one upload; raises a FilestoreError for anything the client got wrong."""
-    limit = ctx.settings.max_file_size
-    if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
-        raise PayloadTooLarge(f"File is larger than the limit of {limit} bytes", code="file_too_large")
-    return await Upload(ctx).run(content_type, body)
+    started = time.perf_counter()
+    upload = Upload(ctx)
+    try:
+        limit = ctx.settings.max_file_size
+        if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
+            raise PayloadTooLarge(f"File is larger than the limit of {limit} bytes", code="file_too_large")
+        row = await upload.run(content_type, body)
+    except BaseException as exc:
+        outcome = exc.code if isinstance(exc, FilestoreError) else type(exc).__name__
+        bucket = upload.stored.bucket if upload.stored else "none"
+        metrics.UPLOADS.labels(bucket=bucket, outcome=outcome).inc()
+        raise
+    metrics.UPLOADS.labels(bucket=row.bucket, outcome="stored").inc()
+    metrics.UPLOAD_BYTES.inc(row.file_size)
+    metrics.UPLOAD_DURATION.observe(time.perf_counter() - started)
+    return row
 

@@ -11,6 +11,7 @@ import procrastinate
 import structlog
 
 from filestore.db import libpq_url
+from filestore.files import tasks as files_tasks
 from filestore.imports import tasks as imports_tasks
 from filestore.jobs import tasks as jobs_tasks
 from filestore.jobs.resources import CONTEXT_KEY, WorkerResources
@@ -24,6 +25,7 @@ def create_queue(database_url: str) -> procrastinate.App:
     )
     app.add_tasks_from(jobs_tasks.blueprint, namespace="jobs")
     app.add_tasks_from(imports_tasks.blueprint, namespace="imports")
+    app.add_tasks_from(files_tasks.blueprint, namespace="files")
     return app
 
 

@@ -36,3 +36,22 @@ async def run_standalone_worker(settings: Settings, database_url: str, *, concur
         hash_pool.shutdown(wait=False, cancel_futures=True)
         await engine.dispose()
         log.info("worker.stopped")
+
+
+async def run_cleanup_once(settings: Settings, database_url: str) -> dict[str, object] | None:
+    """`filestore cleanup`: one sweep now, recorded as a `file_cleanup` job."""
+    from filestore.files.tasks import run_cleanup
+
+    engine = create_engine(settings, database_url)
+    try:
+        resources = WorkerResources(
+            settings=settings,
+            database_url=database_url,
+            sessionmaker=create_sessionmaker(engine),
+            storage=ObjectStorage(settings),
+            hash_pool=None,
+        )
+        job = await run_cleanup(resources, force=True)
+        return None if job is None else {"status": job.status.value, **job.result}
+    finally:
+        await engine.dispose()

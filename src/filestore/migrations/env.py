@@ -23,14 +23,9 @@ def _database_url() -> str:
     url = config.attributes.get("url")
     if url:
         return str(url)
-    from filestore.settings import get_settings
+    from filestore.migrate import database_url_from_env
 
-    settings = get_settings()
-    if settings.database_url:
-        return settings.database_url
-    from filestore.embedded import start_embedded_postgres
-
-    return start_embedded_postgres(settings.pgdata_dir)
+    return database_url_from_env()
 
 
 def run_migrations_offline() -> None:

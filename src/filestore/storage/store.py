@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,20 @@ log = structlog.get_logger(__name__)
 
 HEALTH_PROBE_KEY = ".filestore-health-probe"
 DOWNLOAD_CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    last_modified: datetime
+    size: int
+
+
+@dataclass(frozen=True)
+class IncompleteUpload:
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,7 @@ class ObjectStorage:
         if store is None:
             if self._local_root is None:
                 raise ValueError(f"unknown bucket {bucket!r}")
-            store = LocalStore(prefix=self._local_root / bucket, mkdir=True)
+            store = LocalStore(prefix=self._local_root / bucket, mkdir=True, automatic_cleanup=True)
             self._stores[bucket] = store
         return store
 
@@ -174,6 +188,43 @@ class ObjectStorage:
             self._minio.copy_object, dst_bucket, dst_key, CopySource(src_bucket, src_key)
         )
         await self.delete(src_bucket, src_key)
+
+    async def list_objects(self, bucket: str) -> AsyncIterator[list[ListedObject]]:
+        """Every object of `bucket`, in pages."""
+        stream = obstore.list(self._store(bucket), chunk_size=1000)
+        async for page in stream:
+            yield [
+                ListedObject(key=meta["path"], last_modified=meta["last_modified"], size=meta["size"])
+                for meta in page
+            ]
+
+    async def incomplete_uploads(self, bucket: str) -> list[IncompleteUpload]:
+        """Multipart uploads begun and never completed nor aborted (S3 only; none locally)."""
+        if self._minio is None:
+            return []
+        minio = self._minio
+        found: list[IncompleteUpload] = []
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        while True:
+            # The minio SDK reaches ListMultipartUploads only through this private method.
+            result = await asyncio.to_thread(
+                minio._list_multipart_uploads, bucket,
+                key_marker=key_marker, upload_id_marker=upload_marker, max_uploads=1000,
+            )
+            found.extend(
+                IncompleteUpload(key=u.object_name, upload_id=u.upload_id or "", initiated=u.initiated_time)
+                for u in result.uploads
+            )
+            # minio 7.2 never fills next_upload_id_marker; paging by key alone still ends.
+            if not result.is_truncated or not result.next_key_marker or result.next_key_marker == key_marker:
+                return found
+            key_marker = result.next_key_marker
+            upload_marker = getattr(result, "next_upload_id_marker", None)
+
+    async def abort_upload(self, bucket: str, upload: IncompleteUpload) -> None:
+        if self._minio is not None:
+            await asyncio.to_thread(self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id)
 
     async def ping(self) -> None:
         """Raise ServiceUnavailable unless the store answers within the storage timeout."""

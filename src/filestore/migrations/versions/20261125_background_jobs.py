@@ -93,5 +93,10 @@ def downgrade() -> None:
     for statement in (
         "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs, procrastinate_workers CASCADE",
         "DROP TYPE IF EXISTS procrastinate_job_to_defer_v1, procrastinate_job_event_type, procrastinate_job_status CASCADE",
+        # Its functions too, or a later upgrade fails on "function ... already exists".
+        "DO $$ DECLARE f regprocedure; BEGIN"
+        " FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace"
+        " AND p.proname LIKE 'procrastinate\\_%' LOOP EXECUTE 'DROP FUNCTION ' || f || ' CASCADE'; END LOOP;"
+        " END $$",
     ):
         _raw_execute(statement)

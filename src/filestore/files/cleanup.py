@@ -1,0 +1,166 @@
+"""The cleanup sweep: expired files, and whatever a crash can leave behind.
+
+1. Files whose `expires_at` has passed: object deleted, row marked `expired`.
+2. Objects with no live row (a crash between storing and recording, or a delete whose object
+   removal failed), older than a grace period so uploads in flight are never touched.
+3. Rows stuck in `uploading` longer than the grace period.
+4. Incomplete multipart uploads older than the grace period (S3).
+
+Each step only removes what it is sure about; the counts go on the job's `result`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from filestore.files.models import FileUpload, UploadStatus
+from filestore.storage.store import ObjectStorage
+
+log = structlog.get_logger(__name__)
+
+EXPIRY_BATCH = 500
+
+
+@dataclass
+class SweepReport:
+    expired_files: int = 0
+    orphan_objects: int = 0
+    stuck_rows: int = 0
+    aborted_uploads: int = 0
+    errors: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.expired_files + self.orphan_objects + self.stuck_rows + self.aborted_uploads
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+async def expire_files(
+    maker: async_sessionmaker[AsyncSession], storage: ObjectStorage, *, now: datetime, report: SweepReport
+) -> None:
+    while True:
+        async with maker() as session:
+            rows = (
+                await session.execute(
+                    select(FileUpload)
+                    .where(
+                        FileUpload.upload_status == UploadStatus.completed,
+                        FileUpload.expires_at.is_not(None),
+                        FileUpload.expires_at <= now,
+                    )
+                    .order_by(FileUpload.expires_at)
+                    .limit(EXPIRY_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars().all()
+            if not rows:
+                return
+            for file in rows:
+                try:
+                    await storage.delete(file.bucket, file.object_key)
+                except Exception as exc:
+                    report.errors += 1
+                    log.warning("cleanup.expire_failed", file_id=file.id, error=str(exc)[:200])
+                    continue
+                file.upload_status = UploadStatus.expired
+                file.deleted_at = now
+                report.expired_files += 1
+            await session.commit()
+            if len(rows) < EXPIRY_BATCH:
+                return
+
+
+async def remove_orphan_objects(
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    buckets: list[str],
+    *,
+    older_than: datetime,
+    report: SweepReport,
+) -> None:
+    for bucket in buckets:
+        async for page in storage.list_objects(bucket):
+            candidates = [obj for obj in page if obj.last_modified < older_than]
+            if not candidates:
+                continue
+            keys = [obj.key for obj in candidates]
+            async with maker() as session:
+                live = set(
+                    (
+                        await session.execute(
+                            select(FileUpload.object_key).where(
+                                FileUpload.bucket == bucket,
+                                FileUpload.object_key.in_(keys),
+                                FileUpload.upload_status.in_(
+                                    (UploadStatus.completed, UploadStatus.uploading)
+                                ),
+                            )
+                        )
+                    ).scalars()
+                )
+            for key in keys:
+                if key in live:
+                    continue
+                try:
+                    await storage.delete(bucket, key)
+                    report.orphan_objects += 1
+                    log.info("cleanup.orphan_deleted", bucket=bucket, key=key)
+                except Exception as exc:
+                    report.errors += 1
+                    log.warning("cleanup.orphan_failed", bucket=bucket, key=key, error=str(exc)[:200])
+
+
+async def remove_stuck_rows(
+    maker: async_sessionmaker[AsyncSession], *, older_than: datetime, report: SweepReport
+) -> None:
+    """Rows left `uploading` by a crash: their object (if any) is an orphan, removed above."""
+    async with maker() as session:
+        result = await session.execute(
+            delete(FileUpload)
+            .where(FileUpload.upload_status == UploadStatus.uploading, FileUpload.created_at < older_than)
+            .returning(FileUpload.id)
+        )
+        report.stuck_rows += len(result.scalars().all())
+        await session.commit()
+
+
+async def abort_stale_uploads(
+    storage: ObjectStorage, buckets: list[str], *, older_than: datetime, report: SweepReport
+) -> None:
+    for bucket in buckets:
+        for upload in await storage.incomplete_uploads(bucket):
+            if upload.initiated is not None and upload.initiated >= older_than:
+                continue
+            try:
+                await storage.abort_upload(bucket, upload)
+                report.aborted_uploads += 1
+                log.info("cleanup.upload_aborted", bucket=bucket, key=upload.key)
+            except Exception as exc:
+                report.errors += 1
+                log.warning("cleanup.abort_failed", bucket=bucket, key=upload.key, error=str(exc)[:200])
+
+
+async def sweep(
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    buckets: list[str],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> SweepReport:
+    """Run every cleanup step once."""
+    report = SweepReport()
+    older_than = now - grace
+    await expire_files(maker, storage, now=now, report=report)
+    await remove_stuck_rows(maker, older_than=older_than, report=report)
+    await remove_orphan_objects(maker, storage, buckets, older_than=older_than, report=report)
+    await abort_stale_uploads(storage, buckets, older_than=older_than, report=report)
+    log.info("cleanup.sweep_done", **report.to_json())
+    return report
