@@ -15,11 +15,24 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from filestore.db import libpq_url, sqlalchemy_url
 from filestore.migrate import upgrade
-from tests.fixtures.live import Api, LiveServer, production_env, start_server
-from tests.fixtures.servers import EmbeddedPostgres, SeaweedFS, start_embedded_postgres, start_seaweedfs
+from tests.fixtures.live import (
+    Api,
+    LiveServer,
+    WorkerProcess,
+    production_env,
+    start_server,
+    start_worker,
+)
+from tests.fixtures.servers import (
+    EmbeddedPostgres,
+    SeaweedFS,
+    start_embedded_postgres,
+    start_seaweedfs,
+)
 
 TEST_MAX_FILE_SIZE = 12 * 1024 * 1024
 
@@ -38,9 +51,8 @@ class Postgres:
             return self.embedded.create_database(name)
         with psycopg.connect(libpq_url(self.admin_url), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        base, _, rest = sqlalchemy_url(self.admin_url).rpartition("/")
-        query = rest.partition("?")[2]
-        return f"{base}/{name}" + (f"?{query}" if query else "")
+        url = make_url(sqlalchemy_url(self.admin_url)).set(database=name)
+        return url.render_as_string(hide_password=False)
 
     def migrated_database(self, prefix: str = "filestore_test") -> str:
         url = self.create_database(prefix)
@@ -122,6 +134,48 @@ def s3_server(postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFac
     env["MAX_FILE_SIZE"] = str(TEST_MAX_FILE_SIZE)
     env.update(s3_env(seaweed))
     return start_filestore(env)
+
+
+class Workers:
+    """`filestore worker` processes started by tests; whatever is still running at the end of
+    the session is stopped."""
+
+    def __init__(self) -> None:
+        self.started: list[WorkerProcess] = []
+
+    def start(self, server: LiveServer, *, concurrency: int = 2) -> WorkerProcess:
+        worker = start_worker(server, concurrency=concurrency)
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+@pytest.fixture(scope="session")
+def workers() -> Iterator[Workers]:
+    registry = Workers()
+    yield registry
+    registry.stop_all()
+
+
+IMPORT_MAX_FILE_SIZE = 32 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def import_server(
+    postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory, workers: Workers
+) -> LiveServer:
+    """A production-mode server on S3 (own database, no in-process worker) with one
+    `filestore worker` process running its background jobs."""
+    env = production_env(postgres.create_database("filestore_imports"))
+    env["MAX_FILE_SIZE"] = str(IMPORT_MAX_FILE_SIZE)
+    env["FILESTORE_IN_PROCESS_WORKER"] = "false"
+    env.update(s3_env(seaweed))
+    server = start_filestore(env)
+    workers.start(server)
+    return server
 
 
 @pytest.fixture

@@ -32,9 +32,13 @@ async def bootstrap_accounts(settings: Settings, maker: async_sessionmaker[Async
         return
     async with maker() as session:
         if not await auth_service.admin_exists(session):
+            # The password rules apply, except to embedded dev mode's known `admin123` (warned
+            # about below; settings refuse it outside dev mode). A weak ADMIN_PASSWORD stops the
+            # start with the rule it breaks.
             await auth_service.create(
                 session,
                 user_in=UserCreate(username=settings.admin_username, password=password, role=Role.admin),
+                check_password=password != DEFAULT_ADMIN_PASSWORD,
             )
             if password == DEFAULT_ADMIN_PASSWORD:
                 log.warning(

@@ -113,6 +113,50 @@ def create_user(
     console.print(f"[green]Created {role.value} user {username!r} (id {user_id})[/green]")
 
 
+@app.command("reset-password")
+def reset_password(
+    login: Annotated[str, typer.Argument(help="Username or e-mail of the user")],
+) -> None:
+    """Print a single-use password reset link for a user (valid PASSWORD_RESET_TTL_HOURS)."""
+    from filestore.auth import reset as reset_service
+    from filestore.auth import service as auth_service
+    from filestore.db import create_engine, create_sessionmaker
+    from filestore.migrate import upgrade
+
+    settings = _settings()
+    url = _database_url(settings)
+    upgrade(url)
+
+    async def _issue() -> tuple[str, str] | None:
+        from filestore.audit.service import ClientInfo
+
+        engine = create_engine(settings, url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                user = await auth_service.get_by_login(session, login)
+                if user is None:
+                    return None
+                issued = await reset_service.issue(
+                    session, user=user, actor_id=None, client=ClientInfo(user_agent="filestore-cli"),
+                    settings=settings,
+                )
+                await session.commit()
+                return user.username, issued.url
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(_issue())
+    if result is None:
+        console.print(f"[red]No user {login!r}[/red]")
+        raise typer.Exit(1)
+    username, link = result
+    console.print(
+        f"[green]Reset link for {username!r}[/green] (single use, valid "
+        f"{settings.password_reset_ttl_hours:g} h; an earlier link stops working):"
+    )
+    print(link)
+
+
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs run at the same time")] = 2,
@@ -122,6 +166,10 @@ def worker(
 
     settings = _settings()
     url = _database_url(settings)
+    if settings.auto_migrate:
+        from filestore.migrate import upgrade
+
+        upgrade(url)  # the queue's tables must exist; an advisory lock makes this safe
     asyncio.run(run_standalone_worker(settings, url, concurrency=concurrency))
 
 

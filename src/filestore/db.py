@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +59,11 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Every mapper must be known before the first query (foreign keys across domains), also
+    # in processes that never import the routers: workers and the CLI.
+    from filestore.models import load_all_models
+
+    load_all_models()
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
@@ -70,3 +76,12 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def side_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A transaction of its own on the same engine, committed at the end of the block even when
+    the caller's transaction later rolls back: for what must survive a refused request (failed
+    login counters, their audit events, a revoked token family)."""
+    async with AsyncSession(bind=session.bind, expire_on_commit=False) as side, side.begin():
+        yield side

@@ -10,9 +10,10 @@ from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filestore.audit.service import ClientInfo
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
-from filestore.auth.security import decode_access_token
+from filestore.auth.security import decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
 from filestore.schemas import MAX_DB_ID
@@ -45,6 +46,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
 
 
+def get_client(request: Request) -> ClientInfo:
+    """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies) and agent."""
+    return ClientInfo(
+        ip=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:300] or None,
+    )
+
+
+ClientDep = Annotated[ClientInfo, Depends(get_client)]
+
+
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     async for session in session_scope(state.sessionmaker):
         yield session
@@ -62,10 +74,10 @@ async def get_current_user(
     database connection while its bytes arrive."""
     if not token:
         raise Unauthorized()
-    user_id, version = decode_access_token(token, secret=state.settings.jwt_secret_key)
+    claims = decode_access_claims(token, secret=state.settings.jwt_secret_key)
     async with state.sessionmaker() as session:
-        user = await auth_service.get(session, user_id)
-    if user is None or not user.is_active or user.token_version != version:
+        user = await auth_service.user_for_token(session, claims)
+    if user is None:
         raise Unauthorized("Invalid token", code="invalid_token")
     structlog.contextvars.bind_contextvars(user_id=user.id)
     return user

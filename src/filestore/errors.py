@@ -85,6 +85,17 @@ class Unprocessable(FilestoreError):
     code = "validation_error"
 
 
+class TooManyRequests(FilestoreError):
+    """429 with `Retry-After` (whole seconds)."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
+
+
 class ServiceUnavailable(FilestoreError):
     status_code = 503
     code = "service_unavailable"

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from filestore import metrics
 from filestore.deps import StateDep
 from filestore.errors import Unauthorized
+from filestore.files import scan as scanning
 from filestore.state import AppState
 
 router = APIRouter(tags=["health"])
@@ -65,9 +66,20 @@ async def _checks(state: AppState) -> tuple[bool, dict[str, Any]]:
 )
 async def health(state: StateDep) -> JSONResponse:
     """Health of the service and what it depends on (no token needed). The job worker is
-    reported but does not make the service unhealthy: uploads work without it."""
+    reported but does not make the service unhealthy: uploads work without it. With
+    VIRUS_SCAN=clamd the scanner is reported too, and a scanner that is down makes the service
+    unhealthy unless VIRUS_SCAN_FAIL_OPEN (uploads would be refused otherwise)."""
+    settings = state.settings
+    scanner: asyncio.Task[str] | None = None
+    if settings.virus_scan == "clamd":
+        scanner = asyncio.create_task(scanning.health(settings))
     healthy, body = await _checks(state)
     body["worker"] = await _worker(state) if body["database"] == "ok" else {"status": "unknown"}
+    if scanner is not None:
+        body["scanner"] = await scanner
+        if body["scanner"] != "ok" and not settings.virus_scan_fail_open:
+            healthy = False
+            body["status"] = "unhealthy"
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 

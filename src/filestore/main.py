@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI
 
 from filestore import __version__
+from filestore.audit.router import router as audit_router
 from filestore.auth.router import router as auth_router
 from filestore.auth.router import users_router
 from filestore.bootstrap import bootstrap_accounts
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(audit_router)
     app.include_router(customers_router)
     app.include_router(tickets_router)
     # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def load_all_models() -> None:
+    from filestore.audit import models as _audit  # noqa: F401
     from filestore.auth import models as _auth  # noqa: F401
     from filestore.customers import models as _customers  # noqa: F401
     from filestore.files import models as _files  # noqa: F401

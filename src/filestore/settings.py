@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     upload_chunk_size: int = 8 * 1024 * 1024
     upload_concurrency: int = 4
 
+    # Virus scanning (off by default): every upload is streamed to clamd while it is stored.
+    # CLAMD_SOCKET, when set, is used instead of CLAMD_HOST/CLAMD_PORT. When clamd cannot scan
+    # a file, the upload is refused (503) unless VIRUS_SCAN_FAIL_OPEN, which stores it as
+    # scan_status "unscanned". The timeout covers each write and the verdict after the last byte.
+    virus_scan: Literal["off", "clamd"] = "off"
+    clamd_host: str = "localhost"
+    clamd_port: int = Field(default=3310, ge=1, le=65535)
+    clamd_socket: Path | None = None
+    clamd_timeout_seconds: float = Field(default=60.0, gt=0)
+    virus_scan_fail_open: bool = False
+
     # Background jobs: a worker inside the API process (default: only in embedded dev mode);
     # production runs `filestore worker` processes instead.
     in_process_worker: bool | None = Field(default=None, validation_alias="FILESTORE_IN_PROCESS_WORKER")
@@ -73,9 +84,32 @@ class Settings(BaseSettings):
 
     # Auth.
     jwt_secret_key: str = DEFAULT_JWT_SECRET
-    access_token_expire_minutes: int = 30
+    access_token_expire_minutes: int = Field(default=30, ge=1)
     admin_username: str = "admin"
     admin_password: str | None = None
+    # Refresh tokens slide (each lasts this long after its rotation) inside a session that can
+    # never outlive SESSION_MAX_AGE_DAYS from its login.
+    refresh_token_expire_days: float = Field(default=7, gt=0)
+    session_max_age_days: float = Field(default=30, gt=0)
+    password_reset_ttl_hours: float = Field(default=24, gt=0)
+    # Where a reset link points: a template with `{token}`; default
+    # `<PUBLIC_BASE_URL>/auth/reset-password#token={token}` (the fragment never reaches a log).
+    password_reset_url: str | None = None
+    # Brute force: failures per account (and per client IP) within the window lock logins;
+    # each further lockout of the same account doubles, up to LOGIN_LOCKOUT_MAX_SECONDS.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_ip_max_failures: int = Field(default=100, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_max_seconds: int = Field(default=3600, ge=1)
+
+    # E-mail (password reset links, import invites); off while SMTP_HOST is unset.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "filestore@localhost"
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
 
     # HTTP.
     public_base_url: str | None = None
@@ -95,6 +129,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip().lower().lstrip(".") for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("virus_scan", mode="before")
+    @classmethod
+    def _scan_mode(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return "off" if value in {"", "false", "no", "none", "0"} else value
+        return value
+
+    @field_validator("clamd_socket", mode="before")
+    @classmethod
+    def _empty_socket_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("max_file_size")
     @classmethod
@@ -128,6 +175,17 @@ class Settings(BaseSettings):
     @property
     def uses_s3(self) -> bool:
         return bool(self.minio_endpoint)
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    def password_reset_link(self, token: str) -> str:
+        """The link a user follows to choose a new password."""
+        if self.password_reset_url:
+            return self.password_reset_url.replace("{token}", token)
+        base = (self.public_base_url or "http://localhost:8000").rstrip("/")
+        return f"{base}/auth/reset-password#token={token}"
 
     @cached_property
     def buckets(self) -> dict[BucketRole, str]:

@@ -1,17 +1,40 @@
-"""`/auth` (login, me) and `/users` (admin creates users)."""
+"""`/auth` (login, refresh, logout, setup, passwords, me) and `/users` (administration)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from filestore.auth import reset as reset_service
 from filestore.auth import service as auth_service
-from filestore.auth.schemas import LoginRequest, TokenResponse, UserCreate, UserOut
-from filestore.auth.security import create_access_token
-from filestore.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
+from filestore.auth import sessions as auth_sessions
+from filestore.auth.models import Role
+from filestore.auth.schemas import (
+    ChangePasswordRequest,
+    LoginRequest,
+    PasswordResetOut,
+    RefreshRequest,
+    ResetPasswordRequest,
+    SetupRequest,
+    TokenResponse,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
+from filestore.deps import (
+    AdminUser,
+    ClientDep,
+    CurrentUser,
+    IdPath,
+    SessionDep,
+    SettingsDep,
+    StaffUser,
+)
 from filestore.errors import BadRequest, Unprocessable
+from filestore.schemas import MAX_DB_ID
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"])
@@ -35,6 +58,12 @@ _LOGIN_BODY: dict[str, Any] = {
         },
     }
 }
+_WEAK: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid body, or the password breaks a rule (`code` says which)"}
+}
+_LOCKED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many failed attempts; see `Retry-After`"}
+}
 
 
 async def _read_login(request: Request) -> LoginRequest:
@@ -43,34 +72,77 @@ async def _read_login(request: Request) -> LoginRequest:
     try:
         if content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
             form = await request.form()
-            return LoginRequest(username=str(form.get("username", "")), password=str(form.get("password", "")))
+            return LoginRequest(
+                username=str(form.get("username", "")), password=str(form.get("password", ""))
+            )
         return LoginRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        details = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+        ]
         raise Unprocessable(details) from exc
     except ValueError as exc:
         raise BadRequest("Send JSON {username, password} or an OAuth2 password form") from exc
+
+
+def _tokens(pair: auth_sessions.TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
 
 
 @router.post(
     "/login",
     response_model=TokenResponse,
     openapi_extra=_LOGIN_BODY,
-    responses={401: {"description": "Incorrect username or password"}},
+    responses={401: {"description": "Incorrect username or password"}, **_LOCKED},
 )
-async def login(request: Request, session: SessionDep, settings: SettingsDep) -> TokenResponse:
-    """Exchange a username (or a customer's e-mail) and password for a bearer token."""
+async def login(
+    request: Request, session: SessionDep, settings: SettingsDep, client: ClientDep
+) -> TokenResponse:
+    """Exchange a username (or a customer's e-mail) and password for access + refresh tokens."""
     credentials = await _read_login(request)
-    user = await auth_service.authenticate(
-        session, username=credentials.username, password=credentials.password
+    pair = await auth_service.login(
+        session,
+        login=credentials.username,
+        password=credentials.password,
+        client=client,
+        settings=settings,
     )
-    token = create_access_token(
-        user_id=user.id,
-        token_version=user.token_version,
-        secret=settings.jwt_secret_key,
-        expires_minutes=settings.access_token_expire_minutes,
+    return _tokens(pair)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenResponse,
+    responses={401: {"description": "Unknown, expired, revoked or already used refresh token"}},
+)
+async def refresh(
+    body: RefreshRequest, session: SessionDep, settings: SettingsDep, client: ClientDep
+) -> TokenResponse:
+    """A new token pair; the token sent is spent. Sending a spent one again ends its session."""
+    pair = await auth_sessions.refresh(
+        session, refresh_token=body.refresh_token, client=client, settings=settings
     )
-    return TokenResponse(access_token=token, expires_in=settings.access_token_expire_minutes * 60)
+    return _tokens(pair)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshRequest, session: SessionDep, client: ClientDep) -> Response:
+    """End the session of this refresh token: its refresh and access tokens stop working."""
+    await auth_sessions.logout(session, refresh_token=body.refresh_token, client=client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/setup",
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "An admin exists already"}, **_WEAK},
+)
+async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> Any:
+    """Create the first admin of a new installation (no token; only while there is no admin)."""
+    return await auth_service.setup(session, setup_in=body, client=client)
 
 
 @router.get("/me", response_model=UserOut)
@@ -79,12 +151,171 @@ async def me(user: CurrentUser) -> Any:
     return user
 
 
+@router.post(
+    "/change-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={400: {"description": "Wrong current password"}, **_WEAK, **_LOCKED},
+)
+async def change_password(
+    body: ChangePasswordRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    client: ClientDep,
+) -> Response:
+    """Change your password; every token you held stops working (log in again)."""
+    await auth_service.change_password(
+        session,
+        user_id=user.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        client=client,
+        settings=settings,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/reset-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={400: {"description": "Invalid, used or expired reset token"}, **_WEAK},
+)
+async def reset_password(
+    body: ResetPasswordRequest, session: SessionDep, client: ClientDep
+) -> Response:
+    """Choose a new password with a reset token (no login needed); every old token stops working."""
+    await reset_service.reset_password(
+        session, token=body.token, new_password=body.new_password, client=client
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_RESET_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Choose a password</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<style>body{font-family:sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}
+input,button{font-size:1rem;width:100%;padding:.5rem;margin:.3rem 0;box-sizing:border-box}</style>
+</head><body><h1>Choose a password</h1>
+<form id="f"><label>New password (at least 8 characters)
+<input id="p" type="password" autocomplete="new-password" required minlength="8"></label>
+<button>Save</button></form><p id="m" role="status"></p>
+<script>
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+history.replaceState(null, "", location.pathname);
+document.getElementById("f").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await fetch("reset-password", {method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({token, new_password: document.getElementById("p").value})});
+  const m = document.getElementById("m");
+  if (r.status === 204) {
+    m.textContent = "Your password is set. You can log in now."; e.target.remove();
+  } else {
+    const b = await r.json();
+    m.textContent = typeof b.detail === "string" ? b.detail : "Invalid password.";
+  }
+});
+</script></body></html>
+"""
+
+
+@router.get("/reset-password", include_in_schema=False)
+async def reset_password_page() -> HTMLResponse:
+    """The page a reset link opens; the token stays in the URL fragment, out of server logs."""
+    return HTMLResponse(
+        _RESET_PAGE,
+        headers={
+            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @users_router.post(
     "",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Username or e-mail taken"}},
+    responses={409: {"description": "Username or e-mail taken"}, **_WEAK},
 )
-async def create_user(user_in: UserCreate, session: SessionDep, _: AdminUser) -> Any:
+async def create_user(
+    user_in: UserCreate, session: SessionDep, admin: AdminUser, client: ClientDep
+) -> Any:
     """Create a user (admin only); a customer user is linked to one customer."""
-    return await auth_service.create(session, user_in=user_in)
+    return await auth_service.create(session, user_in=user_in, actor_id=admin.id, client=client)
+
+
+@users_router.get("", response_model=list[UserOut])
+async def list_users(
+    session: SessionDep,
+    _: AdminUser,
+    role: Role | None = None,
+    customer_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
+    email: str | None = Query(default=None, max_length=320),
+    is_active: bool | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> Any:
+    """Users, by id, optionally filtered (admin only)."""
+    return await auth_service.list_users(
+        session,
+        role=role,
+        customer_id=customer_id,
+        email=email,
+        is_active=is_active,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@users_router.get(
+    "/{user_id}", response_model=UserOut, responses={404: {"description": "Not found"}}
+)
+async def get_user(user_id: IdPath, session: SessionDep, _: AdminUser) -> Any:
+    """One user (admin only)."""
+    return await auth_service.get_or_404(session, user_id)
+
+
+@users_router.patch(
+    "/{user_id}",
+    response_model=UserOut,
+    responses={
+        404: {"description": "Not found"},
+        409: {"description": "Would leave no active admin"},
+    },
+)
+async def update_user(
+    user_id: IdPath, changes: UserUpdate, session: SessionDep, admin: AdminUser, client: ClientDep
+) -> Any:
+    """Change a user's role, active flag or customer (admin only). A role or customer change, or
+    a deactivation, ends every session and token of that user at once."""
+    return await auth_service.update(
+        session, user_id=user_id, changes=changes, actor_id=admin.id, client=client
+    )
+
+
+@users_router.post(
+    "/{user_id}/password-reset",
+    response_model=PasswordResetOut,
+    responses={
+        403: {"description": "Staff resetting a non-customer user"},
+        404: {"description": "Not found"},
+        503: {"description": "The e-mail could not be sent"},
+    },
+)
+async def issue_password_reset(
+    user_id: IdPath, session: SessionDep, actor: StaffUser, settings: SettingsDep, client: ClientDep
+) -> PasswordResetOut:
+    """A single-use reset link for a user (admin; staff for customer users). With SMTP set up
+    it is e-mailed to the user and not shown here."""
+    issued = await reset_service.issue_for_user(
+        session, user_id=user_id, actor=actor, client=client, settings=settings
+    )
+    return PasswordResetOut(
+        reset_token=None if issued.emailed else issued.token,
+        reset_url=None if issued.emailed else issued.url,
+        expires_at=issued.expires_at,
+        emailed=issued.emailed,
+    )

@@ -1,8 +1,14 @@
-"""Password hashing (argon2id, OWASP minimum parameters) and HS256 JWT access tokens."""
+"""Password hashing (argon2id, OWASP minimum parameters), HS256 JWT access tokens, and the
+opaque random tokens (refresh, password reset) that are stored only as SHA-256 hashes."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import secrets
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -33,16 +39,40 @@ def hash_password_sync(password: str) -> str:
     return password_hasher().hash(password)
 
 
+_limiter: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = None
+
+
+def _hash_limiter() -> anyio.CapacityLimiter:
+    """At most one hash per CPU at a time: twenty concurrent logins in twenty threads would
+    not finish sooner, but would starve the event loop thread of CPU (every other request)."""
+    global _limiter
+    loop = asyncio.get_running_loop()
+    if _limiter is None or _limiter[0] is not loop:
+        _limiter = (loop, anyio.CapacityLimiter(os.cpu_count() or 1))
+    return _limiter[1]
+
+
 async def hash_password(password: str) -> str:
     """Hash off the event loop: argon2 is deliberately slow."""
-    return await anyio.to_thread.run_sync(hash_password_sync, password)
+    return await anyio.to_thread.run_sync(hash_password_sync, password, limiter=_hash_limiter())
+
+
+def is_usable(password_hash: str | None) -> bool:
+    """False for no hash and for the `!unusable:…` marker of accounts created without one."""
+    return bool(password_hash) and not str(password_hash).startswith("!")
 
 
 async def verify_password(password: str, password_hash: str | None) -> bool:
-    """Verify off the event loop; with no hash, burn the same work so timing reveals nothing."""
-    target = password_hash or _dummy_hash()
-    ok = await anyio.to_thread.run_sync(password_hasher().verify, password, target)
-    return bool(ok) and password_hash is not None
+    """Verify off the event loop; with no usable hash, burn the same work so timing reveals
+    nothing."""
+    usable = is_usable(password_hash)
+
+    def verify() -> bool:
+        target = password_hash if usable and password_hash else _dummy_hash()
+        return bool(password_hasher().verify(password, target))
+
+    ok = await anyio.to_thread.run_sync(verify, limiter=_hash_limiter())
+    return ok and usable
 
 
 def unusable_password_hash() -> str:
@@ -50,8 +80,31 @@ def unusable_password_hash() -> str:
     return hash_password_sync(secrets.token_urlsafe(32))
 
 
+def new_opaque_token() -> str:
+    """256 random bits, URL-safe: a refresh or reset token."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What the database keeps of an opaque token. A fast hash is enough: the token is random,
+    there is nothing to guess."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    token_version: int
+    session_id: uuid.UUID | None
+
+
 def create_access_token(
-    *, user_id: int, token_version: int, secret: str, expires_minutes: int
+    *,
+    user_id: int,
+    token_version: int,
+    secret: str,
+    expires_minutes: int,
+    session_id: uuid.UUID | None = None,
 ) -> str:
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
@@ -61,11 +114,13 @@ def create_access_token(
         "iat": now,
         "exp": now + timedelta(minutes=expires_minutes),
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def decode_access_token(token: str, *, secret: str) -> tuple[int, int]:
-    """Return (user id, token version) of a valid access token; 401 for anything else."""
+def decode_access_claims(token: str, *, secret: str) -> AccessClaims:
+    """The claims of a valid access token; 401 for anything else."""
     try:
         claims = jwt.decode(
             token,
@@ -80,6 +135,17 @@ def decode_access_token(token: str, *, secret: str) -> tuple[int, int]:
     if claims.get("typ") != "access":
         raise Unauthorized("Invalid token", code="invalid_token")
     try:
-        return int(claims["sub"]), int(claims.get("ver", 0))
+        sid = claims.get("sid")
+        return AccessClaims(
+            user_id=int(claims["sub"]),
+            token_version=int(claims.get("ver", 0)),
+            session_id=uuid.UUID(str(sid)) if sid is not None else None,
+        )
     except (TypeError, ValueError) as exc:
         raise Unauthorized("Invalid token", code="invalid_token") from exc
+
+
+def decode_access_token(token: str, *, secret: str) -> tuple[int, int]:
+    """Return (user id, token version) of a valid access token; 401 for anything else."""
+    claims = decode_access_claims(token, secret=secret)
+    return claims.user_id, claims.token_version

@@ -1,18 +1,38 @@
-"""Users: authentication, creation and lookup. No HTTP here."""
+"""Users: lookup, creation, first-run setup, password change, administration. No HTTP here.
+
+Whatever makes a user's existing tokens untrustworthy (a new password, deactivation, a role or
+customer change) bumps `token_version` and revokes every login session at once
+(`sessions.revoke_all`): access tokens carry the version, refresh tokens live in the sessions.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filestore.audit import service as audit
+from filestore.audit.service import NO_CLIENT, Action, ClientInfo
+from filestore.auth import passwords, throttle
+from filestore.auth import sessions as auth_sessions
 from filestore.auth.models import Role, User
-from filestore.auth.schemas import UserCreate
-from filestore.auth.security import hash_password, verify_password
-from filestore.customers import service as customers_service
-from filestore.errors import Conflict, Unauthorized, Unprocessable
+from filestore.auth.schemas import SetupRequest, UserCreate, UserUpdate
+from filestore.auth.security import AccessClaims, hash_password, verify_password
+from filestore.customers.models import Customer
+from filestore.db import side_transaction
+from filestore.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
+from filestore.settings import Settings
 
 INVALID_CREDENTIALS = "Incorrect username or password"
+# Serialises first-run setup and changes that could leave no active admin.
+_ADMIN_LOCK = 0x46_49_4C_45_41_44  # "FILEAD"
 
 
 async def get(session: AsyncSession, user_id: int) -> User | None:
@@ -22,49 +42,336 @@ async def get(session: AsyncSession, user_id: int) -> User | None:
 async def get_by_login(session: AsyncSession, login: str) -> User | None:
     """A user by username, or by e-mail (customer users log in with their e-mail)."""
     login = login.strip()
-    stmt = select(User).where(
-        or_(User.username == login, func.lower(User.email) == login.lower())
-    ).order_by(User.username != login).limit(1)
+    stmt = (
+        select(User)
+        .where(or_(User.username == login, func.lower(User.email) == login.lower()))
+        .order_by(User.username != login)
+        .limit(1)
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def authenticate(session: AsyncSession, *, username: str, password: str) -> User:
-    """The active user with these credentials; the same 401 for every kind of failure."""
-    user = await get_by_login(session, username)
-    ok = await verify_password(password, user.password_hash if user else None)
-    if user is None or not ok or not user.is_active:
-        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | None:
+    """The user an access token still speaks for: active, same token version, and (for tokens
+    issued at login) its session not revoked."""
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.token_version != claims.token_version:
+        return None
+    if claims.session_id is not None and not await auth_sessions.is_live(
+        session, session_id=claims.session_id, user_id=user.id
+    ):
+        return None
     return user
 
 
-async def create(session: AsyncSession, *, user_in: UserCreate) -> User:
-    """Create a user; a customer user is linked to an existing customer and gets its e-mail."""
+async def login(
+    session: AsyncSession, *, login: str, password: str, client: ClientInfo, settings: Settings
+) -> auth_sessions.TokenPair:
+    """Check the credentials (throttled per account and per client address) and start a
+    session. Every failure is the same 401; an unknown name costs the same hashing."""
+    # Look up in a short transaction of its own: no pooled connection may be held during the
+    # ~30 ms of hashing, or a burst of logins would take them all and stall every request.
+    async with side_transaction(session) as lookup:
+        found = await get_by_login(lookup, login)
+        keys = throttle.Keys(
+            account=throttle.account_key(user_id=found.id if found else None, login=login),
+            ip=throttle.ip_key(client.ip),
+        )
+        wait = await throttle.locked_for(lookup, keys)
+    if wait is not None:
+        raise TooManyRequests(
+            "Too many failed logins; try again later", retry_after=wait, code="login_locked"
+        )
+    ok = await verify_password(password, found.password_hash if found else None)
+    user = await session.get(User, found.id) if found is not None and ok else None
+    if user is None or not user.is_active:
+        reason = "unknown_user" if found is None else "inactive" if ok else "bad_password"
+        target = found.id if found else None
+        # Committed apart: the 401 below rolls the request's own transaction back.
+        async with side_transaction(session) as side:
+            locked = await throttle.record_failure(side, keys, settings)
+            await audit.record(
+                side,
+                action=Action.login_failure,
+                client=client,
+                target_user_id=target,
+                details={"reason": reason},
+            )
+            if locked is not None:
+                await audit.record(
+                    side,
+                    action=Action.login_locked,
+                    client=client,
+                    target_user_id=target,
+                    details={"seconds": locked},
+                )
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    await throttle.clear_account(session, keys)
+    pair = await auth_sessions.start(session, user=user, client=client, settings=settings)
+    await audit.record(
+        session,
+        action=Action.login_success,
+        client=client,
+        actor_id=user.id,
+        target_user_id=user.id,
+    )
+    return pair
+
+
+async def _customer(session: AsyncSession, customer_id: int) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise Unprocessable(f"Customer {customer_id} does not exist", code="customer_not_found")
+    return customer
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    user_in: UserCreate,
+    actor_id: int | None = None,
+    client: ClientInfo = NO_CLIENT,
+    check_password: bool = True,
+    password_reset_required: bool = False,
+) -> User:
+    """Create a user; a customer user is linked to an existing customer and gets its e-mail.
+
+    `check_password=False` only for the embedded dev-mode bootstrap (`admin123`).
+    """
     email = user_in.email
     if user_in.role is Role.customer:
         if user_in.customer_id is None:
-            raise Unprocessable("customer_id is required for a customer user", code="customer_required")
-        customer = await customers_service.get(session, user_in.customer_id)
-        if customer is None:
-            raise Unprocessable(f"Customer {user_in.customer_id} does not exist", code="customer_not_found")
-        email = email or customer.email
+            raise Unprocessable(
+                "customer_id is required for a customer user", code="customer_required"
+            )
+        email = email or (await _customer(session, user_in.customer_id)).email
     elif user_in.customer_id is not None:
-        raise Unprocessable("Only customer users are linked to a customer", code="customer_not_allowed")
+        raise Unprocessable(
+            "Only customer users are linked to a customer", code="customer_not_allowed"
+        )
+    if check_password:
+        passwords.check(user_in.password, username=user_in.username, email=email)
     user = User(
         username=user_in.username,
         email=email,
+        full_name=user_in.full_name,
         password_hash=await hash_password(user_in.password),
         role=user_in.role,
         customer_id=user_in.customer_id,
+        password_reset_required=password_reset_required,
     )
     session.add(user)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise Conflict("A user with this username or e-mail already exists", code="user_exists") from exc
+        raise Conflict(
+            "A user with this username or e-mail already exists", code="user_exists"
+        ) from exc
+    await audit.record(
+        session,
+        action=Action.user_created,
+        client=client,
+        actor_id=actor_id,
+        target_user_id=user.id,
+        details={"role": user.role.value, "customer_id": user.customer_id},
+    )
     return user
 
 
 async def admin_exists(session: AsyncSession) -> bool:
     stmt = select(User.id).where(User.role == Role.admin).limit(1)
     return (await session.execute(stmt)).first() is not None
+
+
+async def _lock_admins(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADMIN_LOCK})
+
+
+async def setup(session: AsyncSession, *, setup_in: SetupRequest, client: ClientInfo) -> User:
+    """The first admin, only while there is none (409 afterwards, saying nothing more)."""
+    await _lock_admins(session)
+    if await admin_exists(session):
+        raise Conflict("This installation is already set up", code="setup_done")
+    user = await create(
+        session,
+        user_in=UserCreate(
+            username=setup_in.username,
+            password=setup_in.password,
+            role=Role.admin,
+            email=setup_in.email,
+            full_name=setup_in.full_name,
+        ),
+        client=client,
+    )
+    await audit.record(
+        session, action=Action.setup_completed, client=client, target_user_id=user.id
+    )
+    return user
+
+
+async def set_password(session: AsyncSession, *, user: User, password: str, reason: str) -> None:
+    """Store a new password and end every session and token the user had."""
+    user.password_hash = await hash_password(password)
+    user.password_reset_required = False
+    user.token_version += 1
+    await auth_sessions.revoke_all(session, user_id=user.id, reason=reason)
+    await throttle.clear_account(
+        session, throttle.Keys(account=throttle.account_key(user_id=user.id, login=""), ip=None)
+    )
+    await session.flush()
+
+
+async def change_password(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    current_password: str,
+    new_password: str,
+    client: ClientInfo,
+    settings: Settings,
+) -> None:
+    """Needs the current password (throttled like a login); then every old token is dead."""
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    keys = throttle.Keys(
+        account=throttle.account_key(user_id=user.id, login=""), ip=throttle.ip_key(client.ip)
+    )
+    wait = await throttle.locked_for(session, keys)
+    if wait is not None:
+        raise TooManyRequests(
+            "Too many failed attempts; try again later", retry_after=wait, code="login_locked"
+        )
+    if not await verify_password(current_password, user.password_hash):
+        async with side_transaction(session) as side:
+            await throttle.record_failure(side, keys, settings)
+            await audit.record(
+                side,
+                action=Action.login_failure,
+                client=client,
+                actor_id=user.id,
+                target_user_id=user.id,
+                details={"reason": "bad_password", "via": "change_password"},
+            )
+        raise BadRequest("The current password is not correct", code="invalid_current_password")
+    passwords.check(new_password, username=user.username, email=user.email)
+    await set_password(session, user=user, password=new_password, reason="password_changed")
+    await audit.record(
+        session,
+        action=Action.password_changed,
+        client=client,
+        actor_id=user.id,
+        target_user_id=user.id,
+    )
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    role: Role | None,
+    customer_id: int | None,
+    email: str | None,
+    is_active: bool | None,
+    limit: int,
+    offset: int,
+) -> list[User]:
+    stmt = select(User).order_by(User.id).limit(limit).offset(offset)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if customer_id is not None:
+        stmt = stmt.where(User.customer_id == customer_id)
+    if email:
+        stmt = stmt.where(func.lower(User.email) == email.strip().lower())
+    if is_active is not None:
+        stmt = stmt.where(User.is_active == is_active)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_or_404(session: AsyncSession, user_id: int, *, for_update: bool = False) -> User:
+    user = await session.get(User, user_id, with_for_update=for_update)
+    if user is None:
+        raise NotFound(f"User {user_id} not found", code="user_not_found")
+    return user
+
+
+async def update(
+    session: AsyncSession, *, user_id: int, changes: UserUpdate, actor_id: int, client: ClientInfo
+) -> User:
+    """Change role, activity or customer link. A change of role or customer, or a
+    deactivation, ends every session and token the user had."""
+    sent = changes.model_fields_set
+    for name in ("role", "is_active"):
+        if name in sent and getattr(changes, name) is None:
+            raise Unprocessable(f"{name} cannot be null", code="validation_error")
+    await _lock_admins(session)
+    user = await get_or_404(session, user_id, for_update=True)
+    role = changes.role if changes.role is not None else user.role
+    active = changes.is_active if changes.is_active is not None else user.is_active
+    if role is Role.customer:
+        customer_id = changes.customer_id if "customer_id" in sent else user.customer_id
+        if customer_id is None:
+            raise Unprocessable(
+                "customer_id is required for a customer user", code="customer_required"
+            )
+        await _customer(session, customer_id)
+    else:
+        if changes.customer_id is not None:
+            raise Unprocessable(
+                "Only customer users are linked to a customer", code="customer_not_allowed"
+            )
+        customer_id = None
+    if user.role is Role.admin and user.is_active and (role is not Role.admin or not active):
+        others = (
+            select(func.count())
+            .select_from(User)
+            .where(User.role == Role.admin, User.is_active.is_(True), User.id != user.id)
+        )
+        if not (await session.execute(others)).scalar_one():
+            raise Conflict("This is the last active admin", code="last_admin")
+
+    old_role, old_active, old_customer = user.role, user.is_active, user.customer_id
+    user.role, user.is_active, user.customer_id = role, active, customer_id
+    revoke_reason = None
+    if old_role is not role:
+        revoke_reason = "role_changed"
+        await audit.record(
+            session,
+            action=Action.role_changed,
+            client=client,
+            actor_id=actor_id,
+            target_user_id=user.id,
+            details={"from": old_role.value, "to": role.value},
+        )
+    if old_active and not active:
+        revoke_reason = "deactivated"
+        await audit.record(
+            session,
+            action=Action.user_deactivated,
+            client=client,
+            actor_id=actor_id,
+            target_user_id=user.id,
+        )
+    elif active and not old_active:
+        await audit.record(
+            session,
+            action=Action.user_reactivated,
+            client=client,
+            actor_id=actor_id,
+            target_user_id=user.id,
+        )
+    if old_customer != customer_id:
+        revoke_reason = revoke_reason or "customer_changed"
+        await audit.record(
+            session,
+            action=Action.user_updated,
+            client=client,
+            actor_id=actor_id,
+            target_user_id=user.id,
+            details={"customer_id": {"from": old_customer, "to": customer_id}},
+        )
+    if revoke_reason is not None:
+        user.token_version += 1
+        await auth_sessions.revoke_all(session, user_id=user.id, reason=revoke_reason)
+    await session.flush()
+    return user

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from filestore.customers import service as customers_service
 from filestore.customers.schemas import CustomerCreate, CustomerOut
-from filestore.deps import CurrentUser, IdPath, SessionDep, StaffUser
+from filestore.deps import ClientDep, CurrentUser, IdPath, SessionDep, StaffUser
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -17,11 +17,18 @@ router = APIRouter(prefix="/customers", tags=["customers"])
     "",
     response_model=CustomerOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "E-mail already used"}},
+    responses={
+        409: {"description": "E-mail already used"},
+        422: {"description": "Invalid body, or the password breaks a rule (`code` says which)"},
+    },
 )
-async def create_customer(customer_in: CustomerCreate, session: SessionDep, _: StaffUser) -> Any:
-    """Create a customer (admin, staff)."""
-    return await customers_service.create(session, customer_in=customer_in)
+async def create_customer(
+    customer_in: CustomerCreate, session: SessionDep, staff: StaffUser, client: ClientDep
+) -> Any:
+    """Create a customer (admin, staff); with `password`, also its login (the e-mail)."""
+    return await customers_service.create(
+        session, customer_in=customer_in, actor_id=staff.id, client=client
+    )
 
 
 @router.get("", response_model=list[CustomerOut])

@@ -18,6 +18,12 @@ class CustomerCreate(StrictInput):
     state: str | None = Field(default=None, max_length=120)
     postal_code: str | None = Field(default=None, max_length=32)
     country: str | None = Field(default=None, max_length=120)
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Optional: also create the customer's login (username and login = the e-mail)",
+    )
 
 
 class CustomerOut(Schema):

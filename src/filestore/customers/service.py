@@ -6,7 +6,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filestore.audit.service import NO_CLIENT, ClientInfo
+from filestore.auth import passwords
+from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
+from filestore.auth.schemas import UserCreate
 from filestore.customers.models import Customer
 from filestore.customers.schemas import CustomerCreate
 from filestore.errors import Conflict, NotFound
@@ -29,8 +33,18 @@ async def get_by_email(session: AsyncSession, email: str) -> Customer | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def create(session: AsyncSession, *, customer_in: CustomerCreate) -> Customer:
-    customer = Customer(**customer_in.model_dump())
+async def create(
+    session: AsyncSession,
+    *,
+    customer_in: CustomerCreate,
+    actor_id: int | None = None,
+    client: ClientInfo = NO_CLIENT,
+) -> Customer:
+    """Create a customer; with a password, its customer user too (both or neither)."""
+    if customer_in.password is not None:
+        # Before anything is written, so a weak password leaves nothing behind.
+        passwords.check(customer_in.password, username=customer_in.email, email=customer_in.email)
+    customer = Customer(**customer_in.model_dump(exclude={"password"}))
     session.add(customer)
     try:
         async with session.begin_nested():
@@ -39,6 +53,16 @@ async def create(session: AsyncSession, *, customer_in: CustomerCreate) -> Custo
         raise Conflict(
             f"A customer with e-mail {customer_in.email} already exists", code="customer_exists"
         ) from exc
+    if customer_in.password is not None:
+        await auth_service.create(
+            session,
+            user_in=UserCreate(
+                username=customer.email, password=customer_in.password, role=Role.customer,
+                customer_id=customer.id, email=customer.email, full_name=customer.full_name,
+            ),
+            actor_id=actor_id,
+            client=client,
+        )
     return customer
 
 

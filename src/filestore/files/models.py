@@ -20,6 +20,14 @@ class UploadStatus(enum.StrEnum):
     expired = "expired"
 
 
+class ScanStatus(enum.StrEnum):
+    """What virus scanning said about a stored file (infected files are never stored)."""
+
+    clean = "clean"  # clamd scanned every byte and found nothing
+    unscanned = "unscanned"  # VIRUS_SCAN=clamd, but clamd could not scan it (VIRUS_SCAN_FAIL_OPEN)
+    disabled = "disabled"  # stored while VIRUS_SCAN=off
+
+
 class FileUpload(TimestampMixin, Base):
     __tablename__ = "file_uploads"
 
@@ -51,6 +59,10 @@ class FileUpload(TimestampMixin, Base):
         BigInteger, ForeignKey("users.id", ondelete="SET NULL")
     )
     deleted_at: Mapped[datetime | None]
+    scan_status: Mapped[ScanStatus] = mapped_column(
+        Enum(ScanStatus, name="scan_status", values_callable=lambda e: [m.value for m in e]),
+        server_default=ScanStatus.disabled.value,
+    )
 
     __table_args__ = (
         Index("ix_file_uploads_customer_created", "customer_id", "created_at"),

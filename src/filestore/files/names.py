@@ -7,7 +7,9 @@ import unicodedata
 from urllib.parse import quote
 
 MAX_FILENAME_LENGTH = 255
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/<>:|?*]')  # C0, DEL and C1 controls
+# C0, DEL and C1 controls, reserved characters, and bidi/zero-width format characters that can
+# disguise an extension ("invoice\u202efdp.exe" shows as "invoiceexe.pdf").
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/<>:|?*\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]')
 _SPACES = re.compile(r"\s+")
 
 

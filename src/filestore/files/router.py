@@ -55,6 +55,7 @@ def to_out(file: FileUpload, base_url: str) -> FileOut:
         mime_type=file.mime_type,
         file_type=file.file_type,
         upload_status=file.upload_status.value,
+        scan_status=file.scan_status.value,
         url=f"{base_url.rstrip('/')}/files/download/{file.id}",
         created_at=file.created_at,
         md5=file.md5,
@@ -100,7 +101,8 @@ Offset = Annotated[int, Query(ge=0)]
         404: {"description": "customer_id or ticket_id not found"},
         413: {"description": "File larger than MAX_FILE_SIZE"},
         415: {"description": "Extension not allowed, or content does not match it"},
-        422: {"description": "Empty file, bad field, checksum mismatch"},
+        422: {"description": "Empty file, bad field, checksum mismatch, `virus_found`"},
+        503: {"description": "`scanner_unavailable`: clamd could not scan the file"},
     },
 )
 async def upload_file(request: Request, state: StateDep, user: CurrentUser, url: BaseUrl) -> FileOut:

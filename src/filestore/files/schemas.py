@@ -17,6 +17,10 @@ class FileOut(Schema):
     mime_type: str
     file_type: str
     upload_status: str
+    scan_status: str = Field(
+        description="clean: clamd found nothing; unscanned: scanning is on but clamd could not "
+        "scan it (accepted because VIRUS_SCAN_FAIL_OPEN); disabled: stored while VIRUS_SCAN=off"
+    )
     url: str = Field(description="Download link for this file (needs the bearer token)")
     created_at: datetime
     md5: str

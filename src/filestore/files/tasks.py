@@ -19,7 +19,9 @@ log = structlog.get_logger(__name__)
 blueprint = procrastinate.Blueprint()
 
 CLEANUP_LOCK_ID = 7_240_724
-TICK_CRON = "*/15 * * * * *"
+# Every 15 seconds: croniter's SIXTH field is seconds ("*/15 * * * * *" would tick every
+# second, and only in minutes 0, 15, 30 and 45).
+TICK_CRON = "* * * * * */15"
 
 
 async def run_cleanup(resources: WorkerResources, *, force: bool = False) -> BackgroundJob | None:

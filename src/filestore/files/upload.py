@@ -35,8 +35,9 @@ from filestore.errors import (
     Unprocessable,
 )
 from filestore.files import multipart
+from filestore.files import scan as scanning
 from filestore.files import service as files_service
-from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.names import extension_of, sanitize_filename
 from filestore.files.sniff import SNIFF_BYTES, sniff
 from filestore.schemas import MAX_DB_ID
@@ -100,6 +101,7 @@ class StoredBytes:
     size: int = 0
     md5: str = ""
     sha256: str = ""
+    scan_status: ScanStatus = ScanStatus.disabled
 
 
 class _Hasher:
@@ -272,7 +274,14 @@ class Upload:
             raise Unprocessable(f"Send the file in the `file` field, not {start.name!r}", code="invalid_field")
         if self.stored is not None:
             raise Unprocessable("Only one file per upload", code="duplicate_field")
-        filename = sanitize_filename(start.filename or "")
+        if start.filename is None:
+            raise Unprocessable(
+                "The `file` part has no filename: send it as a file (curl: -F file=@name.csv)",
+                code="file_required",
+            )
+        if start.filename.strip() == "":
+            raise Unprocessable("No file was chosen", code="file_required")
+        filename = sanitize_filename(start.filename)
         extension = extension_of(filename)
         allowed = self.ctx.settings.allowed_file_types
         if extension not in allowed:
@@ -299,19 +308,29 @@ class Upload:
             filename=filename,
             mime_type=mime_type,
         )
+        scanner = await self._start_scan(stored)
         hasher = _Hasher()
-        source = self._file_bytes(head, ended, events, hasher, stored)
+        source = self._file_bytes(head, ended, events, hasher, stored, scanner)
         self.stored = stored
         try:
-            await ctx.storage.put_stream(stored.bucket, stored.key, source, content_type=mime_type)
-        except BaseException as exc:
-            # obstore reports our iterator's exception wrapped; re-raise the original one.
-            failure = self._failure or exc
-            if self._failure is not None:
-                raise failure from None
-            raise
-        stored.md5, stored.sha256 = await hasher.digests()
-        log.info("file.stored", bucket=stored.bucket, key=stored.key, size=stored.size)
+            try:
+                await ctx.storage.put_stream(
+                    stored.bucket, stored.key, source, content_type=mime_type
+                )
+            except BaseException as exc:
+                # obstore reports our iterator's exception wrapped; re-raise the original one.
+                failure = self._failure or exc
+                if self._failure is not None:
+                    raise failure from None
+                raise
+            stored.md5, stored.sha256 = await hasher.digests()
+            log.info("file.stored", bucket=stored.bucket, key=stored.key, size=stored.size)
+            if scanner is not None:
+                # After `md5` is set: if this raises, `_discard` deletes the complete object.
+                self._apply_verdict(await scanner.verdict(), stored)
+        finally:
+            if scanner is not None:
+                scanner.close()
 
     async def _read_head(
         self, events: AsyncIterator[multipart.Event]
@@ -344,12 +363,15 @@ class Upload:
         events: AsyncIterator[multipart.Event],
         hasher: _Hasher,
         stored: StoredBytes,
+        scanner: scanning.InstreamScan | None,
     ) -> AsyncIterator[memoryview]:
-        """The file's bytes for the object store; raising here aborts the stored upload."""
+        """The file's bytes for the store (and clamd); raising here aborts the stored upload."""
         try:
             for view in head:
                 stored.size += len(view)
                 await hasher.feed(view)
+                if scanner is not None:
+                    await self._scan(scanner, view, stored)
                 yield view
             if ended:
                 return
@@ -360,11 +382,67 @@ class Upload:
                     stored.size += len(event.data)
                     self._check_size(stored.size)
                     await hasher.feed(event.data)
+                    if scanner is not None:
+                        await self._scan(scanner, event.data, stored)
                     yield event.data
             raise Unprocessable("The upload ended inside the file", code="incomplete_multipart")
         except BaseException as exc:
             self._failure = exc
             raise
+
+    # -- virus scanning ---------------------------------------------------------------------------
+
+    async def _start_scan(self, stored: StoredBytes) -> scanning.InstreamScan | None:
+        """An INSTREAM session with clamd when VIRUS_SCAN=clamd (else None, status `disabled`)."""
+        client = scanning.client_for(self.ctx.settings)
+        if client is None:
+            return None
+        stored.scan_status = ScanStatus.unscanned  # until clamd says clean
+        try:
+            return await client.instream()
+        except scanning.ClamdError as exc:
+            self._not_scanned(stored, str(exc))
+            return None
+
+    async def _scan(
+        self, scanner: scanning.InstreamScan, view: memoryview, stored: StoredBytes
+    ) -> None:
+        await scanner.feed(view)
+        if scanner.failure is not None and not self.ctx.settings.virus_scan_fail_open:
+            # Fail closed as soon as clamd gives up: the object store aborts the upload.
+            self._not_scanned(stored, scanner.failure)
+
+    def _apply_verdict(self, verdict: scanning.Verdict, stored: StoredBytes) -> None:
+        if verdict.infected:
+            log.warning(
+                "file.virus_found",
+                signature=verdict.signature,
+                filename=stored.filename,
+                size=stored.size,
+                user_id=self.ctx.user.id,
+            )
+            raise scanning.VirusFound(
+                f"The file is infected ({verdict.signature}); it was not stored"
+            )
+        if verdict.clean:
+            stored.scan_status = ScanStatus.clean
+            return
+        self._not_scanned(stored, verdict.reason or "no verdict")
+
+    def _not_scanned(self, stored: StoredBytes, reason: str) -> None:
+        """clamd could not scan the file: refuse it (503), or keep it flagged `unscanned`."""
+        settings = self.ctx.settings
+        fail_open = settings.virus_scan_fail_open
+        clamd = scanning.ClamdClient.from_settings(settings).address
+        log.warning(
+            "file.scan_failed", reason=reason, fail_open=fail_open, size=stored.size, clamd=clamd
+        )
+        if not fail_open:
+            raise scanning.ScannerUnavailable(
+                f"The file could not be virus-scanned, so it was not stored ({reason}); "
+                "try again later"
+            )
+        stored.scan_status = ScanStatus.unscanned
 
     # -- after the body --------------------------------------------------------------------------
 
@@ -435,6 +513,7 @@ class Upload:
             metadata_=fields.metadata,
             expires_at=fields.expires_at,
             uploaded_by=ctx.user.id,
+            scan_status=stored.scan_status,
         )
         async with ctx.sessionmaker() as session:
             session.add(row)

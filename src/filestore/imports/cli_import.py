@@ -1,7 +1,8 @@
-"""`filestore import FILE`: the same import as the API's, run in this process with a progress bar."""
+"""`filestore import FILE`: the API's import, run in this process with a progress bar."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from filestore.db import create_engine, create_sessionmaker
-from filestore.imports.runner import CustomerImport, ImportSource
+from filestore.imports.runner import CustomerImport, ImportSource, fail_job
 from filestore.imports.runner import Progress as ImportProgress
 from filestore.jobs import queue as job_queue
 from filestore.jobs import service as jobs_service
@@ -20,6 +21,10 @@ from filestore.jobs.models import BackgroundJob, JobType
 from filestore.settings import Settings
 
 READ_CHUNK = 1024 * 1024
+INTERRUPTED = (
+    "Interrupted from the command line: the rows counted as processed are imported; "
+    "run the import again to add the rest (rows already imported are skipped)"
+)
 
 
 def file_source(path: Path) -> ImportSource:
@@ -56,7 +61,19 @@ async def run_cli_import(
                 database_url=database_url, job_id=job.id, source=file_source(path),
                 hash_pool=pool, on_progress=on_progress,
             )
-            await runner.run()
+            try:
+                await runner.run()
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                # Ctrl-C. No queue entry will ever resume this job, so it must not stay
+                # `processing`; what was committed stays, and a rerun skips it as duplicates.
+                await fail_job(database_url, job.id, INTERRUPTED, status="cancelled")
+                raise
+            except Exception as exc:
+                await fail_job(
+                    database_url, job.id,
+                    f"The import stopped on an internal error ({type(exc).__name__})",
+                )
+                raise
         async with create_sessionmaker(engine)() as session:
             done = await session.get(BackgroundJob, job.id)
             assert done is not None
@@ -67,7 +84,8 @@ async def run_cli_import(
 
 
 def _print_summary(console: Console, job: BackgroundJob) -> None:
-    dry = " (dry run: nothing written)" if job.params.get("validation_rules", {}).get("dry_run") else ""
+    dry_run = job.params.get("validation_rules", {}).get("dry_run")
+    dry = " (dry run: nothing written)" if dry_run else ""
     table = Table(title=f"Import {job.id}: {job.status.value}{dry}")
     for name in ("total_rows", "processed_rows", "successful_rows", "failed_rows", "skipped_rows"):
         table.add_row(name, str(getattr(job, name)))
@@ -77,6 +95,7 @@ def _print_summary(console: Console, job: BackgroundJob) -> None:
     for warning in job.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     for error in job.error_log[:20]:
-        console.print(f"line {error['row']}: {error['error']} ({error.get('column')}={error.get('value')!r})")
+        cell = f"{error.get('column')}={error.get('value')!r}"
+        console.print(f"line {error['row']}: {error['error']} ({cell})")
     if job.failed_rows > 20:
         console.print(f"… and {job.failed_rows - 20} more failed rows")

@@ -25,10 +25,15 @@ router = APIRouter(prefix="/files", tags=["imports"])
     },
 )
 async def start_csv_import(
-    request: CsvImportRequest, session: SessionDep, user: StaffUser, settings: SettingsDep, state: StateDep
+    request: CsvImportRequest,
+    session: SessionDep,
+    user: StaffUser,
+    settings: SettingsDep,
+    state: StateDep,
 ) -> Any:
     """Start importing customers from an uploaded CSV; answers at once with the job id."""
     job = await imports_service.start(
-        session, request=request, user=user, settings=settings, queue=state.queue, now=datetime.now(UTC)
+        session, request=request, user=user, settings=settings, queue=state.queue,
+        now=datetime.now(UTC),
     )
     return JobCreated(job_id=job.id, status=job.status.value, created_at=job.created_at)

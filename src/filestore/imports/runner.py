@@ -17,7 +17,6 @@ import asyncio
 import codecs
 import csv
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -29,7 +28,13 @@ import structlog
 
 from filestore.auth.security import hash_password_sync
 from filestore.db import libpq_url
-from filestore.imports.records import Record, RecordSplitter, UnterminatedQuote, record_batches
+from filestore.imports.records import (
+    Record,
+    RecordSplitter,
+    UnterminatedQuote,
+    gc_paused,
+    record_batches,
+)
 from filestore.imports.rows import (
     ColumnPlan,
     ImportFileError,
@@ -47,6 +52,7 @@ log = structlog.get_logger(__name__)
 MAX_RECORD_BYTES = 64 * 1024
 BATCH_ROWS = 5000
 PASSWORDS_PER_BATCH = 256
+HASH_CHUNK = 8  # passwords per task sent to the hash pool (~0.2-0.5 s of work)
 STAGING_COLUMNS = (
     "line", "full_name", "email", "phone", "address", "city", "state", "postal_code", "country",
     "password_hash",
@@ -61,7 +67,10 @@ CREATE TEMP TABLE IF NOT EXISTS import_staging (
 
 # Customers first, in e-mail order (a stable lock order for concurrent imports), then a
 # customer user for each new customer: with the given password's hash, or an unusable one
-# and password_reset_required.
+# and password_reset_required. The username is the e-mail when it fits `users.username`
+# (150 characters; an e-mail may have 320): customer users log in by e-mail anyway, and one
+# over-long value must not fail the whole batch. `inserted` returns each e-mail exactly as
+# `dedup` holds it, so the join needs no lower() (that cost a tenth of the batch's time).
 _INSERT_BATCH = """
 WITH dedup AS (
     SELECT DISTINCT ON (lower(email)) * FROM import_staging ORDER BY lower(email), line
@@ -73,11 +82,16 @@ WITH dedup AS (
     RETURNING id, email
 ), new_users AS (
     INSERT INTO users (username, email, password_hash, role, customer_id, password_reset_required)
-    SELECT i.email, i.email, coalesce(d.password_hash, '!unusable:' || gen_random_uuid()::text),
+    SELECT CASE WHEN length(i.email) <= 150 THEN i.email ELSE 'customer-' || i.id END,
+           i.email, coalesce(d.password_hash, '!unusable:' || gen_random_uuid()::text),
            'customer', i.id, d.password_hash IS NULL
-    FROM inserted i JOIN dedup d ON lower(d.email) = lower(i.email)
+    FROM inserted i JOIN dedup d ON d.email = i.email
     ON CONFLICT DO NOTHING
-    RETURNING id
+    RETURNING id, password_reset_required
+), invites AS (
+    -- validation_rules.send_invites: who gets a set-your-password e-mail once the job is done
+    INSERT INTO account_invites (job_id, user_id)
+    SELECT %(job_id)s, id FROM new_users WHERE password_reset_required AND %(send_invites)s
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM new_users)
 """
@@ -146,6 +160,11 @@ class BatchOutcome:
 
 def parse_batch(records: list[Record], plan: ColumnPlan, rules: ValidationRules) -> BatchOutcome:
     """Decode, split into cells and validate a batch of records (pure, CPU only)."""
+    with gc_paused():
+        return _parse_batch(records, plan, rules)
+
+
+def _parse_batch(records: list[Record], plan: ColumnPlan, rules: ValidationRules) -> BatchOutcome:
     outcome = BatchOutcome()
     texts: list[str] = []
     lines: list[int] = []
@@ -168,7 +187,9 @@ def parse_batch(records: list[Record], plan: ColumnPlan, rules: ValidationRules)
                 parsed.append([f"\x00{exc}"])
     for line, cells in zip(lines, parsed, strict=True):
         if len(cells) == 1 and cells[0].startswith("\x00"):
-            outcome.errors.append(RowError(line, None, None, f"Row is not valid CSV: {cells[0][1:]}"))
+            outcome.errors.append(
+                RowError(line, None, None, f"Row is not valid CSV: {cells[0][1:]}")
+            )
             continue
         result = validate_row(line, cells, plan, rules)
         if result is None:
@@ -180,32 +201,37 @@ def parse_batch(records: list[Record], plan: ColumnPlan, rules: ValidationRules)
     return outcome
 
 
-def _hash_many(passwords: list[str]) -> list[str]:
-    return [hash_password_sync(p) for p in passwords]
-
-
 async def hash_passwords(rows: list[ValidRow], pool: Executor | None) -> None:
-    """Replace each row's password with its argon2id hash, spread across the pool's processes."""
-    indexed = [(i, row.values["password"]) for i, row in enumerate(rows) if row.values.get("password")]
-    if not indexed:
+    """Replace each row's password with its argon2id hash, spread across the pool's processes.
+
+    Handed out HASH_CHUNK at a time: the pool's processes share the cores with PostgreSQL and
+    the worker, so equal shares given out up front would leave the batch waiting for the
+    slowest, and one task per password costs the worker more CPU than the hashes it waits for.
+    """
+    todo = [row for row in rows if row.values.get("password")]
+    if not todo:
         return
-    loop = asyncio.get_running_loop()
-    workers = max(1, os.cpu_count() or 1)
-    size = max(1, -(-len(indexed) // workers))
-    parts = [indexed[i:i + size] for i in range(0, len(indexed), size)]
-    results = await asyncio.gather(
-        *(loop.run_in_executor(pool, _hash_many, [str(p) for _, p in part]) for part in parts)
-    )
-    for part, hashes in zip(parts, results, strict=True):
-        for (index, _), hashed in zip(part, hashes, strict=True):
-            rows[index].values["password_hash"] = hashed
-            rows[index].values["password"] = None
+    passwords = [str(row.values["password"]) for row in todo]
+    if pool is None:
+        loop = asyncio.get_running_loop()
+        hashes = await asyncio.gather(
+            *(loop.run_in_executor(None, hash_password_sync, password) for password in passwords)
+        )
+    else:
+        hashes = await asyncio.to_thread(
+            lambda: list(pool.map(hash_password_sync, passwords, chunksize=HASH_CHUNK))
+        )
+    for row, hashed in zip(todo, hashes, strict=True):
+        row.values["password_hash"] = hashed
+        row.values["password"] = None
 
 
-async def prescan(source: ImportSource) -> tuple[int, int, str]:
+async def prescan(source: ImportSource) -> tuple[int, int, int, str]:
     """Count data rows and check the whole file is UTF-8 text before importing anything.
 
-    Returns (data rows, offset just past the header, header text).
+    Returns (data rows, offset just past the header, line number of the first data row,
+    header text). The header can span lines (a quoted newline), so the first data row is not
+    always on line 2.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     splitter = RecordSplitter(max_record_bytes=MAX_RECORD_BYTES)
@@ -230,7 +256,9 @@ async def prescan(source: ImportSource) -> tuple[int, int, str]:
         decoder.decode(b"", final=True)
         last = splitter.finish()
     except UnicodeDecodeError as exc:
-        raise ImportFileError("The file is not UTF-8: it ends in the middle of a character") from exc
+        raise ImportFileError(
+            "The file is not UTF-8: it ends in the middle of a character"
+        ) from exc
     except UnterminatedQuote as exc:
         raise ImportFileError(str(exc)) from exc
     for record in last:
@@ -239,10 +267,12 @@ async def prescan(source: ImportSource) -> tuple[int, int, str]:
         elif record.data.strip():
             rows += 1
     if header is None or not header.data.strip():
-        raise ImportFileError("The file is empty" if header is None else "The file has no header row")
+        raise ImportFileError(
+            "The file is empty" if header is None else "The file has no header row"
+        )
     if header.too_long:
         raise ImportFileError("The header row is longer than 64 KiB")
-    return rows, header.end_offset, header.data.decode("utf-8")
+    return rows, header.end_offset, header.next_line, header.data.decode("utf-8")
 
 
 def _encoding_message(data: bytes, exc: UnicodeDecodeError, consumed: int) -> str:
@@ -338,7 +368,7 @@ class CustomerImport:
         if job["total_rows"] is not None and "plan" in params:
             plan = ColumnPlan.from_json(params["plan"])
             return plan, rules, int(job["checkpoint_offset"]), int(job["checkpoint_line"])
-        total, header_end, header_text = await prescan(self.source)
+        total, header_end, first_line, header_text = await prescan(self.source)
         plan = plan_columns(parse_header(header_text), params.get("mapping_config") or {}, rules)
         warnings = list(plan.warnings)
         if plan.unknown_columns:
@@ -348,16 +378,16 @@ class CustomerImport:
                 """
                 UPDATE background_jobs
                 SET total_rows = %s, params = params || jsonb_build_object('plan', %s::jsonb),
-                    warnings = %s::jsonb, checkpoint_offset = %s, checkpoint_line = 2,
+                    warnings = %s::jsonb, checkpoint_offset = %s, checkpoint_line = %s,
                     result = result || %s::jsonb
                 WHERE id = %s AND checkpoint_offset = 0
                 """,
-                (total, json.dumps(plan.to_json()), json.dumps(warnings), header_end,
+                (total, json.dumps(plan.to_json()), json.dumps(warnings), header_end, first_line,
                  json.dumps({"unknown_columns": plan.unknown_columns}), self.job_id),
             )
         self.progress.total_rows = total
         self._report()
-        return plan, rules, header_end, 2
+        return plan, rules, header_end, first_line
 
     async def _import(
         self,
@@ -378,14 +408,22 @@ class CustomerImport:
             start_offset=offset,
             start_line=line,
             max_record_bytes=MAX_RECORD_BYTES,
-            batch_rows=BATCH_ROWS,
+            # With passwords a batch is minutes of hashing: keep it to seconds, so progress
+            # moves and a crash loses little work.
+            batch_rows=(
+                PASSWORDS_PER_BATCH
+                if "password" in plan.field_index and not rules.dry_run
+                else BATCH_ROWS
+            ),
         )
         expected = offset
         async for batch in batches:
             outcome = parse_batch(batch.records, plan, rules)
             if not rules.dry_run:
                 await hash_passwords(outcome.valid, self.hash_pool)
-            cancel = await self._commit_batch(conn, outcome, rules, expected, batch.end_offset, batch.end_line)
+            cancel = await self._commit_batch(
+                conn, outcome, rules, expected, batch.end_offset, batch.end_line
+            )
             expected = batch.end_offset
             if cancel:
                 return "cancelled"
@@ -403,7 +441,9 @@ class CustomerImport:
         """Write one batch and its checkpoint atomically; True when a cancel was requested."""
         for attempt in range(5):
             try:
-                return await self._write_batch(conn, outcome, rules, expected_offset, end_offset, end_line)
+                return await self._write_batch(
+                    conn, outcome, rules, expected_offset, end_offset, end_line
+                )
             except psycopg.errors.DeadlockDetected:
                 # Concurrent imports of overlapping files: the batch rolled back whole; redo it.
                 log.warning("import.deadlock_retry", job_id=str(self.job_id), attempt=attempt)
@@ -433,16 +473,23 @@ class CustomerImport:
                             v.get("address"), v.get("city"), v.get("state"), v.get("postal_code"),
                             v.get("country"), v.get("password_hash"),
                         ))
-                query = _DRY_RUN_BATCH if rules.dry_run else _INSERT_BATCH
-                cursor = await conn.execute(query)
+                if rules.dry_run:
+                    cursor = await conn.execute(_DRY_RUN_BATCH)
+                else:
+                    cursor = await conn.execute(
+                        _INSERT_BATCH, {"job_id": self.job_id, "send_invites": rules.send_invites}
+                    )
                 counts = await cursor.fetchone()
                 successful = int(counts[0]) if counts else 0
-            if outcome.errors:
+            warned = [row.warning for row in valid if row.warning is not None]
+            if outcome.errors or warned:
                 async with conn.cursor().copy(
-                    'COPY import_row_errors (job_id, "row", "column", value, error) FROM STDIN'
+                    'COPY import_row_errors (job_id, "row", "column", value, error, is_warning) '
+                    "FROM STDIN"
                 ) as copy:
-                    for error in outcome.errors:
-                        await copy.write_row((self.job_id, error.row, error.column, error.value, error.error))
+                    flagged = [(e, False) for e in outcome.errors] + [(w, True) for w in warned]
+                    for e, warn in flagged:
+                        await copy.write_row((self.job_id, e.row, e.column, e.value, e.error, warn))
             room = max(0, ERROR_LOG_CAP - self.error_log_len)
             new_errors = [e.to_json() for e in outcome.errors[:room]]
             skipped = outcome.skipped + len(valid) - successful
@@ -453,7 +500,7 @@ class CustomerImport:
                     "successful": successful,
                     "failed": len(outcome.errors),
                     "skipped": skipped,
-                    "warned": 0,
+                    "warned": len(warned),
                     "errors": json.dumps(new_errors),
                     "result": "{}",
                     "offset": end_offset,
@@ -474,7 +521,9 @@ class CustomerImport:
         self._report()
         return cancel
 
-    async def _finish(self, conn: psycopg.AsyncConnection[Any], status: str, message: str | None) -> None:
+    async def _finish(
+        self, conn: psycopg.AsyncConnection[Any], status: str, message: str | None
+    ) -> None:
         async with conn.transaction():
             await conn.execute(
                 """
@@ -492,14 +541,17 @@ class CustomerImport:
             self.on_progress(self.progress)
 
 
-async def fail_job(database_url: str, job_id: uuid.UUID, message: str) -> None:
-    """Mark a job failed after an unexpected error, so it is never left `processing`."""
+async def fail_job(
+    database_url: str, job_id: uuid.UUID, message: str, *, status: str = "failed"
+) -> None:
+    """Mark a job failed (or cancelled) after an unexpected error or an interruption, so it
+    is never left `processing`."""
     async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
         await conn.execute(
             """
-            UPDATE background_jobs SET status = 'failed', finished_at = now(), message = %s
+            UPDATE background_jobs SET status = %s::job_status, finished_at = now(), message = %s
             WHERE id = %s AND status IN ('pending', 'processing')
             """,
-            (message, job_id),
+            (status, message, job_id),
         )
         await conn.commit()

@@ -14,6 +14,11 @@ class ValidationRulesIn(StrictInput):
     email_required: bool = True
     phone_format: Literal["digits_only", "any"] = "digits_only"
     dry_run: bool = False
+    send_invites: bool = Field(
+        default=False,
+        description="E-mail a set-your-password link to every customer created without a "
+        "password, after the import completes (needs SMTP_HOST)",
+    )
 
 
 class CsvImportRequest(StrictInput):
@@ -32,6 +37,7 @@ class CsvImportRequest(StrictInput):
         unknown = sorted({target for target in mapping.values() if target not in CUSTOMER_FIELDS})
         if unknown:
             raise ValueError(
-                f"unknown customer field(s) {', '.join(unknown)}; known: {', '.join(CUSTOMER_FIELDS)}"
+                f"unknown customer field(s) {', '.join(unknown)}; "
+                f"known: {', '.join(CUSTOMER_FIELDS)}"
             )
         return mapping

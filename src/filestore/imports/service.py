@@ -44,13 +44,19 @@ async def start(
         session, file_id=request.file_upload_id, user=user, settings=settings, now=now
     )
     check_is_csv(file)
+    if request.validation_rules.send_invites and not settings.smtp_enabled:
+        raise Unprocessable(
+            "send_invites needs e-mail: set SMTP_HOST (and SMTP_FROM, …) first",
+            code="smtp_not_configured",
+        )
     params: dict[str, Any] = {
         "import_type": request.import_type,
         "mapping_config": request.mapping_config,
         "validation_rules": request.validation_rules.model_dump(),
     }
     job = await jobs_service.create(
-        session, job_type=JobType.csv_import, params=params, created_by=user.id, file_upload_id=file.id
+        session, job_type=JobType.csv_import, params=params, created_by=user.id,
+        file_upload_id=file.id,
     )
     raw = await jobs_service.raw_connection(session)
     queue_job_id = await queue.configure_task(

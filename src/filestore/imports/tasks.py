@@ -9,24 +9,33 @@ from typing import Any
 import procrastinate
 import psycopg
 import structlog
+from obstore.exceptions import NotFoundError
 
-from filestore.files.models import FileUpload
+from filestore.auth import reset as reset_service
+from filestore.files.models import FileUpload, UploadStatus
+from filestore.imports.rows import ImportFileError
 from filestore.imports.runner import CustomerImport, ImportSource, fail_job
-from filestore.jobs.models import BackgroundJob
-from filestore.jobs.resources import resources_of
+from filestore.jobs.models import BackgroundJob, JobStatus
+from filestore.jobs.resources import WorkerResources, resources_of
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
 blueprint = procrastinate.Blueprint()
 MAX_ATTEMPTS = 5
+FILE_GONE = "The CSV file of this import no longer exists (it was deleted)"
 
 
 def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
     async def open_from(offset: int) -> AsyncIterator[bytes | memoryview]:
         if offset >= file.file_size:
             return
-        stored = await storage.open(file.bucket, file.object_key, start=offset)
+        try:
+            stored = await storage.open(file.bucket, file.object_key, start=offset)
+        except (FileNotFoundError, NotFoundError) as exc:
+            # Deleted after the import started: a clear failure, not five retries of an
+            # "internal error".
+            raise ImportFileError(FILE_GONE) from exc
         async for chunk in stored.chunks:
             yield chunk
 
@@ -47,12 +56,13 @@ async def run_customer_import(context: Any, job_id: str) -> None:
     job_uuid = uuid.UUID(job_id)
     async with resources.sessionmaker() as session:
         job = await session.get(BackgroundJob, job_uuid)
-        file = await session.get(FileUpload, job.file_upload_id) if job and job.file_upload_id else None
+        file_id = job.file_upload_id if job else None
+        file = await session.get(FileUpload, file_id) if file_id else None
     if job is None:
         log.warning("import.job_missing", job_id=job_id)
         return
-    if file is None:
-        await fail_job(resources.database_url, job_uuid, "The CSV file of this import no longer exists")
+    if file is None or file.upload_status is not UploadStatus.completed:
+        await fail_job(resources.database_url, job_uuid, FILE_GONE)
         return
     runner = CustomerImport(
         database_url=resources.database_url,
@@ -68,6 +78,26 @@ async def run_customer_import(context: Any, job_id: str) -> None:
         retryable = isinstance(exc, psycopg.OperationalError | OSError | TimeoutError)
         if not retryable or attempts >= MAX_ATTEMPTS:
             await fail_job(
-                resources.database_url, job_uuid, f"The import stopped on an internal error ({type(exc).__name__})"
+                resources.database_url, job_uuid,
+                f"The import stopped on an internal error ({type(exc).__name__})",
             )
         raise
+    rules = job.params.get("validation_rules") or {}
+    if rules.get("send_invites") and not rules.get("dry_run"):
+        await send_invites(resources, job_uuid)
+
+
+async def send_invites(resources: WorkerResources, job_id: uuid.UUID) -> None:
+    """After a completed import: a set-your-password e-mail to each customer it created without
+    a password. Also runs when the job is run again after a crash, for the invites not sent."""
+    async with resources.sessionmaker() as session:
+        job = await session.get(BackgroundJob, job_id)
+    if job is None or job.status is not JobStatus.completed:
+        return
+    try:
+        await reset_service.send_import_invites(
+            resources.sessionmaker, job_id=job_id, settings=resources.settings
+        )
+    except Exception:
+        # The import itself succeeded; its result says how many invites went out.
+        log.exception("import.invites_error", job_id=str(job_id))

@@ -27,7 +27,9 @@ def render_rows(rows: Iterable[Iterable[object]]) -> str:
     return buffer.getvalue()
 
 
-async def stream_csv(rows: AsyncIterator[tuple[object, ...]], *, batch: int = 500) -> AsyncIterator[bytes]:
+async def stream_csv(
+    rows: AsyncIterator[tuple[object, ...]], *, batch: int = 500
+) -> AsyncIterator[bytes]:
     """UTF-8 (with BOM, so Excel picks the encoding) CSV lines, a few hundred rows at a time."""
     yield ("\ufeff" + render_rows([HEADER])).encode()
     pending: list[tuple[object, ...]] = []

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import procrastinate
@@ -21,7 +25,9 @@ log = structlog.get_logger(__name__)
 
 def create_queue(database_url: str) -> procrastinate.App:
     app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=4),
+        connector=procrastinate.PsycopgConnector(
+            conninfo=libpq_url(database_url), min_size=1, max_size=4
+        ),
     )
     app.add_tasks_from(jobs_tasks.blueprint, namespace="jobs")
     app.add_tasks_from(imports_tasks.blueprint, namespace="imports")
@@ -29,9 +35,31 @@ def create_queue(database_url: str) -> procrastinate.App:
     return app
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this hash process when the worker that started it dies.
+
+    A SIGKILLed worker runs no cleanup, and its idle pool processes would wait for work
+    forever (each holds the task queue's write end, so they never see end-of-file), one more
+    set of orphans per crash. Linux's PR_SET_PDEATHSIG has the kernel kill them instead.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the worker died before prctl took effect
+        os._exit(1)
+
+
 def create_hash_pool() -> ProcessPoolExecutor:
     """Processes for argon2 hashing of imported passwords (spawned: no forked event loop)."""
-    return ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 async def run_worker(app: procrastinate.App, resources: WorkerResources, *, concurrency: int = 2,

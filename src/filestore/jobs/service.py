@@ -12,7 +12,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.errors import Conflict, NotFound
-from filestore.jobs.models import FINISHED_STATUSES, BackgroundJob, ImportRowError, JobStatus, JobType
+from filestore.jobs.models import (
+    FINISHED_STATUSES,
+    BackgroundJob,
+    ImportRowError,
+    JobStatus,
+    JobType,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +104,9 @@ async def request_cancel(session: AsyncSession, *, job: BackgroundJob) -> Backgr
         await session.execute(
             update(BackgroundJob)
             .where(BackgroundJob.id == job.id, BackgroundJob.status == JobStatus.pending)
-            .values(status=JobStatus.cancelled, finished_at=now, message="Cancelled before it started")
+            .values(
+                status=JobStatus.cancelled, finished_at=now, message="Cancelled before it started"
+            )
         )
     await session.flush()
     await session.refresh(job)

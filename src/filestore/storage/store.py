@@ -124,11 +124,18 @@ class ObjectStorage:
             for bucket in self._buckets:
                 (self._local_root / bucket).mkdir(parents=True, exist_ok=True)
             return
+        from minio.error import S3Error
+
         minio = self._minio
         for bucket in self._buckets:
             exists = await asyncio.to_thread(minio.bucket_exists, bucket)
             if not exists:
-                await asyncio.to_thread(minio.make_bucket, bucket)
+                try:
+                    await asyncio.to_thread(minio.make_bucket, bucket)
+                except S3Error as exc:
+                    # Another API process created it between our check and our create.
+                    if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                        raise
                 log.info("storage.bucket_created", bucket=bucket)
 
     async def put_stream(

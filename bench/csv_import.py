@@ -1,0 +1,713 @@
+"""Customer CSV import throughput and worker memory, against a raw psycopg COPY of the same rows.
+
+What it measures, in one run (SeaweedFS as the S3 server, embedded PostgreSQL, a live
+production-mode `filestore serve` with MAX_FILE_SIZE 104857600 and one `filestore worker`
+process, all started in a temp dir and stopped at the end):
+
+* import throughput: a generated customers CSV (default 100,000 rows; the seed's columns
+  full_name,email,phone,address,city,state,postal_code,country; unique e-mails, no passwords)
+  is uploaded through the API and imported with `POST /files/csv-import`, polling
+  `GET /files/jobs/{id}` every 100 ms. Rows/s is taken from the job's started_at -> finished_at
+  (prescan, parsing, validation, staging COPY, INSERT into customers + users, checkpoints) and,
+  for reference, from the wall time between the POST and the poll that saw `completed`;
+* the baselines, each run 3 times (`--repeat`), median used: the same file loaded with a raw
+  psycopg `COPY ... FROM STDIN (FORMAT csv)` into a scratch table with the same columns and no
+  indexes, in the same PostgreSQL -- the goal is import/COPY >= 0.5; the same COPY into a table
+  `LIKE customers INCLUDING ALL` (its primary key and `lower(email)` unique index); and a
+  SQL-only load of what the import writes (COPY into a temp table, then one INSERT into
+  customers and their customer users), the floor for the import's database work;
+* worker memory: the worker's RSS, process and children (the argon2 hash pool), sampled every
+  20 ms during a 10k-row and a 1M-row import (`--rss-check`, on by default; the 1M file is
+  ~90 MB and its import takes about a minute). Goal: the 1M peak within +-50 MiB of the 10k one;
+* password rows: a file where every row has a password (default 2,000 rows), in rows/s against
+  the single-core argon2id rate (`hash_password_sync`, ~50 hashes timed in this process) x
+  `os.cpu_count()`.
+
+Every import must end `completed` with every row successful, and the customers and users tables
+must hold exactly the file's rows (each file has its own e-mail domain); one imported password
+is checked by logging in. A failed check exits 1; a missed goal still exits 0.
+
+How to run (from the repo root): `python bench/csv_import.py [--rows 100000]
+[--password-rows 2000] [--no-rss-check]`. The client, server, worker, PostgreSQL and SeaweedFS
+share the CPU, so run it on an otherwise idle machine (the load average is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+# `tests.fixtures` lives in the repo, not in the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+import psutil  # type: ignore[import-untyped]
+import psycopg
+
+from filestore.auth.security import hash_password_sync
+from tests.fixtures.live import (
+    Api,
+    LiveServer,
+    WorkerProcess,
+    production_env,
+    start_server,
+    start_worker,
+)
+from tests.fixtures.servers import EmbeddedPostgres, start_embedded_postgres, start_seaweedfs
+
+MIB = 1024 * 1024
+MAX_FILE_SIZE = 104_857_600  # the seed's MAX_FILE_SIZE
+DATABASE = "filestore_bench"
+COLUMNS = ("full_name", "email", "phone", "address", "city", "state", "postal_code", "country")
+POLL_INTERVAL = 0.1
+RSS_INTERVAL = 0.02
+COPY_CHUNK = 1 * MIB
+HASH_SAMPLES = 50
+JOB_TIMEOUT = 3600.0
+
+GOAL_COPY_RATIO = 0.5
+GOAL_RSS_MIB = 50.0
+
+FIRST_NAMES = (
+    "Maria", "John", "Wei", "Aisha", "Carlos", "Olga", "Liam", "Noor", "Kenji", "Fatima",
+    "Lucas", "Emma", "Ivan", "Sofia", "Omar", "Chloe", "Arjun", "Mia", "Jonas", "Zara",
+)  # fmt: skip
+LAST_NAMES = (
+    "Garcia", "Smith", "Chen", "Khan", "Silva", "Ivanova", "Murphy", "Haddad", "Sato", "Ali",
+    "Martin", "Brown", "Petrov", "Rossi", "Farouk", "Dubois", "Patel", "Lopez", "Berg", "Okafor",
+)  # fmt: skip
+STREETS = ("Oak St", "Main St", "Elm Ave", "Park Rd", "Lake Dr", "Hill Ln", "Pine Ct", "Bay Blvd")
+PLACES = (
+    ("Springfield", "IL", "62701"), ("Austin", "TX", "73301"), ("Denver", "CO", "80202"),
+    ("Portland", "OR", "97201"), ("Boston", "MA", "02108"), ("Miami", "FL", "33101"),
+    ("Seattle", "WA", "98101"), ("Phoenix", "AZ", "85001"),
+)  # fmt: skip
+
+
+class BenchError(RuntimeError):
+    """An import failed or the database does not hold the file's rows: the numbers mean nothing."""
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """A generated CSV file; every e-mail in it ends in `@domain`, unique within the file."""
+
+    name: str
+    path: Path
+    rows: int
+    domain: str
+    passwords: bool
+    size: int = 0
+    sample_password: tuple[str, str] | None = None  # (e-mail, password) of the first row
+
+
+def write_csv(dataset: Dataset) -> None:
+    """Write `dataset.rows` customers (and a password column if asked), deterministically."""
+    rng = random.Random(dataset.domain)
+    header = [*COLUMNS, "password"] if dataset.passwords else list(COLUMNS)
+    with dataset.path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        for i in range(dataset.rows):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            city, state, postal = rng.choice(PLACES)
+            phone = f"555-{rng.randrange(1000):03d}-{rng.randrange(10000):04d}"
+            if i % 4 == 0:  # some phones in another format, normalised by the import
+                phone = f"(555) {phone[4:]}"
+            row = [
+                f"{first} {last}",
+                f"{first.lower()}.{last.lower()}.{i}@{dataset.domain}",
+                phone,
+                f"{rng.randrange(1, 9999)} {rng.choice(STREETS)}",
+                city,
+                state,
+                postal,
+                "US",
+            ]
+            if dataset.passwords:
+                password = f"Pw-{rng.getrandbits(64):016x}"
+                row.append(password)
+                if i == 0:
+                    dataset.sample_password = (row[1], password)
+            writer.writerow(row)
+    dataset.size = dataset.path.stat().st_size
+    if dataset.size > MAX_FILE_SIZE:
+        raise SystemExit(f"{dataset.name}: {dataset.size} bytes is over MAX_FILE_SIZE")
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+
+def rss_of_tree(process: Any) -> int:
+    """RSS of `process` plus all its children, in bytes (0 once it is gone)."""
+    try:
+        total = int(process.memory_info().rss)
+        children = process.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for child in children:
+        try:
+            total += int(child.memory_info().rss)
+        except psutil.Error:
+            pass
+    return total
+
+
+class RssSampler:
+    """Samples a process tree's RSS every RSS_INTERVAL seconds in a thread while active."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.before = 0
+        self.peak = 0
+        self.peak_processes = 0
+
+    def _sample(self) -> None:
+        rss = rss_of_tree(self._process)
+        if rss > self.peak:
+            self.peak = rss
+            try:
+                self.peak_processes = 1 + len(self._process.children(recursive=True))
+            except psutil.Error:
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_INTERVAL):
+            self._sample()
+
+    def __enter__(self) -> RssSampler:
+        self.before = rss_of_tree(self._process)
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+
+# -- worker -------------------------------------------------------------------------------------
+
+
+def start_worker_ready(server: LiveServer, timeout: float = 60) -> WorkerProcess:
+    """One `filestore worker` (tests.fixtures.live.start_worker), once it is up and idle."""
+    worker = start_worker(server)
+    deadline = time.monotonic() + timeout
+    while "worker.started" not in worker.log():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.stop()
+            raise RuntimeError(f"filestore worker did not start:\n{worker.log()[-4000:]}")
+        time.sleep(0.1)
+    time.sleep(1.0)  # let it open its queue connections and go idle before any RSS baseline
+    return worker
+
+
+# -- import through the API ---------------------------------------------------------------------
+
+
+@dataclass
+class ImportRun:
+    dataset: Dataset
+    job_seconds: float  # started_at -> finished_at, from the job
+    wall_seconds: float  # POST /files/csv-import -> the poll that saw it completed
+    upload_seconds: float
+    rss_before: int
+    rss_peak: int
+    rss_processes: int
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.dataset.rows / self.job_seconds
+
+    @property
+    def wall_rows_per_s(self) -> float:
+        return self.dataset.rows / self.wall_seconds
+
+
+def upload_csv(api: Api, dataset: Dataset) -> int:
+    response = api.upload(
+        dataset.path.read_bytes(),
+        f"{dataset.name}.csv",
+        content_type="text/csv",
+        file_type="csv",
+    )
+    if response.status_code != 201:
+        raise BenchError(f"upload of {dataset.name}: {response.status_code} {response.text[:500]}")
+    file_id: int = response.json()["id"]
+    return file_id
+
+
+def wait_for_job(api: Api, job_id: str) -> tuple[dict[str, Any], float]:
+    """Poll the job every POLL_INTERVAL until it ends; (job, monotonic time it was seen done)."""
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        response = api.get(f"/files/jobs/{job_id}")
+        if response.status_code != 200:
+            raise BenchError(f"GET job {job_id}: {response.status_code} {response.text[:500]}")
+        job: dict[str, Any] = response.json()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job, time.monotonic()
+        time.sleep(POLL_INTERVAL)
+    raise BenchError(f"job {job_id} did not finish within {JOB_TIMEOUT:.0f} s")
+
+
+def import_csv(api: Api, worker: WorkerProcess, dataset: Dataset) -> ImportRun:
+    print(f"  {dataset.name}: uploading {dataset.size / MIB:.1f} MiB ...", flush=True)
+    started = time.monotonic()
+    file_id = upload_csv(api, dataset)
+    upload_seconds = time.monotonic() - started
+    with RssSampler(worker.pid) as rss:
+        posted = time.monotonic()
+        response = api.post("/files/csv-import", json={"file_upload_id": file_id})
+        if response.status_code != 202:
+            raise BenchError(f"csv-import: {response.status_code} {response.text[:500]}")
+        job, done = wait_for_job(api, response.json()["job_id"])
+    wall = done - posted
+    if job["status"] != "completed":
+        raise BenchError(f"{dataset.name}: job ended {job['status']}: {job.get('message')}")
+    counts = {k: job[k] for k in ("total_rows", "successful_rows", "failed_rows", "skipped_rows")}
+    expected = {"total_rows": dataset.rows, "successful_rows": dataset.rows}
+    expected |= {"failed_rows": 0, "skipped_rows": 0}
+    if counts != expected:
+        raise BenchError(f"{dataset.name}: job counts {counts}, expected {expected}")
+    job_seconds = (
+        datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
+    ).total_seconds()
+    run = ImportRun(
+        dataset, job_seconds, wall, upload_seconds, rss.before, rss.peak, rss.peak_processes
+    )
+    print(
+        f"  {dataset.name}: {run.rows_per_s:,.0f} rows/s (job {job_seconds:.2f} s, "
+        f"wall {wall:.2f} s); worker RSS {rss.before / MIB:.0f} -> peak {rss.peak / MIB:.0f} MiB "
+        f"({rss.peak_processes} processes)",
+        flush=True,
+    )
+    return run
+
+
+def verify_rows(db_url: str, dataset: Dataset) -> None:
+    """The customers and users tables hold exactly the file's rows (by its e-mail domain)."""
+    pattern = f"%@{dataset.domain}"
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            """
+            SELECT (SELECT count(*) FROM customers WHERE email LIKE %(p)s),
+                   (SELECT count(*) FROM users WHERE email LIKE %(p)s AND role = 'customer'
+                        AND customer_id IS NOT NULL),
+                   (SELECT count(*) FROM users WHERE email LIKE %(p)s
+                        AND password_reset_required = %(reset)s)
+            """,
+            {"p": pattern, "reset": not dataset.passwords},
+        ).fetchone()
+    customers, users, flagged = row if row else (0, 0, 0)
+    if not customers == users == flagged == dataset.rows:
+        raise BenchError(
+            f"{dataset.name}: {customers} customers, {users} users ({flagged} with "
+            f"password_reset_required={not dataset.passwords}) in the DB, expected {dataset.rows}"
+        )
+
+
+# -- the baseline -------------------------------------------------------------------------------
+
+
+@dataclass
+class Baseline:
+    """A load of the main file's rows without Filestore; `seconds` holds one time per run."""
+
+    name: str
+    rows: int
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.median
+
+
+def copy_file(conn: psycopg.Connection[Any], dataset: Dataset, table: str) -> None:
+    """COPY the CSV file (header skipped) into `table`'s customer columns."""
+    columns = ", ".join(COLUMNS)
+    with (
+        conn.cursor().copy(
+            f"COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true)"
+        ) as copy,
+        dataset.path.open("rb") as source,
+    ):
+        while chunk := source.read(COPY_CHUNK):
+            copy.write(chunk)
+
+
+def raw_copy(db_url: str, dataset: Dataset, table: str, create: str) -> float:
+    """COPY the file into a fresh `table` (made by `create`); seconds from COPY to commit."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(create)
+        conn.commit()
+        started = time.perf_counter()
+        copy_file(conn, dataset, table)
+        conn.commit()
+        seconds = time.perf_counter() - started
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        conn.execute(f"DROP TABLE {table}")
+        conn.commit()
+    if row is None or row[0] != dataset.rows:
+        raise BenchError(f"raw COPY into {table} loaded {row}, expected {dataset.rows}")
+    return seconds
+
+
+# What the import must write, done by PostgreSQL alone: every customer row with its customer
+# user, one statement for the whole file (no batches, no dedupe within the file, no
+# checkpoints, no validation). The e-mail domain is swapped so these rows never meet the
+# import's own.
+_SQL_ONLY_LOAD = """
+WITH inserted AS (
+    INSERT INTO customers (full_name, email, phone, address, city, state, postal_code, country)
+    SELECT full_name, replace(email, %(domain)s, %(scratch)s), phone, address, city, state,
+           postal_code, country
+    FROM bench_stage ORDER BY lower(email)
+    ON CONFLICT DO NOTHING
+    RETURNING id, email
+)
+INSERT INTO users (username, email, password_hash, role, customer_id, password_reset_required)
+SELECT email, email, '!unusable:' || gen_random_uuid()::text, 'customer', id, true
+FROM inserted
+ON CONFLICT DO NOTHING
+"""
+
+
+def sql_only_load(db_url: str, dataset: Dataset, run: int) -> float:
+    """COPY into a temp table, then _SQL_ONLY_LOAD; seconds from COPY to commit."""
+    scratch = f"@sql{run}.{dataset.domain}"
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE bench_stage (full_name text, email text, phone text, "
+            "address text, city text, state text, postal_code text, country text)"
+        )
+        conn.commit()
+        started = time.perf_counter()
+        copy_file(conn, dataset, "bench_stage")
+        conn.execute(_SQL_ONLY_LOAD, {"domain": f"@{dataset.domain}", "scratch": scratch})
+        conn.commit()
+        seconds = time.perf_counter() - started
+        row = conn.execute(
+            "SELECT count(*) FROM users WHERE email LIKE %s", (f"%{scratch}",)
+        ).fetchone()
+    if row is None or row[0] != dataset.rows:
+        raise BenchError(f"SQL-only load wrote {row} users, expected {dataset.rows}")
+    return seconds
+
+
+_PLAIN_TABLE = """
+CREATE TABLE bench_copy_plain (
+    full_name varchar(255) NOT NULL, email varchar(320) NOT NULL, phone varchar(32),
+    address varchar(500), city varchar(120), state varchar(120), postal_code varchar(32),
+    country varchar(120)
+)
+"""
+
+
+def baselines(db_url: str, dataset: Dataset, repeat: int) -> tuple[Baseline, Baseline, Baseline]:
+    """The three loads without Filestore, each `repeat` times, interleaved."""
+    plain = Baseline("raw COPY, scratch table, no indexes (the goal's baseline)", dataset.rows)
+    indexed = Baseline("raw COPY, table LIKE customers INCLUDING ALL", dataset.rows)
+    sql_only = Baseline("SQL only: COPY + INSERT customers and users", dataset.rows)
+    for run in range(repeat):
+        plain.seconds.append(raw_copy(db_url, dataset, "bench_copy_plain", _PLAIN_TABLE))
+        indexed.seconds.append(
+            raw_copy(
+                db_url,
+                dataset,
+                "bench_copy_indexed",
+                "CREATE TABLE bench_copy_indexed (LIKE customers INCLUDING ALL)",
+            )
+        )
+        sql_only.seconds.append(sql_only_load(db_url, dataset, run))
+    return plain, indexed, sql_only
+
+
+# -- hashing ------------------------------------------------------------------------------------
+
+
+def single_core_hash_rate(samples: int = HASH_SAMPLES) -> float:
+    """argon2id hashes per second on one core, with the project's parameters."""
+    for _ in range(3):
+        hash_password_sync("warm-up")
+    started = time.perf_counter()
+    for i in range(samples):
+        hash_password_sync(f"Pw-sample-{i}")
+    return samples / (time.perf_counter() - started)
+
+
+def check_login(api: Api, dataset: Dataset) -> None:
+    if dataset.sample_password is None:
+        return
+    email, password = dataset.sample_password
+    response = api.post("/auth/login", json={"username": email, "password": password})
+    if response.status_code != 200:
+        raise BenchError(f"login with an imported password: {response.status_code}")
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def machine_line() -> str:
+    memory = psutil.virtual_memory().total / 1024**3
+    cpu = platform.processor() or platform.machine()
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {memory:.1f} GiB RAM, Python {platform.python_version()}"
+    )
+
+
+def load_line() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+@dataclass
+class Results:
+    main: ImportRun | None = None
+    baselines: tuple[Baseline, Baseline, Baseline] | None = None
+    rss_small: ImportRun | None = None
+    rss_large: ImportRun | None = None
+    passwords: ImportRun | None = None
+    hash_rate: float = 0.0
+
+
+def report(results: Results, load_before: str) -> None:
+    print()
+    print(f"machine: {machine_line()}")
+    print(f"load average (1/5/15 min) before: {load_before}, after: {load_line()}")
+    main = results.main
+    if main is None or results.baselines is None:
+        raise BenchError("the main import or the baselines did not run")
+    plain, indexed, sql_only = results.baselines
+    rows = main.dataset.rows
+    print()
+    title = f"load of {rows:,} customer rows (baselines: median of {len(plain.seconds)})"
+    header = f"{title:<62} {'seconds':>8} {'rows/s':>10} {'import/it':>9}"
+    print(header)
+    print("-" * len(header))
+    for base in (plain, indexed, sql_only):
+        print(
+            f"{base.name:<62} {base.median:>8.2f} {base.rows_per_s:>10,.0f} "
+            f"{main.rows_per_s / base.rows_per_s:>9.2f}"
+        )
+    print(
+        f"{'API import, job started_at -> finished_at':<62} {main.job_seconds:>8.2f} "
+        f"{main.rows_per_s:>10,.0f}"
+    )
+    print(
+        f"{'API import, wall: POST -> completed seen':<62} {main.wall_seconds:>8.2f} "
+        f"{main.wall_rows_per_s:>10,.0f}"
+    )
+    print(
+        f"(upload of the {main.dataset.size / MIB:.1f} MiB file through the API, not counted: "
+        f"{main.upload_seconds:.2f} s)"
+    )
+
+    print()
+    print("goals:")
+    ratio = main.rows_per_s / plain.rows_per_s
+    met = verdict(ratio >= GOAL_COPY_RATIO)
+    print(f"  import / raw COPY = {ratio:.3f} >= {GOAL_COPY_RATIO}: {met}")
+    print(
+        f"  (import / SQL-only load of the same customers and users = "
+        f"{main.rows_per_s / sql_only.rows_per_s:.2f}; with wall time "
+        f"{main.wall_rows_per_s / sql_only.rows_per_s:.2f})"
+    )
+    small, large = results.rss_small, results.rss_large
+    if small is not None and large is not None:
+        diff = (large.rss_peak - small.rss_peak) / MIB
+        print(
+            f"  worker peak RSS {large.dataset.rows:,} rows - {small.dataset.rows:,} rows = "
+            f"{diff:+.0f} MiB, within +-{GOAL_RSS_MIB:.0f}: {verdict(abs(diff) <= GOAL_RSS_MIB)}"
+        )
+    else:
+        print("  worker RSS flatness: not checked (--no-rss-check)")
+
+    pw = results.passwords
+    ceiling = results.hash_rate * (os.cpu_count() or 1)
+    if pw is not None:
+        print(
+            f"  password rows {pw.rows_per_s:,.1f}/s vs single-core hash rate "
+            f"{results.hash_rate:.1f}/s x {os.cpu_count()} cores = {ceiling:.1f}/s: "
+            f"{pw.rows_per_s / ceiling:.2f} of the ceiling"
+        )
+
+    print()
+    header = (
+        f"{'worker memory (process + children)':<36} {'rows':>10} {'file MiB':>9} "
+        f"{'rows/s':>10} {'RSS before':>10} {'peak':>7} {'growth':>7} {'procs':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    runs = [("main import", main), ("RSS check, small", small), ("RSS check, large", large)]
+    runs.append(("password file", pw))
+    for name, run in runs:
+        if run is None:
+            continue
+        print(
+            f"{name:<36} {run.dataset.rows:>10,} {run.dataset.size / MIB:>9.1f} "
+            f"{run.rows_per_s:>10,.1f} {run.rss_before / MIB:>10.0f} {run.rss_peak / MIB:>7.0f} "
+            f"{(run.rss_peak - run.rss_before) / MIB:>+7.0f} {run.rss_processes:>5}"
+        )
+    print("(RSS in MiB; peak sampled every 20 ms during the import)")
+
+
+# -- setup --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def backends(workdir: Path) -> Iterator[tuple[EmbeddedPostgres, LiveServer, WorkerProcess]]:
+    """SeaweedFS, embedded PostgreSQL, a production-mode Filestore and one worker; all stopped."""
+    with ExitStack() as stack:
+        s3 = start_seaweedfs(workdir / "seaweed")
+        stack.callback(s3.stop)
+        pg = start_embedded_postgres(workdir / "pgdata")
+        stack.callback(pg.stop)
+        env = production_env(pg.create_database(DATABASE))
+        env.update(
+            {
+                "MINIO_ENDPOINT": s3.endpoint,
+                "MINIO_ACCESS_KEY": s3.access_key,
+                "MINIO_SECRET_KEY": s3.secret_key,
+                "MINIO_USE_SSL": "false",
+                "MAX_FILE_SIZE": str(MAX_FILE_SIZE),
+            }
+        )
+        server = start_server(workdir / "filestore", env)
+        stack.callback(server.stop)
+        worker = start_worker_ready(server)
+        stack.callback(worker.stop)
+        yield pg, server, worker
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=100_000, help="rows of the main file")
+    parser.add_argument(
+        "--password-rows", type=int, default=2000, help="rows of the file with passwords"
+    )
+    parser.add_argument(
+        "--rss-check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also import --rss-small and --rss-large row files and compare worker peak RSS",
+    )
+    parser.add_argument("--rss-small", type=int, default=10_000)
+    parser.add_argument("--rss-large", type=int, default=1_000_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each baseline; the median is used"
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="work in this (new) directory and keep the files and logs (default: a temp dir)",
+    )
+    args = parser.parse_args(argv)
+    if min(args.rows, args.password_rows, args.rss_small, args.rss_large, args.repeat) < 1:
+        parser.error("row counts must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace, tmp: Path, results: Results) -> None:
+    data = tmp / "data"
+    data.mkdir()
+    main = Dataset("main", data / "main.csv", args.rows, "main.bench.test", False)
+    datasets = [main]
+    if args.rss_check:
+        small = Dataset("rss-small", data / "small.csv", args.rss_small, "s.bench.test", False)
+        large = Dataset("rss-large", data / "large.csv", args.rss_large, "l.bench.test", False)
+        datasets += [small, large]
+    pw = Dataset("passwords", data / "pw.csv", args.password_rows, "pw.bench.test", True)
+    datasets.append(pw)
+    for dataset in datasets:
+        started = time.monotonic()
+        write_csv(dataset)
+        print(
+            f"generated {dataset.name}: {dataset.rows:,} rows, {dataset.size / MIB:.1f} MiB "
+            f"({time.monotonic() - started:.1f} s)",
+            flush=True,
+        )
+    print("single-core argon2id hash rate ...", flush=True)
+    results.hash_rate = single_core_hash_rate()
+    print(f"  {results.hash_rate:.1f} hashes/s", flush=True)
+
+    with backends(tmp / "run") as (pg, server, worker):
+        db_url = pg.libpq_url(DATABASE)
+        print(f"Filestore at {server.base_url}, worker pid {worker.pid}", flush=True)
+        api = server.admin()
+        api.http.timeout = httpx.Timeout(600.0, connect=10.0)
+        try:
+            print("baselines (raw COPY x2, SQL-only load) ...", flush=True)
+            results.baselines = baselines(db_url, main, args.repeat)
+            for base in results.baselines:
+                print(f"  {base.rows_per_s:>10,.0f} rows/s  {base.name}", flush=True)
+            print("imports through the API ...", flush=True)
+            results.main = import_csv(api, worker, main)
+            verify_rows(db_url, main)
+            if args.rss_check:
+                results.rss_small = import_csv(api, worker, small)
+                verify_rows(db_url, small)
+                results.rss_large = import_csv(api, worker, large)
+                verify_rows(db_url, large)
+            # Last: the first password row starts the hash pool's processes, which stay.
+            results.passwords = import_csv(api, worker, pw)
+            verify_rows(db_url, pw)
+            check_login(api, pw)
+        except BaseException:
+            print(f"--- worker log tail:\n{worker.log()[-3000:]}", file=sys.stderr)
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = load_line()
+    print(f"machine: {machine_line()}; load average {load_before}", flush=True)
+    results = Results()
+    with ExitStack() as stack:
+        if args.keep is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-csv-")))
+        else:
+            workdir = args.keep.resolve()
+            workdir.mkdir(parents=True)
+        try:
+            run(args, workdir, results)
+        except BenchError as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
+    report(results, load_before)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

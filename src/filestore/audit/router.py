@@ -1,0 +1,38 @@
+"""`GET /audit-events` (admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from filestore.audit import service as audit_service
+from filestore.audit.schemas import AuditEventOut
+from filestore.deps import AdminUser, SessionDep
+from filestore.schemas import MAX_DB_ID
+
+router = APIRouter(prefix="/audit-events", tags=["audit"])
+
+
+@router.get("", response_model=list[AuditEventOut])
+async def list_audit_events(
+    session: SessionDep,
+    _: AdminUser,
+    actor_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
+    target_user_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
+    action: str | None = Query(default=None, max_length=64, examples=["login.failure"]),
+    since: datetime | None = Query(default=None, description="ISO 8601; events at or after it"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0, le=10_000_000),
+) -> Any:
+    """Account events, newest first: logins, lockouts, refresh reuse, password and user changes."""
+    return await audit_service.list_events(
+        session,
+        actor_id=actor_id,
+        target_user_id=target_user_id,
+        action=action,
+        since=since,
+        limit=limit,
+        offset=offset,
+    )

@@ -1,0 +1,1 @@
+"""Tests of operations: deployment files, cleanup sweep, metrics, logs."""

@@ -1,0 +1,120 @@
+"""Content sniffing: the stored MIME type comes from the bytes and must agree with the extension."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from filestore.errors import UnsupportedMediaType
+from filestore.files.sniff import SAFE_INLINE_TYPES, looks_like_text, sniff
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 32
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + b"\x00" * 32
+GIF = b"GIF89a" + b"\x00" * 32
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+WINDOWS_EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00" + b"\x00" * 54
+ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 57
+CSV = b"full_name,email\nJohn Doe,john@example.com\n"
+
+
+class TestMatchingContent:
+    @pytest.mark.parametrize(
+        ("head", "extension", "mime"),
+        [
+            (PNG, "png", "image/png"),
+            (JPEG, "jpg", "image/jpeg"),
+            (JPEG, "jpeg", "image/jpeg"),
+            (GIF, "gif", "image/gif"),
+            (PDF, "pdf", "application/pdf"),
+            (CSV, "csv", "text/csv"),
+        ],
+    )
+    def test_type_comes_from_the_bytes(self, head: bytes, extension: str, mime: str) -> None:
+        assert sniff(head, extension) == mime
+
+    def test_latin1_csv_is_text(self) -> None:
+        assert sniff("café,Zürich\n".encode("latin-1"), "csv") == "text/csv"
+
+    def test_utf8_cut_inside_last_character_is_still_text(self) -> None:
+        head = ("é" * 100).encode()[:-1]  # the 8 KiB head can end mid-character
+        assert looks_like_text(head)
+        assert sniff(head, "csv") == "text/csv"
+
+    def test_unknown_extension_with_text_is_plain_text(self) -> None:
+        assert sniff(b"just some notes\n", "notes") == "text/plain"
+
+    def test_unknown_extension_with_binary_is_octet_stream(self) -> None:
+        assert sniff(b"\x00\x01\x02\x03\x04", "dat") == "application/octet-stream"
+
+
+class TestMismatchRefused:
+    @pytest.mark.parametrize(
+        ("head", "extension"),
+        [
+            (PNG, "pdf"),
+            (GIF, "png"),
+            (PDF, "doc"),
+            (b"plain text, not an image", "png"),
+            (CSV, "xlsx"),
+        ],
+    )
+    def test_binary_extension_needs_its_magic(self, head: bytes, extension: str) -> None:
+        with pytest.raises(UnsupportedMediaType) as caught:
+            sniff(head, extension)
+        assert caught.value.status_code == 415
+        assert caught.value.code == "content_mismatch"
+        assert f"not a .{extension} file" in str(caught.value.message)
+
+    @pytest.mark.parametrize("extension", ["csv", "json", "txt"])
+    def test_binary_bytes_in_a_text_format(self, extension: str) -> None:
+        with pytest.raises(UnsupportedMediaType) as caught:
+            sniff(b"\x00\x01\x02binary", extension)
+        assert caught.value.code == "content_mismatch"
+
+    @pytest.mark.parametrize("head", [WINDOWS_EXE, ELF, b"#!/bin/sh\nrm -rf /\n"])
+    @pytest.mark.parametrize("extension", ["pdf", "png", "docx", "bin"])
+    def test_executables_are_refused_whatever_the_name(self, head: bytes, extension: str) -> None:
+        with pytest.raises(UnsupportedMediaType) as caught:
+            sniff(head, extension)
+        assert caught.value.code == "content_mismatch"
+
+
+class TestLooksLikeText:
+    @pytest.mark.parametrize(
+        "head",
+        [b"", b"a,b\r\n1,2\r\n", b"col\tcol\n", "Ünïcödé\n".encode(), "naïve".encode("latin-1")],
+    )
+    def test_text(self, head: bytes) -> None:
+        assert looks_like_text(head)
+
+    @pytest.mark.parametrize("head", [b"a\x00b", b"\x00", b"\xff\xfe\x01\x02\x03\x04\x05\x06"])
+    def test_not_text(self, head: bytes) -> None:
+        assert not looks_like_text(head)
+
+    @given(
+        st.text(alphabet=st.characters(exclude_categories=["Cc", "Cs"]) | st.sampled_from("\t\n\r"))
+    )
+    def test_any_utf8_text_without_controls_is_text(self, text: str) -> None:
+        assert looks_like_text(text.encode())
+
+
+class TestNeverCrashes:
+    # min_size=1: an empty file is refused (422) before it is sniffed.
+    @given(
+        st.binary(min_size=1, max_size=512),
+        st.sampled_from(["csv", "pdf", "png", "jpg", "docx", "xyz", ""]),
+    )
+    def test_any_bytes_give_a_type_or_415(self, head: bytes, extension: str) -> None:
+        try:
+            mime = sniff(head, extension)
+        except UnsupportedMediaType:
+            return  # a 415 is a valid answer; any other exception fails the test
+        assert "/" in mime
+
+
+class TestInlineTypes:
+    def test_only_passive_formats_are_shown_inline(self) -> None:
+        assert "text/html" not in SAFE_INLINE_TYPES
+        assert "image/svg+xml" not in SAFE_INLINE_TYPES
+        assert {"image/png", "image/jpeg", "application/pdf"} <= SAFE_INLINE_TYPES
