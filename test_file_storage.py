@@ -61,7 +61,11 @@ def expect_status(response: httpx.Response, status: int, what: str) -> Any:
 
 class Smoke:
     def __init__(
-        self, base_url: str, username: str, password: str, customer_id: int | None,
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        customer_id: int | None,
         job_timeout: float = 120,
     ) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=60)
@@ -77,13 +81,17 @@ class Smoke:
 
     def step_login(self) -> None:
         body = expect_status(
-            self.http.post("/auth/login", json={"username": self.username, "password": self.password}),
+            self.http.post(
+                "/auth/login", json={"username": self.username, "password": self.password}
+            ),
             200,
             "POST /auth/login (JSON)",
         )
         expect(body["token_type"] == "bearer" and body["expires_in"] > 0, f"odd token: {body}")
         form = expect_status(
-            self.http.post("/auth/login", data={"username": self.username, "password": self.password}),
+            self.http.post(
+                "/auth/login", data={"username": self.username, "password": self.password}
+            ),
             200,
             "POST /auth/login (OAuth2 form)",
         )
@@ -94,7 +102,9 @@ class Smoke:
 
     def step_customer(self) -> None:
         if self.customer_id is not None:
-            expect_status(self.http.get(f"/customers/{self.customer_id}"), 200, "GET /customers/{id}")
+            expect_status(
+                self.http.get(f"/customers/{self.customer_id}"), 200, "GET /customers/{id}"
+            )
             return
         email = f"smoke-{uuid.uuid4().hex[:10]}@example.com"
         body = expect_status(
@@ -112,11 +122,26 @@ class Smoke:
             "customer_id": str(self.customer_id),
             "metadata": json.dumps({"source": "manual_upload"}),
         }
-        body = expect_status(self.http.post("/files/upload", files=files, data=data), 201, "upload CSV")
-        for name in ("id", "filename", "file_size", "mime_type", "file_type", "upload_status", "url",
-                     "created_at", "md5", "sha256", "bucket"):
+        body = expect_status(
+            self.http.post("/files/upload", files=files, data=data), 201, "upload CSV"
+        )
+        for name in (
+            "id",
+            "filename",
+            "file_size",
+            "mime_type",
+            "file_type",
+            "upload_status",
+            "url",
+            "created_at",
+            "md5",
+            "sha256",
+            "bucket",
+        ):
             expect(name in body, f"upload response lacks {name!r}: {body}")
-        expect(body["file_size"] == len(SAMPLE_CSV), f"size {body['file_size']} != {len(SAMPLE_CSV)}")
+        expect(
+            body["file_size"] == len(SAMPLE_CSV), f"size {body['file_size']} != {len(SAMPLE_CSV)}"
+        )
         expect(body["sha256"] == hashlib.sha256(SAMPLE_CSV).hexdigest(), "sha256 differs")
         expect(body["md5"] == hashlib.md5(SAMPLE_CSV).hexdigest(), "md5 differs")
         expect(body["bucket"] == "csv-imports", f"CSV went to {body['bucket']}")
@@ -161,28 +186,40 @@ class Smoke:
         deadline = time.monotonic() + self.job_timeout
         job: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            job = expect_status(self.http.get(f"/files/jobs/{body['job_id']}"), 200, "GET /files/jobs/{id}")
+            job = expect_status(
+                self.http.get(f"/files/jobs/{body['job_id']}"), 200, "GET /files/jobs/{id}"
+            )
             if job["status"] in ("completed", "failed", "cancelled"):
                 break
             time.sleep(0.25)
-        expect(job.get("status") != "pending",
-               f"import still pending after {self.job_timeout:.0f} s: is a worker running?")
+        expect(
+            job.get("status") != "pending",
+            f"import still pending after {self.job_timeout:.0f} s: is a worker running?",
+        )
         expect(job.get("status") == "completed", f"import did not complete: {job}")
         expect(job["total_rows"] == 2 and job["processed_rows"] == 2, f"odd counts: {job}")
-        expect(job["successful_rows"] + job["skipped_rows"] == 2 and job["failed_rows"] == 0,
-               f"rows failed: {job['error_log']}")
+        expect(
+            job["successful_rows"] + job["skipped_rows"] == 2 and job["failed_rows"] == 0,
+            f"rows failed: {job['error_log']}",
+        )
         for email in ("john@example.com", "jane@example.com"):
-            found = expect_status(self.http.get("/customers", params={"email": email}), 200, "GET /customers")
+            found = expect_status(
+                self.http.get("/customers", params={"email": email}), 200, "GET /customers"
+            )
             expect(len(found) == 1, f"imported customer {email} not found")
         jobs = expect_status(
-            self.http.get("/files/jobs", params={"job_type": "csv_import", "limit": 50}), 200, "GET /files/jobs"
+            self.http.get("/files/jobs", params={"job_type": "csv_import", "limit": 50}),
+            200,
+            "GET /files/jobs",
         )
         expect(any(j["id"] == body["job_id"] for j in jobs), "job not in GET /files/jobs")
 
     def step_upload_image(self) -> None:
         files = {"file": ("pixel.png", SAMPLE_PNG, "image/png")}
         data = {"file_type": "image", "customer_id": str(self.customer_id)}
-        body = expect_status(self.http.post("/files/upload", files=files, data=data), 201, "upload PNG")
+        body = expect_status(
+            self.http.post("/files/upload", files=files, data=data), 201, "upload PNG"
+        )
         expect(body["mime_type"] == "image/png", f"PNG stored as {body['mime_type']}")
         expect(body["bucket"] == "customer-uploads", f"PNG went to {body['bucket']}")
         self.uploaded.append(int(body["id"]))
@@ -209,13 +246,17 @@ class Smoke:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--base-url", default=os.environ.get("FILESTORE_URL", "http://localhost:8000"))
+    parser.add_argument(
+        "--base-url", default=os.environ.get("FILESTORE_URL", "http://localhost:8000")
+    )
     parser.add_argument("--username", default=os.environ.get("FILESTORE_USERNAME", "admin"))
     parser.add_argument("--password", default=os.environ.get("FILESTORE_PASSWORD", "admin123"))
-    parser.add_argument("--customer-id", type=int, default=None,
-                        help="an existing customer (default: create one)")
-    parser.add_argument("--job-timeout", type=float, default=120,
-                        help="seconds to wait for the CSV import job")
+    parser.add_argument(
+        "--customer-id", type=int, default=None, help="an existing customer (default: create one)"
+    )
+    parser.add_argument(
+        "--job-timeout", type=float, default=120, help="seconds to wait for the CSV import job"
+    )
     args = parser.parse_args(argv)
     smoke = Smoke(args.base_url, args.username, args.password, args.customer_id, args.job_timeout)
     for name, step in smoke.steps():

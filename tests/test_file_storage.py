@@ -49,21 +49,27 @@ curl -X POST http://localhost:8000/files/upload \\
 
 
 @pytest.fixture(scope="module")
-def embedded_server(start_filestore: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
+def embedded_server(
+    start_filestore: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> LiveServer:
     """`filestore serve` with nothing configured: embedded PostgreSQL and local storage."""
     data_dir = tmp_path_factory.mktemp("embedded") / ".filestore"
     return start_filestore({"FILESTORE_DATA_DIR": str(data_dir)})
 
 
 class TestEmbeddedQuickStart:
-    def test_seed_curl_commands_work_verbatim(self, embedded_server: LiveServer, tmp_path: Path) -> None:
+    def test_seed_curl_commands_work_verbatim(
+        self, embedded_server: LiveServer, tmp_path: Path
+    ) -> None:
         if shutil.which("curl") is None:
             pytest.skip("curl is not installed on this machine")
         (tmp_path / "test.csv").write_text(SEED_CSV)
         port = embedded_server.base_url.rsplit(":", 1)[1]
         script = QUICK_START.replace("localhost:8000", f"127.0.0.1:{port}")
         env = clean_environ() | {"PATH": f"{Path(sys.executable).parent}:{clean_environ()['PATH']}"}
-        subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True
+        )
         upload = json.loads((tmp_path / "upload.json").read_text())
         assert upload["filename"] == "test.csv"
         assert upload["file_type"] == "csv"
@@ -81,12 +87,21 @@ class TestEmbeddedQuickStart:
     def test_five_seed_buckets_exist(self, embedded_server: LiveServer) -> None:
         objects = Path(embedded_server.env["FILESTORE_DATA_DIR"]) / "objects"
         assert {p.name for p in objects.iterdir()} >= {
-            "customer-uploads", "ticket-media", "csv-imports", "backups", "temp",
+            "customer-uploads",
+            "ticket-media",
+            "csv-imports",
+            "backups",
+            "temp",
         }
 
     def test_smoke_client_passes(self, embedded_server: LiveServer) -> None:
         result = subprocess.run(
-            [sys.executable, str(repo_root() / "test_file_storage.py"), "--base-url", embedded_server.base_url],
+            [
+                sys.executable,
+                str(repo_root() / "test_file_storage.py"),
+                "--base-url",
+                embedded_server.base_url,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -96,8 +111,14 @@ class TestEmbeddedQuickStart:
 
     def test_smoke_client_fails_on_wrong_password(self, embedded_server: LiveServer) -> None:
         result = subprocess.run(
-            [sys.executable, str(repo_root() / "test_file_storage.py"),
-             "--base-url", embedded_server.base_url, "--password", "not-the-password"],
+            [
+                sys.executable,
+                str(repo_root() / "test_file_storage.py"),
+                "--base-url",
+                embedded_server.base_url,
+                "--password",
+                "not-the-password",
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -121,14 +142,17 @@ class TestSeedDevelopmentCommand:
             deadline = time.monotonic() + 60
             status = None
             while time.monotonic() < deadline and status != 200:
-                assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+                assert process.poll() is None, (
+                    process.stderr.read().decode() if process.stderr else ""
+                )
                 try:
                     status = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code
                 except httpx.TransportError:
                     time.sleep(0.2)
             assert status == 200
             login = httpx.post(
-                f"http://127.0.0.1:{port}/auth/login", json={"username": "admin", "password": "admin123"}
+                f"http://127.0.0.1:{port}/auth/login",
+                json={"username": "admin", "password": "admin123"},
             )
             assert login.status_code == 200
         finally:

@@ -37,14 +37,16 @@ async def bootstrap_accounts(settings: Settings, maker: async_sessionmaker[Async
             # start with the rule it breaks.
             await auth_service.create(
                 session,
-                user_in=UserCreate(username=settings.admin_username, password=password, role=Role.admin),
+                user_in=UserCreate(
+                    username=settings.admin_username, password=password, role=Role.admin
+                ),
                 check_password=password != DEFAULT_ADMIN_PASSWORD,
             )
             if password == DEFAULT_ADMIN_PASSWORD:
                 log.warning(
                     "bootstrap.default_admin",
                     username=settings.admin_username,
-                    message="Embedded dev mode: admin/admin123 created. Never use this in production.",
+                    message="Embedded dev mode: admin/admin123 created. Never in production.",
                 )
             else:
                 log.info("bootstrap.admin_created", username=settings.admin_username)

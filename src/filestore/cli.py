@@ -70,7 +70,9 @@ def create_user(
     username: Annotated[str, typer.Argument(help="Login name")],
     role: Annotated[Role, typer.Option(help="admin, staff or customer")] = Role.staff,
     customer_id: Annotated[int | None, typer.Option(help="Customer of a customer user")] = None,
-    email: Annotated[str | None, typer.Option(help="E-mail (customer users log in with it)")] = None,
+    email: Annotated[
+        str | None, typer.Option(help="E-mail (customer users log in with it)")
+    ] = None,
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password")
     ] = "",
@@ -93,8 +95,11 @@ def create_user(
                 user = await auth_service.create(
                     session,
                     user_in=UserCreate(
-                        username=username, password=password, role=role,
-                        customer_id=customer_id, email=email,
+                        username=username,
+                        password=password,
+                        role=role,
+                        customer_id=customer_id,
+                        email=email,
                     ),
                 )
                 await session.commit()
@@ -137,7 +142,10 @@ def reset_password(
                 if user is None:
                     return None
                 issued = await reset_service.issue(
-                    session, user=user, actor_id=None, client=ClientInfo(user_agent="filestore-cli"),
+                    session,
+                    user=user,
+                    actor_id=None,
+                    client=ClientInfo(user_agent="filestore-cli"),
                     settings=settings,
                 )
                 await session.commit()
@@ -206,11 +214,16 @@ def _parse_mapping(pairs: list[str], mapping_json: str | None) -> dict[str, str]
 def import_customers(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Customers CSV file")],
     mapping: Annotated[
-        list[str] | None, typer.Option("--mapping", help="COLUMN=FIELD, e.g. name=full_name (repeatable)")
+        list[str] | None,
+        typer.Option("--mapping", help="COLUMN=FIELD, e.g. name=full_name (repeatable)"),
     ] = None,
-    mapping_json: Annotated[str | None, typer.Option(help='JSON object, e.g. {"name": "full_name"}')] = None,
+    mapping_json: Annotated[
+        str | None, typer.Option(help='JSON object, e.g. {"name": "full_name"}')
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and count without writing")] = False,
-    email_required: Annotated[bool, typer.Option(help="Rows without e-mail fail (else: skipped)")] = True,
+    email_required: Annotated[
+        bool, typer.Option(help="Rows without e-mail fail (else: skipped)")
+    ] = True,
     phone_format: Annotated[str, typer.Option(help="digits_only or any")] = "digits_only",
 ) -> None:
     """Import customers from a CSV file, with a progress bar and the same counts as the API."""
@@ -225,7 +238,9 @@ def import_customers(
         "import_type": "customers",
         "mapping_config": _parse_mapping(mapping or [], mapping_json),
         "validation_rules": {
-            "email_required": email_required, "phone_format": phone_format, "dry_run": dry_run,
+            "email_required": email_required,
+            "phone_format": phone_format,
+            "dry_run": dry_run,
         },
         "source": f"cli:{path.name}",
     }

@@ -105,7 +105,9 @@ def error_body(detail: Any, code: str) -> dict[str, Any]:
     return {"detail": detail, "code": code}
 
 
-def _json(status: int, detail: Any, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _json(
+    status: int, detail: Any, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(detail, code), status_code=status, headers=headers)
 
 
@@ -165,7 +167,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if _is_storage_error(exc) or isinstance(exc, OSError | TimeoutError):
             log.error("storage.unavailable", error=str(exc)[:300], path=request.url.path)
-            return _json(503, "Object storage is unavailable, try again shortly", "storage_unavailable")
+            return _json(
+                503, "Object storage is unavailable, try again shortly", "storage_unavailable"
+            )
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             return _json(503, "Database is unavailable, try again shortly", "database_unavailable")
         log.exception("request.unhandled_error", path=request.url.path)

@@ -45,19 +45,30 @@ async def _worker(state: AppState) -> dict[str, Any]:
     try:
         async with asyncio.timeout(state.settings.db_connect_timeout_seconds + 1):
             async with state.engine.connect() as conn:
-                last = (await conn.execute(text("SELECT max(last_heartbeat) FROM procrastinate_workers"))).scalar()
+                last = (
+                    await conn.execute(
+                        text("SELECT max(last_heartbeat) FROM procrastinate_workers")
+                    )
+                ).scalar()
     except Exception:
         return {"status": "unknown", "last_heartbeat": None}
     if last is None:
         return {"status": "none", "last_heartbeat": None}
     age = (datetime.now(UTC) - last).total_seconds()
-    return {"status": "ok" if age < WORKER_STALE_SECONDS else "stale", "last_heartbeat": last.isoformat()}
+    return {
+        "status": "ok" if age < WORKER_STALE_SECONDS else "stale",
+        "last_heartbeat": last.isoformat(),
+    }
 
 
 async def _checks(state: AppState) -> tuple[bool, dict[str, Any]]:
     database, storage = await asyncio.gather(_database(state), _storage(state))
     healthy = database == "ok" and storage == "ok"
-    return healthy, {"status": "healthy" if healthy else "unhealthy", "database": database, "storage": storage}
+    return healthy, {
+        "status": "healthy" if healthy else "unhealthy",
+        "database": database,
+        "storage": storage,
+    }
 
 
 @router.get(

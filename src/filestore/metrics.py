@@ -4,7 +4,14 @@ totals however many workers did the work."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,28 +21,44 @@ from filestore.jobs.models import BackgroundJob, JobType
 REGISTRY = CollectorRegistry()
 
 HTTP_REQUESTS = Counter(
-    "filestore_http_requests_total", "HTTP requests by route and status",
-    ["method", "route", "status"], registry=REGISTRY,
+    "filestore_http_requests_total",
+    "HTTP requests by route and status",
+    ["method", "route", "status"],
+    registry=REGISTRY,
 )
 HTTP_DURATION = Histogram(
-    "filestore_http_request_duration_seconds", "HTTP request duration by route",
-    ["method", "route"], registry=REGISTRY,
+    "filestore_http_request_duration_seconds",
+    "HTTP request duration by route",
+    ["method", "route"],
+    registry=REGISTRY,
 )
 UPLOADS = Counter(
-    "filestore_uploads_total", "Uploads by bucket and outcome", ["bucket", "outcome"], registry=REGISTRY
+    "filestore_uploads_total",
+    "Uploads by bucket and outcome",
+    ["bucket", "outcome"],
+    registry=REGISTRY,
 )
 UPLOAD_BYTES = Counter("filestore_upload_bytes_total", "Bytes stored by uploads", registry=REGISTRY)
-DOWNLOAD_BYTES = Counter("filestore_download_bytes_total", "Bytes sent by downloads", registry=REGISTRY)
+DOWNLOAD_BYTES = Counter(
+    "filestore_download_bytes_total", "Bytes sent by downloads", registry=REGISTRY
+)
 UPLOAD_DURATION = Histogram(
-    "filestore_upload_duration_seconds", "Upload duration, first byte to stored row",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=REGISTRY,
+    "filestore_upload_duration_seconds",
+    "Upload duration, first byte to stored row",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+    registry=REGISTRY,
 )
 JOBS = Gauge("filestore_jobs", "Jobs by type and status", ["job_type", "status"], registry=REGISTRY)
 CSV_ROWS = Gauge(
-    "filestore_csv_import_rows", "Rows of all CSV imports by outcome", ["outcome"], registry=REGISTRY
+    "filestore_csv_import_rows",
+    "Rows of all CSV imports by outcome",
+    ["outcome"],
+    registry=REGISTRY,
 )
 IMPORT_SECONDS = Gauge(
-    "filestore_csv_import_duration_seconds_sum", "Total run time of finished CSV imports", registry=REGISTRY
+    "filestore_csv_import_duration_seconds_sum",
+    "Total run time of finished CSV imports",
+    registry=REGISTRY,
 )
 IMPORTS_FINISHED = Gauge(
     "filestore_csv_import_duration_seconds_count", "Finished CSV imports", registry=REGISTRY
@@ -43,7 +66,9 @@ IMPORTS_FINISHED = Gauge(
 STORAGE_BYTES = Gauge(
     "filestore_storage_bytes", "Bytes of live files per bucket", ["bucket"], registry=REGISTRY
 )
-STORAGE_FILES = Gauge("filestore_storage_files", "Live files per bucket", ["bucket"], registry=REGISTRY)
+STORAGE_FILES = Gauge(
+    "filestore_storage_files", "Live files per bucket", ["bucket"], registry=REGISTRY
+)
 
 
 async def refresh_database_gauges(session: AsyncSession) -> None:
@@ -64,13 +89,18 @@ async def refresh_database_gauges(session: AsyncSession) -> None:
                 func.coalesce(func.sum(BackgroundJob.skipped_rows), 0),
                 func.coalesce(func.sum(BackgroundJob.warning_rows), 0),
                 func.coalesce(
-                    func.sum(func.extract("epoch", BackgroundJob.finished_at - BackgroundJob.started_at)), 0
+                    func.sum(
+                        func.extract("epoch", BackgroundJob.finished_at - BackgroundJob.started_at)
+                    ),
+                    0,
                 ),
                 func.count(BackgroundJob.finished_at),
             ).where(csv_jobs)
         )
     ).one()
-    for outcome, value in zip(("successful", "failed", "skipped", "warning"), totals[:4], strict=True):
+    for outcome, value in zip(
+        ("successful", "failed", "skipped", "warning"), totals[:4], strict=True
+    ):
         CSV_ROWS.labels(outcome=outcome).set(float(value))
     IMPORT_SECONDS.set(float(totals[4]))
     IMPORTS_FINISHED.set(float(totals[5]))

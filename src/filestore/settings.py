@@ -79,7 +79,9 @@ class Settings(BaseSettings):
 
     # Background jobs: a worker inside the API process (default: only in embedded dev mode);
     # production runs `filestore worker` processes instead.
-    in_process_worker: bool | None = Field(default=None, validation_alias="FILESTORE_IN_PROCESS_WORKER")
+    in_process_worker: bool | None = Field(
+        default=None, validation_alias="FILESTORE_IN_PROCESS_WORKER"
+    )
     worker_concurrency: int = 2
 
     # Auth.

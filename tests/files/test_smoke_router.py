@@ -8,7 +8,9 @@ from tests.fixtures.live import Api
 
 
 class TestUploadRoundTrip:
-    def test_csv_upload_then_download_returns_same_bytes(self, admin: Api, customer_id: int) -> None:
+    def test_csv_upload_then_download_returns_same_bytes(
+        self, admin: Api, customer_id: int
+    ) -> None:
         content = b"full_name,email\nJohn Doe,john@example.com\n"
         response = admin.upload(content, "customers.csv", file_type="csv", customer_id=customer_id)
         assert response.status_code == 201, response.text

@@ -171,10 +171,14 @@ def form_head(boundary: str, fields: dict[str, str], filename: str) -> bytes:
     closing boundary the caller sends (or not)."""
     parts: list[Part] = [(name, None, value.encode()) for name, value in fields.items()]
     head = multipart_body(parts, boundary).removesuffix(f"--{boundary}--\r\n".encode())
-    return head + (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
+    return (
+        head
+        + (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+    )
 
 
 # -- assertions ---------------------------------------------------------------------------------
@@ -466,17 +470,13 @@ class TestFilenames:
             ("отчёт 2024.csv", "отчёт 2024.csv"),
         ],
     )
-    def test_name_is_sanitised(
-        self, admin: Api, customer_id: int, sent: str, stored: str
-    ) -> None:
+    def test_name_is_sanitised(self, admin: Api, customer_id: int, sent: str, stored: str) -> None:
         body = assert_created(admin.upload(CSV, sent, customer_id=customer_id))
         assert body["filename"] == stored
         assert admin.get(f"/files/{body['id']}").json()["filename"] == stored
 
     def test_control_characters_are_removed(self, admin: Api, customer_id: int) -> None:
-        body = assert_created(
-            admin.upload(CSV, "re\x01po\x1brt\x7f.csv", customer_id=customer_id)
-        )
+        body = assert_created(admin.upload(CSV, "re\x01po\x1brt\x7f.csv", customer_id=customer_id))
         name = body["filename"]
         assert not any(ord(ch) < 32 or ord(ch) == 127 for ch in name), repr(name)
         # Removed or replaced by "_": either way the readable part survives.
@@ -527,9 +527,7 @@ class TestFields:
         local = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
         offset = timedelta(hours=2) if suffix == "+02:00" else timedelta(0)
         sent = (local + offset).replace(tzinfo=None).isoformat() + suffix
-        body = assert_created(
-            admin.upload(CSV, "e.csv", customer_id=customer_id, expires_at=sent)
-        )
+        body = assert_created(admin.upload(CSV, "e.csv", customer_id=customer_id, expires_at=sent))
         assert parse_time(body["expires_at"]) == local
         assert parse_time(admin.get(f"/files/{body['id']}").json()["expires_at"]) == local
 
@@ -564,9 +562,7 @@ class TestFields:
     @pytest.mark.parametrize(
         "name", ["md5", "sha256", "file_size", "upload_status", "bucket", "uploaded_by"]
     )
-    def test_server_owned_field_is_422(
-        self, admin: Api, store: StoreInspector, name: str
-    ) -> None:
+    def test_server_owned_field_is_422(self, admin: Api, store: StoreInspector, name: str) -> None:
         before = store.snapshot()
         fields: dict[str, Any] = {name: "1"}
         response = admin.upload(CSV, "s.csv", **fields)
@@ -722,7 +718,9 @@ class TestBuckets:
             admin.upload(png_bytes(), "shot.png", ticket_id=ticket, file_first=file_first)
         )
         assert (body["bucket"], body["customer_id"], body["ticket_id"]) == (
-            "ticket-media", customer_id, ticket,
+            "ticket-media",
+            customer_id,
+            ticket,
         )
         self.assert_only_object_in(store, before, body, "ticket-media")
         assert download(admin, body["id"]).content == png_bytes()
@@ -735,8 +733,9 @@ class TestBuckets:
     ) -> None:
         before = store.snapshot()
         body = assert_created(
-            admin.upload(CSV, "c.csv", file_type="csv", customer_id=customer_id,
-                         file_first=file_first)
+            admin.upload(
+                CSV, "c.csv", file_type="csv", customer_id=customer_id, file_first=file_first
+            )
         )
         assert (body["bucket"], body["file_type"]) == ("csv-imports", "csv")
         self.assert_only_object_in(store, before, body, "csv-imports")
@@ -781,8 +780,9 @@ class TestBuckets:
     ) -> None:
         before = store.snapshot()
         body = assert_created(
-            admin.upload(CSV, "t.csv", file_type="temp", customer_id=customer_id,
-                         file_first=file_first)
+            admin.upload(
+                CSV, "t.csv", file_type="temp", customer_id=customer_id, file_first=file_first
+            )
         )
         assert body["bucket"] == "temp"
         expected = datetime.now(UTC) + timedelta(hours=24)
@@ -796,8 +796,14 @@ class TestBuckets:
     ) -> None:
         expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
         body = assert_created(
-            admin.upload(CSV, "t.csv", file_type="temp", customer_id=customer_id,
-                         expires_at=expires.isoformat(), file_first=file_first)
+            admin.upload(
+                CSV,
+                "t.csv",
+                file_type="temp",
+                customer_id=customer_id,
+                expires_at=expires.isoformat(),
+                file_first=file_first,
+            )
         )
         assert body["bucket"] == "temp"
         assert parse_time(body["expires_at"]) == expires
@@ -814,8 +820,13 @@ class TestBuckets:
     ) -> None:
         before = store.snapshot()
         body = assert_created(
-            admin.upload(png_bytes(), "p.png", file_type=file_type, customer_id=customer_id,
-                         file_first=file_first)
+            admin.upload(
+                png_bytes(),
+                "p.png",
+                file_type=file_type,
+                customer_id=customer_id,
+                file_first=file_first,
+            )
         )
         assert body["bucket"] == "customer-uploads"
         assert body["file_type"] == (file_type or "document")
@@ -828,9 +839,7 @@ class TestBuckets:
         assert (body["bucket"], body["file_type"]) == ("csv-imports", "csv")
 
     @pytest.mark.parametrize("file_type", ["../backups", "x" * 65])
-    def test_odd_file_type_is_422(
-        self, admin: Api, store: StoreInspector, file_type: str
-    ) -> None:
+    def test_odd_file_type_is_422(self, admin: Api, store: StoreInspector, file_type: str) -> None:
         before = store.snapshot()
         assert_error(admin.upload(CSV, "c.csv", file_type=file_type), 422, "invalid_field")
         store.assert_nothing_new(before)
@@ -868,13 +877,32 @@ class TestResponse:
         metadata = {"source": "test"}
         started = datetime.now(UTC)
         body = assert_created(
-            admin.upload(content, "pixel.png", file_type="image", customer_id=customer_id,
-                         service_id=77, metadata=json.dumps(metadata))
+            admin.upload(
+                content,
+                "pixel.png",
+                file_type="image",
+                customer_id=customer_id,
+                service_id=77,
+                metadata=json.dumps(metadata),
+            )
         )
         expected_fields = {
-            "id", "filename", "file_size", "mime_type", "file_type", "upload_status", "url",
-            "created_at", "md5", "sha256", "bucket", "customer_id", "ticket_id", "service_id",
-            "metadata", "expires_at",
+            "id",
+            "filename",
+            "file_size",
+            "mime_type",
+            "file_type",
+            "upload_status",
+            "url",
+            "created_at",
+            "md5",
+            "sha256",
+            "bucket",
+            "customer_id",
+            "ticket_id",
+            "service_id",
+            "metadata",
+            "expires_at",
         }
         assert expected_fields <= body.keys()
         assert isinstance(body["id"], int)
@@ -995,9 +1023,7 @@ class TestUploadAccess:
         assert_error(response, 404, "ticket_not_found")
         store.assert_nothing_new(before)
 
-    def test_staff_uploads_for_any_customer(
-        self, staff: Api, admin: Api, customer_id: int
-    ) -> None:
+    def test_staff_uploads_for_any_customer(self, staff: Api, admin: Api, customer_id: int) -> None:
         other = admin.new_customer()["id"]
         for target in (customer_id, other):
             body = assert_created(staff.upload(CSV, "s.csv", customer_id=target))

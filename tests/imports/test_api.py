@@ -44,9 +44,20 @@ SEED_SAMPLE = b"""full_name,email,phone,address,city,state,postal_code,country,p
 John Doe,john@example.com,1234567890,123 Main St,Anytown,CA,12345,USA,password123
 Jane Smith,jane@example.com,0987654321,456 Oak Ave,Anytown,CA,12345,USA,password456
 """
-JOB_FIELDS = {"id", "job_type", "status", "total_rows", "processed_rows", "successful_rows",
-              "failed_rows", "skipped_rows", "error_log", "created_at", "started_at",
-              "finished_at"}
+JOB_FIELDS = {
+    "id",
+    "job_type",
+    "status",
+    "total_rows",
+    "processed_rows",
+    "successful_rows",
+    "failed_rows",
+    "skipped_rows",
+    "error_log",
+    "created_at",
+    "started_at",
+    "finished_at",
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +87,15 @@ def csv_text(rows: list[list[str]], header: str = HEADER, terminator: str = "\n"
 def person(t: str, i: int | str, **overrides: str) -> list[str]:
     """A valid row of the seed's 9 columns; `overrides` by column name."""
     values = {
-        "full_name": f"Person {i}", "email": f"p{i}-{t}@example.com", "phone": "5550100",
-        "address": f"{i} Main St", "city": "Anytown", "state": "CA", "postal_code": "12345",
-        "country": "USA", "password": "",
+        "full_name": f"Person {i}",
+        "email": f"p{i}-{t}@example.com",
+        "phone": "5550100",
+        "address": f"{i} Main St",
+        "city": "Anytown",
+        "state": "CA",
+        "postal_code": "12345",
+        "country": "USA",
+        "password": "",
     }
     values.update(overrides)
     return [values[name] for name in HEADER.split(",")]
@@ -98,8 +115,12 @@ def png_bytes() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + crc
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def assert_error(response: Any, status: int, code: str | None = None) -> None:
@@ -117,12 +138,15 @@ class TestSeedFlow:
     def test_seed_sample_with_seed_body(self, import_server: LiveServer, api: Api) -> None:
         file_id = upload_csv(api, SEED_SAMPLE, "customers.csv")
         started = time.monotonic()
-        response = api.post("/files/csv-import", json={
-            "file_upload_id": file_id,
-            "import_type": "customers",
-            "mapping_config": {"name": "full_name", "email": "email", "phone": "phone"},
-            "validation_rules": {"email_required": True, "phone_format": "digits_only"},
-        })
+        response = api.post(
+            "/files/csv-import",
+            json={
+                "file_upload_id": file_id,
+                "import_type": "customers",
+                "mapping_config": {"name": "full_name", "email": "email", "phone": "phone"},
+                "validation_rules": {"email_required": True, "phone_format": "digits_only"},
+            },
+        )
         assert time.monotonic() - started < 5
         assert response.status_code == 202, response.text
         body = response.json()
@@ -142,10 +166,17 @@ class TestSeedFlow:
         assert any("'name'" in w for w in job["warnings"]), job["warnings"]
 
         [john] = customers(api, "john@example.com")
-        assert {k: john[k] for k in ("full_name", "phone", "address", "city", "state",
-                                     "postal_code", "country")} == {
-            "full_name": "John Doe", "phone": "1234567890", "address": "123 Main St",
-            "city": "Anytown", "state": "CA", "postal_code": "12345", "country": "USA",
+        assert {
+            k: john[k]
+            for k in ("full_name", "phone", "address", "city", "state", "postal_code", "country")
+        } == {
+            "full_name": "John Doe",
+            "phone": "1234567890",
+            "address": "123 Main St",
+            "city": "Anytown",
+            "state": "CA",
+            "postal_code": "12345",
+            "country": "USA",
         }
         [jane] = customers(api, "JANE@example.com")
         assert jane["phone"] == "0987654321"  # leading zero kept: phones are text
@@ -153,8 +184,10 @@ class TestSeedFlow:
         # Each given password is either stored as an argon2id hash and works for a login with
         # the e-mail, or refused by the password rules (the seed's samples are common
         # passwords): then the row carries a warning and the user must reset its password.
-        for email, password in (("john@example.com", "password123"),
-                                ("jane@example.com", "password456")):
+        for email, password in (
+            ("john@example.com", "password123"),
+            ("jane@example.com", "password456"),
+        ):
             [(password_hash, reset_required)] = query(
                 import_server,
                 "SELECT password_hash, password_reset_required FROM users WHERE lower(email) = %s",
@@ -172,9 +205,9 @@ class TestSeedFlow:
                 assert login.status_code == 200, login.text
                 me = api.as_token(login.json()["access_token"]).get("/auth/me").json()
                 assert (me["role"], me["customer_id"]) == (
-                    "customer", customers(api, email)[0]["id"]
+                    "customer",
+                    customers(api, email)[0]["id"],
                 )
-
 
     def test_seed_mapping_reads_a_name_column(self, api: Api) -> None:
         t = tag()
@@ -189,8 +222,10 @@ class TestSeedFlow:
 
     def test_columns_matched_by_name_and_unknown_columns_listed(self, api: Api) -> None:
         t = tag()
-        content = (f"Full Name,E-Mail,Postal Code,Notes,Loyalty\n"
-                   f"Bo Example,bo-{t}@example.com,99999,vip,gold\n").encode()
+        content = (
+            f"Full Name,E-Mail,Postal Code,Notes,Loyalty\n"
+            f"Bo Example,bo-{t}@example.com,99999,vip,gold\n"
+        ).encode()
         job = import_csv(api, content)
         assert job["status"] == "completed", job
         assert counts(job) == (1, 1, 1, 0, 0)
@@ -205,9 +240,13 @@ class TestSeedFlow:
         t = tag()
         job = import_csv(api, csv_text([person(t, 1)]))
         assert job["status"] == "completed", job
-        rows = query(import_server, "SELECT u.password_hash, u.password_reset_required, u.role "
-                     "FROM users u JOIN customers c ON c.id = u.customer_id "
-                     "WHERE lower(c.email) = %s", (f"p1-{t}@example.com",))
+        rows = query(
+            import_server,
+            "SELECT u.password_hash, u.password_reset_required, u.role "
+            "FROM users u JOIN customers c ON c.id = u.customer_id "
+            "WHERE lower(c.email) = %s",
+            (f"p1-{t}@example.com",),
+        )
         assert len(rows) == 1
         password_hash, reset_required, role = rows[0]
         assert password_hash  # something no password verifies against (checked below)
@@ -228,8 +267,9 @@ class TestSeedFlow:
 
     def test_phone_format_any_keeps_the_phone(self, api: Api) -> None:
         t = tag()
-        job = import_csv(api, csv_text([person(t, 1, phone="ext. 12 / ask Bob")]),
-                         rules={"phone_format": "any"})
+        job = import_csv(
+            api, csv_text([person(t, 1, phone="ext. 12 / ask Bob")]), rules={"phone_format": "any"}
+        )
         assert counts(job) == (1, 1, 1, 0, 0)
         assert customers(api, f"p1-{t}@example.com")[0]["phone"] == "ext. 12 / ask Bob"
 
@@ -300,8 +340,12 @@ class TestRowErrors:
         assert job["error_count"] == 4
         log = job["error_log"]
         assert [e["row"] for e in log] == [5, 6, 7, 11]
-        assert log[0] == {"row": 5, "column": "email", "value": "not-an-email",
-                          "error": "email is not a valid e-mail address"}
+        assert log[0] == {
+            "row": 5,
+            "column": "email",
+            "value": "not-an-email",
+            "error": "email is not a valid e-mail address",
+        }
         assert (log[1]["column"], log[1]["error"]) == ("full_name", "full_name is required")
         assert (log[2]["column"], log[2]["value"]) == ("phone", "555-CALL")
         assert log[3]["column"] is None
@@ -380,8 +424,11 @@ class TestRowErrors:
         for text in exposed:
             for secret in [*secrets_, f"Good-{t}"]:
                 assert secret not in text
-        stored = query(import_server, "SELECT count(*) FROM import_row_errors WHERE value LIKE %s "
-                       "OR error LIKE %s", (f"%Pw-{t}%", f"%Pw-{t}%"))
+        stored = query(
+            import_server,
+            "SELECT count(*) FROM import_row_errors WHERE value LIKE %s OR error LIKE %s",
+            (f"%Pw-{t}%", f"%Pw-{t}%"),
+        )
         assert stored == [(0,)]
         token = Api(import_server.base_url).login(f"p5-{t}@example.com", f"Good-{t}")
         assert token
@@ -420,8 +467,14 @@ class TestJobsApi:
 
     @pytest.mark.parametrize(
         "params",
-        [{"status": "done"}, {"job_type": "nope"}, {"limit": 0}, {"limit": 501},
-         {"offset": -1}, {"limit": "x"}],
+        [
+            {"status": "done"},
+            {"job_type": "nope"},
+            {"limit": 0},
+            {"limit": 501},
+            {"offset": -1},
+            {"limit": "x"},
+        ],
     )
     def test_bad_list_parameters_are_422(self, api: Api, params: dict[str, Any]) -> None:
         assert api.get("/files/jobs", params=params).status_code == 422
@@ -450,12 +503,16 @@ class TestCancel:
     def test_cancel_running_and_pending_imports(self, import_server: LiveServer, api: Api) -> None:
         # The worker runs two jobs at once: two big imports keep it busy, a third one waits.
         tags = [tag(), tag(), tag()]
-        files = [upload_csv(api, big_csv(tags[0], 250_000)),
-                 upload_csv(api, big_csv(tags[1], 250_000)),
-                 upload_csv(api, csv_text([person(tags[2], 1)]))]
+        files = [
+            upload_csv(api, big_csv(tags[0], 250_000)),
+            upload_csv(api, big_csv(tags[1], 250_000)),
+            upload_csv(api, csv_text([person(tags[2], 1)])),
+        ]
         started = time.monotonic()
-        running = [start_import(api, files[0]).json()["job_id"],
-                   start_import(api, files[1]).json()["job_id"]]
+        running = [
+            start_import(api, files[0]).json()["job_id"],
+            start_import(api, files[1]).json()["job_id"],
+        ]
         assert time.monotonic() - started < 5  # 202 at once, whatever the size
         deadline = time.monotonic() + 60
         while True:
@@ -488,8 +545,9 @@ class TestCancel:
             assert job["finished_at"] is not None
             # What was committed before the cancel is consistent with the counters.
             assert job["successful_rows"] == customer_count(import_server, t)
-            assert job["successful_rows"] + job["failed_rows"] + job["skipped_rows"] == (
-                job["processed_rows"]
+            assert (
+                job["successful_rows"] + job["failed_rows"] + job["skipped_rows"]
+                == (job["processed_rows"])
             )
 
         # The queued run of the cancelled job finds it cancelled and imports nothing.
@@ -609,8 +667,9 @@ class TestBadFiles:
         assert job["result"]["unknown_columns"] == []
         assert customers(api, f"p1-{t}@example.com")[0]["full_name"] == "Zoë Łódź"
 
-    def test_latin1_fails_with_a_message_about_utf8(self, import_server: LiveServer,
-                                                    api: Api) -> None:
+    def test_latin1_fails_with_a_message_about_utf8(
+        self, import_server: LiveServer, api: Api
+    ) -> None:
         t = tag()
         content = csv_text([person(t, 1), person(t, 2, full_name="Zoë")]).decode().encode("latin-1")
         job = import_csv(api, content)
@@ -708,8 +767,9 @@ class TestBadFiles:
         t = tag()
         long_email = f"{'l' * 60}.{t}@{'sub' * 30}.example.com"
         assert 150 < len(long_email) <= 254
-        job = import_csv(api, csv_text([person(t, 1), person(t, 2, email=long_email,
-                                                              password=f"Long-{t}")]))
+        job = import_csv(
+            api, csv_text([person(t, 1), person(t, 2, email=long_email, password=f"Long-{t}")])
+        )
         assert job["status"] == "completed", job
         assert counts(job) == (2, 2, 2, 0, 0)
         token = Api(import_server.base_url).login(long_email, f"Long-{t}")
@@ -744,7 +804,12 @@ def run_cli(server: LiveServer, *args: str, cwd: Path) -> subprocess.CompletedPr
     env["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "filestore", "import", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 
@@ -758,33 +823,44 @@ def printed_counts(output: str) -> dict[str, int]:
 
 
 class TestCli:
-    def test_dry_run_then_real_import(self, import_server: LiveServer, api: Api,
-                                      tmp_path: Path) -> None:
+    def test_dry_run_then_real_import(
+        self, import_server: LiveServer, api: Api, tmp_path: Path
+    ) -> None:
         t = tag()
         path = tmp_path / "customers.csv"
         lines = ["name,email,phone"]
         lines += [f"Cli {i},cli{i}-{t}@example.com,555 {i}" for i in range(300)]
         lines += [f"Bad,bad-{t},1", f"Cli dup,CLI0-{t}@example.com,1"]
         path.write_text("\n".join(lines) + "\n")
-        expected = {"total_rows": 302, "processed_rows": 302, "successful_rows": 300,
-                    "failed_rows": 1, "skipped_rows": 1}
+        expected = {
+            "total_rows": 302,
+            "processed_rows": 302,
+            "successful_rows": 300,
+            "failed_rows": 1,
+            "skipped_rows": 1,
+        }
 
-        dry = run_cli(import_server, str(path), "--mapping", "name=full_name", "--dry-run",
-                      cwd=tmp_path)
+        dry = run_cli(
+            import_server, str(path), "--mapping", "name=full_name", "--dry-run", cwd=tmp_path
+        )
         assert dry.returncode == 0, dry.stdout + dry.stderr
         assert printed_counts(dry.stdout + dry.stderr) == expected, dry.stderr
         assert "dry run" in dry.stdout + dry.stderr
         assert customer_count(import_server, t) == 0
 
-        real = run_cli(import_server, str(path), "--mapping-json", '{"name": "full_name"}',
-                       cwd=tmp_path)
+        real = run_cli(
+            import_server, str(path), "--mapping-json", '{"name": "full_name"}', cwd=tmp_path
+        )
         assert real.returncode == 0, real.stdout + real.stderr
         assert printed_counts(real.stdout + real.stderr) == expected, real.stderr
         assert "line 302" in real.stdout + real.stderr  # header, 300 rows, then the bad one
         assert customer_count(import_server, t) == 300
         assert customers(api, f"cli7-{t}@example.com")[0]["full_name"] == "Cli 7"
-        cli_jobs = [j for j in api.get("/files/jobs", params={"limit": 20}).json()
-                    if j["total_rows"] == 302 and j["file_upload_id"] is None]
+        cli_jobs = [
+            j
+            for j in api.get("/files/jobs", params={"limit": 20}).json()
+            if j["total_rows"] == 302 and j["file_upload_id"] is None
+        ]
         assert len(cli_jobs) == 2
 
     def test_failed_import_exits_non_zero_with_the_reason(
@@ -806,8 +882,9 @@ class TestInProcessWorker:
         env.update(s3_env(seaweed))
         server = start_filestore(env)
         t = tag()
-        job = import_csv(server.admin(), csv_text([person(t, 1, password=f"Inproc-{t}"),
-                                                   person(t, 2)]))
+        job = import_csv(
+            server.admin(), csv_text([person(t, 1, password=f"Inproc-{t}"), person(t, 2)])
+        )
         assert counts(job) == (2, 2, 2, 0, 0)
         assert Api(server.base_url).login(f"p1-{t}@example.com", f"Inproc-{t}")
 
@@ -816,8 +893,10 @@ def test_no_orphan_processing_jobs(import_server: LiveServer) -> None:
     """After everything above, no import is left `processing` with no one working on it."""
     deadline = time.monotonic() + 30
     while True:
-        rows = query(import_server, "SELECT id, status FROM background_jobs "
-                     "WHERE status IN ('pending', 'processing')")
+        rows = query(
+            import_server,
+            "SELECT id, status FROM background_jobs WHERE status IN ('pending', 'processing')",
+        )
         if not rows or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -835,13 +914,20 @@ class TestInterruptions:
         env.update(import_server.env)
         process = subprocess.Popen(
             [sys.executable, "-m", "filestore", "import", str(path)],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 60
             while True:
-                rows = query(import_server, "SELECT id, status::text, processed_rows FROM "
-                             "background_jobs WHERE params->>'source' = %s", (f"cli:{path.name}",))
+                rows = query(
+                    import_server,
+                    "SELECT id, status::text, processed_rows FROM "
+                    "background_jobs WHERE params->>'source' = %s",
+                    (f"cli:{path.name}",),
+                )
                 if rows and rows[0][1] == "processing" and rows[0][2] > 0:
                     break
                 assert process.poll() is None, process.communicate()
@@ -855,12 +941,17 @@ class TestInterruptions:
                 process.wait()
         assert process.returncode != 0
         [(job_id, status, processed)] = query(
-            import_server, "SELECT id, status::text, processed_rows FROM background_jobs "
-            "WHERE params->>'source' = %s", (f"cli:{path.name}",))
+            import_server,
+            "SELECT id, status::text, processed_rows FROM background_jobs "
+            "WHERE params->>'source' = %s",
+            (f"cli:{path.name}",),
+        )
         assert status in ("cancelled", "failed"), (status, output.decode(errors="replace")[-2000:])
         assert 0 < processed < 300_000
         [(successful, finished_at)] = query(
-            import_server, "SELECT successful_rows, finished_at FROM background_jobs "
-            "WHERE id = %s", (job_id,))
+            import_server,
+            "SELECT successful_rows, finished_at FROM background_jobs WHERE id = %s",
+            (job_id,),
+        )
         assert finished_at is not None
         assert successful == customer_count(import_server, t)

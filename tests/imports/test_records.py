@@ -28,8 +28,14 @@ from filestore.imports.records import (
 BIG = 1 << 20
 
 
-def split(data: bytes, *, chunk: int | list[int] | None = None, start_offset: int = 0,
-          start_line: int = 1, max_record_bytes: int = BIG) -> list[Record]:
+def split(
+    data: bytes,
+    *,
+    chunk: int | list[int] | None = None,
+    start_offset: int = 0,
+    start_line: int = 1,
+    max_record_bytes: int = BIG,
+) -> list[Record]:
     """All records of `data` (the file from `start_offset` on), fed in chunks."""
     splitter = RecordSplitter(
         start_offset=start_offset, start_line=start_line, max_record_bytes=max_record_bytes
@@ -45,13 +51,13 @@ def chunks(data: bytes, sizes: int | list[int] | None) -> list[bytes]:
     if sizes is None:
         return [data]
     if isinstance(sizes, int):
-        return [data[i:i + sizes] for i in range(0, len(data), sizes)]
+        return [data[i : i + sizes] for i in range(0, len(data), sizes)]
     pieces: list[bytes] = []
     position = 0
     index = 0
     while position < len(data):
         size = sizes[index % len(sizes)]
-        pieces.append(data[position:position + size])
+        pieces.append(data[position : position + size])
         position += size
         index += 1
     return pieces
@@ -63,8 +69,15 @@ def cells(record: Record) -> list[str]:
     return rows[0]
 
 
-def batches(data: bytes, *, start_offset: int = 0, start_line: int = 1, batch_rows: int = 2,
-            chunk: int = 7, max_record_bytes: int = BIG) -> list[RecordBatch]:
+def batches(
+    data: bytes,
+    *,
+    start_offset: int = 0,
+    start_line: int = 1,
+    batch_rows: int = 2,
+    chunk: int = 7,
+    max_record_bytes: int = BIG,
+) -> list[RecordBatch]:
     async def source() -> AsyncIterator[bytes]:
         for piece in chunks(data[start_offset:], chunk):
             yield piece
@@ -73,8 +86,11 @@ def batches(data: bytes, *, start_offset: int = 0, start_line: int = 1, batch_ro
         return [
             batch
             async for batch in record_batches(
-                source(), start_offset=start_offset, start_line=start_line,
-                max_record_bytes=max_record_bytes, batch_rows=batch_rows,
+                source(),
+                start_offset=start_offset,
+                start_line=start_line,
+                max_record_bytes=max_record_bytes,
+                batch_rows=batch_rows,
             )
         ]
 
@@ -94,7 +110,9 @@ class TestSplitter:
         data = b'name,address\n"Doe, John","1 Main St\nApt 2\n"\nJane,x\n'
         records = split(data, chunk=1)
         assert [cells(r) for r in records] == [
-            ["name", "address"], ["Doe, John", "1 Main St\nApt 2\n"], ["Jane", "x"],
+            ["name", "address"],
+            ["Doe, John", "1 Main St\nApt 2\n"],
+            ["Jane", "x"],
         ]
         assert [r.line for r in records] == [1, 2, 5]
         assert records[1].next_line == 5
@@ -194,8 +212,13 @@ class TestRecordBatches:
         done = 0
         for batch in whole:
             done += len(batch.records)
-            rest = batches(data, start_offset=batch.end_offset, start_line=batch.end_line,
-                           batch_rows=3, chunk=2)
+            rest = batches(
+                data,
+                start_offset=batch.end_offset,
+                start_line=batch.end_line,
+                batch_rows=3,
+                chunk=2,
+            )
             assert [(r.line, r.data) for b in rest for r in b.records] == all_records[done:]
 
 
@@ -248,7 +271,7 @@ def test_resume_from_any_record_end_yields_exactly_the_remaining_records(
     for record in records:
         assert record.line == line
         newlines = data.count(b"\n", start, record.end_offset)
-        ends_with_newline = data[record.end_offset - 1:record.end_offset] == b"\n"
+        ends_with_newline = data[record.end_offset - 1 : record.end_offset] == b"\n"
         assert record.next_line - record.line == newlines + (0 if ends_with_newline else 1)
         start, line = record.end_offset, record.next_line
     assert start == len(data)
@@ -256,27 +279,42 @@ def test_resume_from_any_record_end_yields_exactly_the_remaining_records(
     # Resume after each record, fed with a different chunking: the same remaining records.
     for index, record in enumerate(records):
         rest = split(
-            data[record.end_offset:], chunk=list(reversed(sizes)),
-            start_offset=record.end_offset, start_line=record.next_line,
+            data[record.end_offset :],
+            chunk=list(reversed(sizes)),
+            start_offset=record.end_offset,
+            start_line=record.next_line,
         )
-        assert [record_key(r) for r in rest] == [record_key(r) for r in records[index + 1:]]
+        assert [record_key(r) for r in rest] == [record_key(r) for r in records[index + 1 :]]
 
 
 @settings(max_examples=100, deadline=None)
-@given(rows=ROWS, batch_rows=st.integers(min_value=1, max_value=6),
-       chunk=st.integers(min_value=1, max_value=40))
+@given(
+    rows=ROWS,
+    batch_rows=st.integers(min_value=1, max_value=6),
+    chunk=st.integers(min_value=1, max_value=40),
+)
 def test_record_batches_resume_from_every_checkpoint(
     rows: list[list[str]], batch_rows: int, chunk: int
 ) -> None:
     data = write_csv(rows, "\r\n", bom=True, trailing=True)
     header = split(data)[0]
-    whole = batches(data, start_offset=header.end_offset, start_line=header.next_line,
-                    batch_rows=batch_rows, chunk=chunk)
+    whole = batches(
+        data,
+        start_offset=header.end_offset,
+        start_line=header.next_line,
+        batch_rows=batch_rows,
+        chunk=chunk,
+    )
     expected = [(r.line, r.data) for b in whole for r in b.records]
     assert expected == [(r.line, r.data) for r in split(data)[1:] if r.data.strip()]
     seen = 0
     for batch in whole:
         seen += len(batch.records)
-        rest = batches(data, start_offset=batch.end_offset, start_line=batch.end_line,
-                       batch_rows=batch_rows, chunk=chunk + 1)
+        rest = batches(
+            data,
+            start_offset=batch.end_offset,
+            start_line=batch.end_line,
+            batch_rows=batch_rows,
+            chunk=chunk + 1,
+        )
         assert [(r.line, r.data) for b in rest for r in b.records] == expected[seen:]

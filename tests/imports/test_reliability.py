@@ -45,8 +45,15 @@ class Expected:
     passwords: dict[str, str] = field(default_factory=dict)
 
 
-def generate(t: str, rows: int, *, start: int = 0, rng: random.Random,
-             password_every: int = 0, upper_from: int | None = None) -> Expected:
+def generate(
+    t: str,
+    rows: int,
+    *,
+    start: int = 0,
+    rng: random.Random,
+    password_every: int = 0,
+    upper_from: int | None = None,
+) -> Expected:
     """`rows` customer rows with e-mails `c<i>-<t>@example.com` for i in start..start+rows,
     about 4% invalid rows of four kinds, and about 2% extra rows that duplicate an earlier
     e-mail (maybe many batches back) in another case. Valid rows have a quoted newline in
@@ -111,8 +118,12 @@ def live_processes_in_group(pgid: int) -> list[int]:
 
 
 def job_row(server: LiveServer, job_id: str) -> dict[str, Any]:
-    [row] = query(server, "SELECT status::text, attempts, processed_rows, total_rows "
-                  "FROM background_jobs WHERE id = %s", (job_id,))
+    [row] = query(
+        server,
+        "SELECT status::text, attempts, processed_rows, total_rows "
+        "FROM background_jobs WHERE id = %s",
+        (job_id,),
+    )
     return dict(zip(("status", "attempts", "processed", "total"), row, strict=True))
 
 
@@ -146,8 +157,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory,
-            workers: Workers) -> Iterator[Cluster]:
+def cluster(
+    postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory, workers: Workers
+) -> Iterator[Cluster]:
     env = production_env(postgres.create_database("filestore_reliability"))
     env["MAX_FILE_SIZE"] = str(32 * 1024 * 1024)
     env["FILESTORE_IN_PROCESS_WORKER"] = "false"
@@ -157,12 +169,14 @@ def cluster(postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFacto
     cluster.stop_workers()
 
 
-def check_customers(server: LiveServer, t: str, expected_emails: dict[str, str],
-                    invalid: set[str], *, imported: int) -> None:
+def check_customers(
+    server: LiveServer, t: str, expected_emails: dict[str, str], invalid: set[str], *, imported: int
+) -> None:
     """Every expected e-mail exactly once with the name of its first row, nothing else, and a
     customer user for each of the `imported` customers."""
-    rows = query(server, "SELECT lower(email), full_name FROM customers WHERE email ILIKE %s",
-                 (f"%-{t}@%",))
+    rows = query(
+        server, "SELECT lower(email), full_name FROM customers WHERE email ILIKE %s", (f"%-{t}@%",)
+    )
     emails = [email for email, _ in rows]
     assert len(emails) == len(set(emails)), "an e-mail was imported twice"
     found = dict(rows)
@@ -174,23 +188,40 @@ def check_customers(server: LiveServer, t: str, expected_emails: dict[str, str],
     wrong = {e: (found[e], n) for e, n in expected_emails.items() if found[e] != n}
     assert not wrong, f"first occurrence did not win: {list(wrong.items())[:5]}"
     [(users, distinct)] = query(
-        server, "SELECT count(*), count(DISTINCT u.customer_id) FROM users u "
-        "JOIN customers c ON c.id = u.customer_id WHERE c.email ILIKE %s", (f"%-{t}@%",))
+        server,
+        "SELECT count(*), count(DISTINCT u.customer_id) FROM users u "
+        "JOIN customers c ON c.id = u.customer_id WHERE c.email ILIKE %s",
+        (f"%-{t}@%",),
+    )
     assert users == distinct == imported
 
 
-def check_job(server: LiveServer, api: Api, job_id: str, *, total: int, successful: int,
-              failed: int, skipped: int) -> dict[str, Any]:
+def check_job(
+    server: LiveServer,
+    api: Api,
+    job_id: str,
+    *,
+    total: int,
+    successful: int,
+    failed: int,
+    skipped: int,
+) -> dict[str, Any]:
     job = get_job(api, job_id)
     assert job["status"] == "completed", job
     assert (job["total_rows"], job["processed_rows"]) == (total, total)
     assert (job["successful_rows"], job["failed_rows"], job["skipped_rows"]) == (
-        successful, failed, skipped)
+        successful,
+        failed,
+        skipped,
+    )
     assert job["successful_rows"] + job["failed_rows"] + job["skipped_rows"] == total
     # Row errors are committed with their batch too: each failed row exactly once.
     [(errors, distinct_rows)] = query(
-        server, "SELECT count(*), count(DISTINCT row) FROM import_row_errors "
-        "WHERE job_id = %s AND NOT is_warning", (job_id,))
+        server,
+        "SELECT count(*), count(DISTINCT row) FROM import_row_errors "
+        "WHERE job_id = %s AND NOT is_warning",
+        (job_id,),
+    )
     assert errors == distinct_rows == failed
     log_rows = [e["row"] for e in job["error_log"]]
     assert len(log_rows) == len(set(log_rows)) == min(failed, 1000)
@@ -221,8 +252,12 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
     time.sleep(1)
     assert job_row(server, job_id)["status"] == "pending"
     worker = cluster.start_worker()
-    wait_until(lambda: job_row(server, job_id), lambda j: j["status"] == "processing",
-               timeout=30, what="job start")
+    wait_until(
+        lambda: job_row(server, job_id),
+        lambda j: j["status"] == "processing",
+        timeout=30,
+        what="job start",
+    )
 
     # Kill 1 anywhere early (prescan or first batch); kills 2 and 3 at random progress points,
     # each after a random delay so it lands at any moment of a batch.
@@ -233,7 +268,9 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
         state = wait_until(
             lambda: job_row(server, job_id),
             lambda j, at=at: j["status"] in FINISHED or j["processed"] >= at,
-            timeout=120, what="progress")
+            timeout=120,
+            what="progress",
+        )
         if state["status"] in FINISHED:
             break
         time.sleep(rng.uniform(0.0, 1.5))
@@ -241,23 +278,39 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
         killed_at = time.monotonic()
         dead = worker.pid
         state = job_row(server, job_id)
-        kills.append({"after_s": round(killed_at - began, 1), "processed": state["processed"],
-                      "attempts": state["attempts"]})
+        kills.append(
+            {
+                "after_s": round(killed_at - began, 1),
+                "processed": state["processed"],
+                "attempts": state["attempts"],
+            }
+        )
         if state["status"] in FINISHED:
             break
         assert state["status"] == "processing"  # the dead worker's job is stuck as it was...
         worker = cluster.start_worker()
         # The killed worker's hash-pool processes notice their parent is gone and exit.
-        wait_until(lambda pgid=dead: live_processes_in_group(pgid), lambda pids: not pids,
-                   timeout=15, what="orphaned hash-pool processes")
+        wait_until(
+            lambda pgid=dead: live_processes_in_group(pgid),
+            lambda pids: not pids,
+            timeout=15,
+            what="orphaned hash-pool processes",
+        )
         # ... until the periodic retry finds it by the dead worker's missing heartbeat.
-        wait_until(lambda: job_row(server, job_id),
-                   lambda j, a=state["attempts"]: j["attempts"] > a or j["status"] in FINISHED,
-                   timeout=PICKUP_LIMIT + 15, what="resumption after kill -9")
+        wait_until(
+            lambda: job_row(server, job_id),
+            lambda j, a=state["attempts"]: j["attempts"] > a or j["status"] in FINISHED,
+            timeout=PICKUP_LIMIT + 15,
+            what="resumption after kill -9",
+        )
         kills[-1]["picked_up_after_s"] = round(time.monotonic() - killed_at, 1)
 
-    final = wait_until(lambda: job_row(server, job_id), lambda j: j["status"] in FINISHED,
-                       timeout=180, what="job end")
+    final = wait_until(
+        lambda: job_row(server, job_id),
+        lambda j: j["status"] in FINISHED,
+        timeout=180,
+        what="job end",
+    )
     elapsed = round(time.monotonic() - began, 1)
     log.info("kills: %s; import with kills took %ss", kills, elapsed)
     record_property("kills", kills)
@@ -269,20 +322,35 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
     assert final["attempts"] >= len(mid_import) + 1
 
     valid = {e: n for e, n in expected.first_name.items() if e not in set(pre_existing)}
-    check_job(server, api, job_id, total=expected.total, successful=len(valid),
-              failed=len(expected.invalid_lines),
-              skipped=expected.duplicate_rows + len(pre_existing))
+    check_job(
+        server,
+        api,
+        job_id,
+        total=expected.total,
+        successful=len(valid),
+        failed=len(expected.invalid_lines),
+        skipped=expected.duplicate_rows + len(pre_existing),
+    )
     job = get_job(api, job_id)
     assert [e["row"] for e in job["error_log"]] == expected.invalid_lines[:1000]
-    pre = query(server, "SELECT full_name FROM customers WHERE lower(email) = ANY(%s)",
-                (pre_existing,))
+    pre = query(
+        server, "SELECT full_name FROM customers WHERE lower(email) = ANY(%s)", (pre_existing,)
+    )
     assert {name for (name,) in pre} == {"Was Here First"}
-    check_customers(server, t, {**valid, **dict.fromkeys(pre_existing, "Was Here First")},
-                    expected.invalid_emails, imported=len(valid))
+    check_customers(
+        server,
+        t,
+        {**valid, **dict.fromkeys(pre_existing, "Was Here First")},
+        expected.invalid_emails,
+        imported=len(valid),
+    )
     # The passwords of rows committed before and after the kills were hashed and stored once.
-    hashed = query(server, "SELECT count(*) FROM users WHERE email ILIKE %s AND "
-                   "password_hash LIKE '$argon2id$%%' AND NOT password_reset_required",
-                   (f"%-{t}@%",))
+    hashed = query(
+        server,
+        "SELECT count(*) FROM users WHERE email ILIKE %s AND "
+        "password_hash LIKE '$argon2id$%%' AND NOT password_reset_required",
+        (f"%-{t}@%",),
+    )
     assert hashed == [(len([e for e in expected.passwords if e in valid]),)]
     sample = rng.choice([e for e in expected.passwords if e in valid])
     assert Api(server.base_url).login(sample, expected.passwords[sample])
@@ -302,8 +370,12 @@ def test_overlapping_imports_at_the_same_time_leave_each_email_once(cluster: Clu
     files = [upload_csv(api, a.content, "a.csv"), upload_csv(api, b.content, "b.csv")]
     jobs = [start_import(api, f).json()["job_id"] for f in files]
     for job_id in jobs:
-        wait_until(lambda j=job_id: get_job(api, j), lambda j: j["status"] in FINISHED,
-                   timeout=150, what="overlapping import")
+        wait_until(
+            lambda j=job_id: get_job(api, j),
+            lambda j: j["status"] in FINISHED,
+            timeout=150,
+            what="overlapping import",
+        )
     done = [get_job(api, j) for j in jobs]
     for job in done:
         assert job["status"] == "completed", job
@@ -315,8 +387,9 @@ def test_overlapping_imports_at_the_same_time_leave_each_email_once(cluster: Clu
     for email, name in b.first_name.items():
         valid.setdefault(email, name)
     invalid = (a.invalid_emails | b.invalid_emails) - set(valid)
-    rows = query(server, "SELECT lower(email), full_name FROM customers WHERE email ILIKE %s",
-                 (f"%-{t}@%",))
+    rows = query(
+        server, "SELECT lower(email), full_name FROM customers WHERE email ILIKE %s", (f"%-{t}@%",)
+    )
     found = [email for email, _ in rows]
     assert len(found) == len(set(found)), "an e-mail was imported twice"
     assert set(found) == set(valid)
@@ -333,6 +406,10 @@ def test_overlapping_imports_at_the_same_time_leave_each_email_once(cluster: Clu
         assert job["failed_rows"] == len(expected.invalid_lines)
         assert job["total_rows"] == job["processed_rows"] == expected.total
         assert job["successful_rows"] + job["failed_rows"] + job["skipped_rows"] == expected.total
-    [(users,)] = query(server, "SELECT count(*) FROM users u JOIN customers c "
-                       "ON c.id = u.customer_id WHERE c.email ILIKE %s", (f"%-{t}@%",))
+    [(users,)] = query(
+        server,
+        "SELECT count(*) FROM users u JOIN customers c "
+        "ON c.id = u.customer_id WHERE c.email ILIKE %s",
+        (f"%-{t}@%",),
+    )
     assert users == len(valid)

@@ -36,23 +36,35 @@ from filestore.jobs import tasks as jobs_tasks
 from filestore.jobs.errors_csv import HEADER, neutralise, render_rows, stream_csv
 
 SEED_MAPPING = {"name": "full_name", "email": "email", "phone": "phone"}
-SEED_HEADER = ["full_name", "email", "phone", "address", "city", "state", "postal_code",
-               "country", "password"]
+SEED_HEADER = [
+    "full_name",
+    "email",
+    "phone",
+    "address",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "password",
+]
 RULES = ValidationRules()
 
 
-def plan(header: list[str], mapping: dict[str, str] | None = None,
-         rules: ValidationRules = RULES) -> ColumnPlan:
+def plan(
+    header: list[str], mapping: dict[str, str] | None = None, rules: ValidationRules = RULES
+) -> ColumnPlan:
     return plan_columns(header, mapping or {}, rules)
 
 
-def row(plan_: ColumnPlan, rules: ValidationRules = RULES, line: int = 2,
-        **values: str) -> ValidRow | RowError | None:
+def row(
+    plan_: ColumnPlan, rules: ValidationRules = RULES, line: int = 2, **values: str
+) -> ValidRow | RowError | None:
     return row_of(plan_, values, rules, line)
 
 
-def row_of(plan_: ColumnPlan, values: dict[str, str], rules: ValidationRules = RULES,
-           line: int = 2) -> ValidRow | RowError | None:
+def row_of(
+    plan_: ColumnPlan, values: dict[str, str], rules: ValidationRules = RULES, line: int = 2
+) -> ValidRow | RowError | None:
     """Validate a row given by column name (missing columns are empty)."""
     cells = [values.get(name, "") for name in plan_.header]
     return validate_row(line, cells, plan_, rules)
@@ -91,8 +103,14 @@ class TestMapping:
 
     @pytest.mark.parametrize(
         ("column", "field"),
-        [("Full Name", "full_name"), ("FULL_NAME", "full_name"), ("E-Mail", "email"),
-         ("postal code", "postal_code"), (" Postal_Code ", "postal_code"), ("COUNTRY", "country")],
+        [
+            ("Full Name", "full_name"),
+            ("FULL_NAME", "full_name"),
+            ("E-Mail", "email"),
+            ("postal code", "postal_code"),
+            (" Postal_Code ", "postal_code"),
+            ("COUNTRY", "country"),
+        ],
     )
     def test_columns_match_fields_by_normalised_name(self, column: str, field: str) -> None:
         header = [column.strip()] + [n for n in ("full_name", "email") if n != field]
@@ -162,9 +180,20 @@ SEED_PLAN = plan(SEED_HEADER)
 
 class TestValidation:
     def test_seed_row_is_valid(self) -> None:
-        result = valid(row(SEED_PLAN, full_name="John Doe", email="john@example.com",
-                           phone="1234567890", address="123 Main St", city="Anytown", state="CA",
-                           postal_code="12345", country="USA", password="Tr0mbone-Quartz"))
+        result = valid(
+            row(
+                SEED_PLAN,
+                full_name="John Doe",
+                email="john@example.com",
+                phone="1234567890",
+                address="123 Main St",
+                city="Anytown",
+                state="CA",
+                postal_code="12345",
+                country="USA",
+                password="Tr0mbone-Quartz",
+            )
+        )
         assert result.values["full_name"] == "John Doe"
         assert result.values["password"] == "Tr0mbone-Quartz"
         assert result.line == 2
@@ -178,9 +207,20 @@ class TestValidation:
 
     @pytest.mark.parametrize(
         "email",
-        ["plain", "a@b", "a@b.c", "@example.com", "a@@example.com", "a b@example.com",
-         "a@exa mple.com", "a,b@example.com", "<a@example.com>", "a@example.com.",
-         '=HYPERLINK("http://x","y")', "a@ex(ample).com"],
+        [
+            "plain",
+            "a@b",
+            "a@b.c",
+            "@example.com",
+            "a@@example.com",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a,b@example.com",
+            "<a@example.com>",
+            "a@example.com.",
+            '=HYPERLINK("http://x","y")',
+            "a@ex(ample).com",
+        ],
     )
     def test_invalid_email_fails_with_its_column_and_value(self, email: str) -> None:
         result = error(row(SEED_PLAN, full_name="X", email=email))
@@ -197,8 +237,13 @@ class TestValidation:
 
     @pytest.mark.parametrize(
         ("phone", "digits"),
-        [("1234567890", "1234567890"), ("+1 (555) 123-45.67", "15551234567"),
-         ("  555 1234 ", "5551234"), ("(0)20-7946.0958", "02079460958"), ("+44 20", "4420")],
+        [
+            ("1234567890", "1234567890"),
+            ("+1 (555) 123-45.67", "15551234567"),
+            ("  555 1234 ", "5551234"),
+            ("(0)20-7946.0958", "02079460958"),
+            ("+44 20", "4420"),
+        ],
     )
     def test_phone_digits_only_strips_separators_and_leading_plus(
         self, phone: str, digits: str
@@ -220,8 +265,9 @@ class TestValidation:
 
     def test_phone_format_any_keeps_the_value(self) -> None:
         rules = ValidationRules(phone_format="any")
-        result = valid(row(SEED_PLAN, rules, full_name="X", email="x@example.com",
-                           phone="ext. 12 / ask Bob"))
+        result = valid(
+            row(SEED_PLAN, rules, full_name="X", email="x@example.com", phone="ext. 12 / ask Bob")
+        )
         assert result.values["phone"] == "ext. 12 / ask Bob"
 
     def test_full_name_required(self) -> None:
@@ -265,15 +311,21 @@ class TestValidation:
         assert "S3cret" not in str(result.to_json())
 
     def test_a_bad_row_with_a_password_does_not_carry_it(self) -> None:
-        for values in ({"email": "bad"}, {"email": "x@example.com", "phone": "call me"},
-                       {"email": "", "full_name": "X"}, {"email": "x@example.com"}):
+        for values in (
+            {"email": "bad"},
+            {"email": "x@example.com", "phone": "call me"},
+            {"email": "", "full_name": "X"},
+            {"email": "x@example.com"},
+        ):
             result = error(row_of(SEED_PLAN, {**values, "password": "hunter2-Secret"}))
             assert "hunter2" not in str(result.to_json())
 
     def test_error_json_shape(self) -> None:
         result = error(row(SEED_PLAN, full_name="X", email="nope", line=5))
         assert result.to_json() == {
-            "row": 5, "column": "email", "value": "nope",
+            "row": 5,
+            "column": "email",
+            "value": "nope",
             "error": "email is not a valid e-mail address",
         }
 
@@ -308,8 +360,11 @@ class TestParseBatch:
 
     def test_skipped_rows_are_counted(self) -> None:
         p = plan(["full_name", "email"], rules=ValidationRules(email_required=False))
-        outcome = parse_batch([record(2, b"Ann,"), record(3, b"Bob,bob@example.com")], p,
-                              ValidationRules(email_required=False))
+        outcome = parse_batch(
+            [record(2, b"Ann,"), record(3, b"Bob,bob@example.com")],
+            p,
+            ValidationRules(email_required=False),
+        )
         assert outcome.skipped == 1
         assert [r.line for r in outcome.valid] == [3]
 
@@ -329,9 +384,11 @@ class TestErrorsCsv:
         assert neutralise(-3) == "'-3"
 
     def test_rendered_csv_parses_back_with_neutralised_cells(self) -> None:
-        rows = [(3, "email", '=HYPERLINK("http://evil.example","click")', "bad e-mail"),
-                (4, "phone", "-2+3", "phone must contain digits only"),
-                (5, None, None, 'Row has 2 columns, "quoted"\nsecond line')]
+        rows = [
+            (3, "email", '=HYPERLINK("http://evil.example","click")', "bad e-mail"),
+            (4, "phone", "-2+3", "phone must contain digits only"),
+            (5, None, None, 'Row has 2 columns, "quoted"\nsecond line'),
+        ]
         parsed = list(csv.reader(io.StringIO(render_rows(rows), newline="")))
         assert parsed == [
             ["3", "email", '\'=HYPERLINK("http://evil.example","click")', "bad e-mail"],
@@ -339,8 +396,17 @@ class TestErrorsCsv:
             ["5", "", "", 'Row has 2 columns, "quoted"\nsecond line'],
         ]
 
-    @given(st.lists(st.tuples(st.integers(1, 10**6), st.text(max_size=20),
-                              st.text(max_size=20), st.text(max_size=20)), max_size=30))
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(1, 10**6),
+                st.text(max_size=20),
+                st.text(max_size=20),
+                st.text(max_size=20),
+            ),
+            max_size=30,
+        )
+    )
     def test_no_parsed_cell_starts_with_a_trigger(
         self, rows: list[tuple[int, str, str, str]]
     ) -> None:

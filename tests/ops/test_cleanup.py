@@ -28,19 +28,23 @@ PDF = b"%PDF-1.4\n" + b"x" * 2000
 
 
 @pytest.fixture(scope="module")
-def sweep_server(postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory) -> LiveServer:
+def sweep_server(
+    postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory
+) -> LiveServer:
     prefix = f"sweep{uuid.uuid4().hex[:6]}"
     env = production_env(postgres.create_database("filestore_sweep"))
     env.update(s3_env(seaweed))
-    env.update({
-        "MINIO_BUCKET_CUSTOMER_UPLOADS": f"{prefix}-customer-uploads",
-        "MINIO_BUCKET_TICKET_MEDIA": f"{prefix}-ticket-media",
-        "MINIO_BUCKET_CSV_IMPORTS": f"{prefix}-csv-imports",
-        "MINIO_BUCKET_BACKUPS": f"{prefix}-backups",
-        "MINIO_BUCKET_TEMP": f"{prefix}-temp",
-        "ORPHAN_GRACE_SECONDS": str(GRACE_SECONDS),
-        "FILE_CLEANUP_INTERVAL_SECONDS": "86400",
-    })
+    env.update(
+        {
+            "MINIO_BUCKET_CUSTOMER_UPLOADS": f"{prefix}-customer-uploads",
+            "MINIO_BUCKET_TICKET_MEDIA": f"{prefix}-ticket-media",
+            "MINIO_BUCKET_CSV_IMPORTS": f"{prefix}-csv-imports",
+            "MINIO_BUCKET_BACKUPS": f"{prefix}-backups",
+            "MINIO_BUCKET_TEMP": f"{prefix}-temp",
+            "ORPHAN_GRACE_SECONDS": str(GRACE_SECONDS),
+            "FILE_CLEANUP_INTERVAL_SECONDS": "86400",
+        }
+    )
     return start_filestore(env)
 
 
@@ -61,7 +65,9 @@ def sql(server: LiveServer, query: str, params: tuple[Any, ...] = ()) -> list[tu
 
 
 class TestSweep:
-    def test_removes_each_leftover_and_nothing_else(self, sweep_server: LiveServer, seaweed: SeaweedFS) -> None:
+    def test_removes_each_leftover_and_nothing_else(
+        self, sweep_server: LiveServer, seaweed: SeaweedFS
+    ) -> None:
         admin = sweep_server.admin()
         customer = admin.new_customer()["id"]
         store = StoreInspector(sweep_server, seaweed)
@@ -71,24 +77,34 @@ class TestSweep:
         # Kept: a live file, and a file that expires later.
         live = admin.upload(PDF, "live.pdf", customer_id=customer).json()
         later = admin.upload(
-            PDF, "later.pdf", customer_id=customer,
+            PDF,
+            "later.pdf",
+            customer_id=customer,
             expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat(),
         ).json()
         # Removed: a file that expires in 2 s, a deleted file whose object survived, an old
         # orphan object, a row stuck in `uploading`, an abandoned multipart upload.
         expiring = admin.upload(
-            PDF, "soon.pdf", customer_id=customer,
+            PDF,
+            "soon.pdf",
+            customer_id=customer,
             expires_at=(datetime.now(UTC) + timedelta(seconds=2)).isoformat(),
         ).json()
         deleted = admin.upload(PDF, "deleted.pdf", customer_id=customer).json()
-        sql(sweep_server, "UPDATE file_uploads SET upload_status = 'deleted', deleted_at = now() WHERE id = %s",
-            (deleted["id"],))
+        sql(
+            sweep_server,
+            "UPDATE file_uploads SET upload_status = 'deleted', deleted_at = now() WHERE id = %s",
+            (deleted["id"],),
+        )
         minio.put_object(uploads_bucket, "customers/999/orphan-old", io.BytesIO(b"old"), 3)
-        sql(sweep_server,
-            "INSERT INTO file_uploads (filename, bucket, object_key, file_size, mime_type, file_type, md5, "
-            "sha256, upload_status, created_at) VALUES ('stuck.pdf', %s, 'users/1/stuck', 0, "
+        sql(
+            sweep_server,
+            "INSERT INTO file_uploads (filename, bucket, object_key, file_size, mime_type, "
+            "file_type, md5, sha256, upload_status, created_at) "
+            "VALUES ('stuck.pdf', %s, 'users/1/stuck', 0, "
             "'application/pdf', 'document', '', '', 'uploading', now() - interval '2 hours')",
-            (uploads_bucket,))
+            (uploads_bucket,),
+        )
         abandoned = minio._create_multipart_upload(uploads_bucket, "users/1/abandoned", {})
         time.sleep(GRACE_SECONDS + 1)
         # Kept: an orphan younger than the grace period (an upload may still be recording it).
@@ -105,7 +121,9 @@ class TestSweep:
         assert store.object_of(deleted["id"]) not in objects
         assert f"{uploads_bucket}/customers/999/orphan-old" not in objects
         assert f"{uploads_bucket}/users/1/abandoned" not in store.multipart_uploads(), abandoned
-        assert sql(sweep_server, "SELECT count(*) FROM file_uploads WHERE upload_status = 'uploading'") == [(0,)]
+        assert sql(
+            sweep_server, "SELECT count(*) FROM file_uploads WHERE upload_status = 'uploading'"
+        ) == [(0,)]
         statuses = dict(sql(sweep_server, "SELECT id, upload_status::text FROM file_uploads"))
         assert statuses[expiring["id"]] == "expired"
         assert statuses[live["id"]] == statuses[later["id"]] == "completed"
@@ -117,7 +135,9 @@ class TestSweep:
         newest = jobs[0]
         assert newest["status"] == "completed"
         assert newest["result"]["expired_files"] >= 1
-        assert newest["result"]["orphan_objects"] >= 2  # the old orphan and the deleted file's object
+        assert (
+            newest["result"]["orphan_objects"] >= 2
+        )  # the old orphan and the deleted file's object
         assert newest["result"]["stuck_rows"] == 1
         assert newest["result"]["aborted_uploads"] >= 1
 
@@ -125,7 +145,9 @@ class TestSweep:
         admin = sweep_server.admin()
         customer = admin.new_customer()["id"]
         file = admin.upload(
-            PDF, "brief.pdf", customer_id=customer,
+            PDF,
+            "brief.pdf",
+            customer_id=customer,
             expires_at=(datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
         ).json()
         assert admin.get(f"/files/download/{file['id']}").status_code == 200
@@ -136,21 +158,33 @@ class TestSweep:
 
 class TestPeriodicCleanup:
     def test_worker_runs_file_cleanup_on_its_own(
-        self, postgres: Postgres, start_filestore: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+        self,
+        postgres: Postgres,
+        start_filestore: ServerFactory,
+        tmp_path_factory: pytest.TempPathFactory,
     ) -> None:
         env = production_env(postgres.create_database("filestore_periodic"))
-        env.update({
-            "FILESTORE_DATA_DIR": str(tmp_path_factory.mktemp("periodic")),
-            "FILESTORE_IN_PROCESS_WORKER": "true",
-            "FILE_CLEANUP_INTERVAL_SECONDS": "1",
-            "TEMP_FILE_TTL_HOURS": "24",
-        })
+        env.update(
+            {
+                "FILESTORE_DATA_DIR": str(tmp_path_factory.mktemp("periodic")),
+                "FILESTORE_IN_PROCESS_WORKER": "true",
+                "FILE_CLEANUP_INTERVAL_SECONDS": "1",
+                "TEMP_FILE_TTL_HOURS": "24",
+            }
+        )
         server = start_filestore(env)
         admin = server.admin()
         deadline = time.monotonic() + 60
         jobs: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not jobs:
-            jobs = admin.get("/files/jobs", params={"job_type": "file_cleanup", "status": "completed"}).json()
+            jobs = admin.get(
+                "/files/jobs", params={"job_type": "file_cleanup", "status": "completed"}
+            ).json()
             time.sleep(1)
         assert jobs, "no file_cleanup job ran within a minute"
-        assert set(jobs[0]["result"]) >= {"expired_files", "orphan_objects", "stuck_rows", "aborted_uploads"}
+        assert set(jobs[0]["result"]) >= {
+            "expired_files",
+            "orphan_objects",
+            "stuck_rows",
+            "aborted_uploads",
+        }

@@ -24,9 +24,11 @@ class TestComposeFiles:
     def test_minio_service_matches_the_seed(self, name: str) -> None:
         minio = load(name)["services"]["minio"]
         assert minio["image"].startswith("minio/minio")
-        assert "9000:9000" in minio["ports"] and "9001:9001" in minio["ports"]
+        assert "9000:9000" in minio["ports"]
+        assert "9001:9001" in minio["ports"]
         assert minio["environment"] == {
-            "MINIO_ROOT_USER": "minioadmin", "MINIO_ROOT_PASSWORD": "minioadmin123",
+            "MINIO_ROOT_USER": "minioadmin",
+            "MINIO_ROOT_PASSWORD": "minioadmin123",
         }
         assert minio["command"] == 'server /data --console-address ":9001"'
         assert "minio_data:/data" in minio["volumes"]
@@ -49,7 +51,9 @@ class TestComposeFiles:
     def test_api_environment_uses_only_real_settings(self) -> None:
         env = load("docker-compose.full.yml")["services"]["api"]["environment"]
         known = {name.upper() for name in Settings.model_fields} | {
-            str(field.validation_alias) for field in Settings.model_fields.values() if field.validation_alias
+            str(field.validation_alias)
+            for field in Settings.model_fields.values()
+            if field.validation_alias
         }
         assert set(env) <= known, set(env) - known
         assert env["JWT_SECRET_KEY"].startswith("${JWT_SECRET_KEY:?")
@@ -60,7 +64,8 @@ class TestDockerfile:
         text = (repo_root() / "Dockerfile").read_text()
         assert "FROM python:3.11-slim" in text
         users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
-        assert users and users[-1] not in {"root", "0"}
+        assert users
+        assert users[-1] not in {"root", "0"}
         assert "requirements.lock" in text
 
     def test_env_example_lists_every_setting(self) -> None:

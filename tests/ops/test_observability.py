@@ -19,7 +19,11 @@ def metric(text: str, name: str, **labels: str) -> float:
     label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     pattern = re.compile(rf"^{re.escape(name)}(\{{(?P<labels>[^}}]*)\}})? (?P<value>\S+)$", re.M)
     for match in pattern.finditer(text):
-        found = ",".join(sorted((match.group("labels") or "").split(","))) if match.group("labels") else ""
+        found = (
+            ",".join(sorted((match.group("labels") or "").split(",")))
+            if match.group("labels")
+            else ""
+        )
         if found == label_text:
             return float(match.group("value"))
     return 0.0
@@ -44,13 +48,27 @@ class TestMetrics:
         assert grew("filestore_upload_bytes_total") == len(PDF)
         assert grew("filestore_download_bytes_total") == len(PDF)
         assert grew("filestore_upload_duration_seconds_count") == 1
-        assert grew("filestore_http_requests_total", method="POST", route="/files/upload", status="201") == 1
-        assert grew("filestore_http_requests_total", method="POST", route="/files/upload", status="422") == 1
+        assert (
+            grew(
+                "filestore_http_requests_total", method="POST", route="/files/upload", status="201"
+            )
+            == 1
+        )
+        assert (
+            grew(
+                "filestore_http_requests_total", method="POST", route="/files/upload", status="422"
+            )
+            == 1
+        )
         assert metric(after, "filestore_storage_bytes", bucket="customer-uploads") >= len(PDF)
-        assert "filestore_jobs" in after and "filestore_csv_import_rows" in after
+        assert "filestore_jobs" in after
+        assert "filestore_csv_import_rows" in after
 
     def test_metrics_token_guards_the_endpoint(
-        self, postgres: Postgres, start_filestore: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+        self,
+        postgres: Postgres,
+        start_filestore: ServerFactory,
+        tmp_path_factory: pytest.TempPathFactory,
     ) -> None:
         env = production_env(postgres.create_database("filestore_metrics"))
         env["FILESTORE_DATA_DIR"] = str(tmp_path_factory.mktemp("metrics"))
@@ -59,7 +77,10 @@ class TestMetrics:
         assert httpx.get(f"{server.base_url}/metrics").status_code == 401
         wrong = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        ok = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": "Bearer scrape-token-1234567890"})
+        ok = httpx.get(
+            f"{server.base_url}/metrics",
+            headers={"Authorization": "Bearer scrape-token-1234567890"},
+        )
         assert ok.status_code == 200
         assert "filestore_http_requests_total" in ok.text
 
@@ -69,7 +90,8 @@ class TestHealthEndpoints:
         assert httpx.get(f"{s3_server.base_url}/health/live").json() == {"status": "alive"}
         ready = httpx.get(f"{s3_server.base_url}/health/ready")
         assert ready.status_code == 200
-        assert ready.json()["database"] == "ok" and ready.json()["storage"] == "ok"
+        assert ready.json()["database"] == "ok"
+        assert ready.json()["storage"] == "ok"
 
     def test_health_reports_the_worker(self, s3_server: LiveServer) -> None:
         body = httpx.get(f"{s3_server.base_url}/health").json()
@@ -77,20 +99,28 @@ class TestHealthEndpoints:
 
 
 class TestRequestLogs:
-    def test_one_json_line_per_request_with_id_user_route_status(self, s3_server: LiveServer) -> None:
+    def test_one_json_line_per_request_with_id_user_route_status(
+        self, s3_server: LiveServer
+    ) -> None:
         admin = s3_server.admin()
         response = admin.get("/customers", headers={"X-Request-ID": "trace-abc-123"})
         assert response.headers["x-request-id"] == "trace-abc-123"
         me = admin.get("/auth/me").json()
         lines = [json.loads(line) for line in s3_server.log().splitlines() if line.startswith("{")]
-        entry = next(e for e in lines if e.get("request_id") == "trace-abc-123" and e["event"] == "http.request")
+        entry = next(
+            e
+            for e in lines
+            if e.get("request_id") == "trace-abc-123" and e["event"] == "http.request"
+        )
         assert entry["route"] == "/customers"
         assert entry["status"] == 200
         assert entry["user_id"] == me["id"]
         assert entry["duration_ms"] >= 0
 
     def test_generated_request_id_when_none_or_unsafe(self, s3_server: LiveServer) -> None:
-        response = httpx.get(f"{s3_server.base_url}/health", headers={"X-Request-ID": "bad id; <script>"})
+        response = httpx.get(
+            f"{s3_server.base_url}/health", headers={"X-Request-ID": "bad id; <script>"}
+        )
         assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
 
     def test_no_secrets_in_logs(self, s3_server: LiveServer) -> None:
@@ -99,7 +129,9 @@ class TestRequestLogs:
         user, password = admin.new_user("customer", customer)
         api = s3_server.api()
         token = api.login(user["username"], password)
-        api.http.post("/auth/login", json={"username": user["username"], "password": password + "-wrong"})
+        api.http.post(
+            "/auth/login", json={"username": user["username"], "password": password + "-wrong"}
+        )
         api.as_token(token).get("/auth/me")
         log = s3_server.log()
         for secret in (

@@ -45,7 +45,9 @@ async def list_customers(
     )
 
 
-@router.get("/{customer_id}", response_model=CustomerOut, responses={404: {"description": "Not found"}})
+@router.get(
+    "/{customer_id}", response_model=CustomerOut, responses={404: {"description": "Not found"}}
+)
 async def get_customer(customer_id: IdPath, session: SessionDep, user: CurrentUser) -> Any:
     """One customer."""
     return await customers_service.get_visible(session, customer_id=customer_id, user=user)

@@ -57,8 +57,12 @@ async def create(
         await auth_service.create(
             session,
             user_in=UserCreate(
-                username=customer.email, password=customer_in.password, role=Role.customer,
-                customer_id=customer.id, email=customer.email, full_name=customer.full_name,
+                username=customer.email,
+                password=customer_in.password,
+                role=Role.customer,
+                customer_id=customer.id,
+                email=customer.email,
+                full_name=customer.full_name,
             ),
             actor_id=actor_id,
             client=client,

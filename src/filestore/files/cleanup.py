@@ -43,23 +43,31 @@ class SweepReport:
 
 
 async def expire_files(
-    maker: async_sessionmaker[AsyncSession], storage: ObjectStorage, *, now: datetime, report: SweepReport
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    *,
+    now: datetime,
+    report: SweepReport,
 ) -> None:
     while True:
         async with maker() as session:
             rows = (
-                await session.execute(
-                    select(FileUpload)
-                    .where(
-                        FileUpload.upload_status == UploadStatus.completed,
-                        FileUpload.expires_at.is_not(None),
-                        FileUpload.expires_at <= now,
+                (
+                    await session.execute(
+                        select(FileUpload)
+                        .where(
+                            FileUpload.upload_status == UploadStatus.completed,
+                            FileUpload.expires_at.is_not(None),
+                            FileUpload.expires_at <= now,
+                        )
+                        .order_by(FileUpload.expires_at)
+                        .limit(EXPIRY_BATCH)
+                        .with_for_update(skip_locked=True)
                     )
-                    .order_by(FileUpload.expires_at)
-                    .limit(EXPIRY_BATCH)
-                    .with_for_update(skip_locked=True)
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             if not rows:
                 return
             for file in rows:
@@ -114,7 +122,9 @@ async def remove_orphan_objects(
                     log.info("cleanup.orphan_deleted", bucket=bucket, key=key)
                 except Exception as exc:
                     report.errors += 1
-                    log.warning("cleanup.orphan_failed", bucket=bucket, key=key, error=str(exc)[:200])
+                    log.warning(
+                        "cleanup.orphan_failed", bucket=bucket, key=key, error=str(exc)[:200]
+                    )
 
 
 async def remove_stuck_rows(
@@ -124,7 +134,10 @@ async def remove_stuck_rows(
     async with maker() as session:
         result = await session.execute(
             delete(FileUpload)
-            .where(FileUpload.upload_status == UploadStatus.uploading, FileUpload.created_at < older_than)
+            .where(
+                FileUpload.upload_status == UploadStatus.uploading,
+                FileUpload.created_at < older_than,
+            )
             .returning(FileUpload.id)
         )
         report.stuck_rows += len(result.scalars().all())
@@ -144,7 +157,9 @@ async def abort_stale_uploads(
                 log.info("cleanup.upload_aborted", bucket=bucket, key=upload.key)
             except Exception as exc:
                 report.errors += 1
-                log.warning("cleanup.abort_failed", bucket=bucket, key=upload.key, error=str(exc)[:200])
+                log.warning(
+                    "cleanup.abort_failed", bucket=bucket, key=upload.key, error=str(exc)[:200]
+                )
 
 
 async def sweep(

@@ -114,17 +114,25 @@ async def file_response(
         length = file.file_size if byte_range is None else byte_range.length
         headers["Content-Length"] = str(length)
         if byte_range is not None:
-            headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end - 1}/{file.file_size}"
+            headers["Content-Range"] = (
+                f"bytes {byte_range.start}-{byte_range.end - 1}/{file.file_size}"
+            )
         return Response(
-            status_code=200 if byte_range is None else 206, headers=headers, media_type=file.mime_type
+            status_code=200 if byte_range is None else 206,
+            headers=headers,
+            media_type=file.mime_type,
         )
     try:
         if byte_range is None:
             stored = await storage.open(file.bucket, file.object_key)
         else:
-            stored = await storage.open(file.bucket, file.object_key, start=byte_range.start, end=byte_range.end)
+            stored = await storage.open(
+                file.bucket, file.object_key, start=byte_range.start, end=byte_range.end
+            )
     except (NotFoundError, FileNotFoundError) as exc:
-        raise NotFound(f"The content of file {file.id} is missing", code="file_content_missing") from exc
+        raise NotFound(
+            f"The content of file {file.id} is missing", code="file_content_missing"
+        ) from exc
     headers["Content-Length"] = str(stored.size)
     status = 200
     if byte_range is not None:

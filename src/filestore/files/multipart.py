@@ -50,7 +50,9 @@ def boundary_of(content_type: str | None) -> bytes:
         )
     boundary = params.get(b"boundary")
     if not boundary or len(boundary) > 200:
-        raise BadRequest("The multipart Content-Type has no valid boundary", code="invalid_multipart")
+        raise BadRequest(
+            "The multipart Content-Type has no valid boundary", code="invalid_multipart"
+        )
     return boundary
 
 
@@ -67,7 +69,9 @@ class _Collector:
     def on_part_begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
-            raise BadRequest(f"Too many form fields (more than {MAX_PARTS})", code="invalid_multipart")
+            raise BadRequest(
+                f"Too many form fields (more than {MAX_PARTS})", code="invalid_multipart"
+            )
         self.headers = {}
         self.header_bytes = 0
 
@@ -110,7 +114,11 @@ class _Collector:
         if end > start:
             # The parser passes its own reusable buffer for bytes it held back while checking
             # for a boundary; only immutable `bytes` may be handed on without a copy.
-            view = memoryview(data)[start:end] if isinstance(data, bytes) else memoryview(bytes(data[start:end]))
+            view = (
+                memoryview(data)[start:end]
+                if isinstance(data, bytes)
+                else memoryview(bytes(data[start:end]))
+            )
             self.events.append(PartData(view))
 
     def on_part_end(self) -> None:

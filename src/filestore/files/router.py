@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -105,7 +106,9 @@ Offset = Annotated[int, Query(ge=0)]
         503: {"description": "`scanner_unavailable`: clamd could not scan the file"},
     },
 )
-async def upload_file(request: Request, state: StateDep, user: CurrentUser, url: BaseUrl) -> FileOut:
+async def upload_file(
+    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl
+) -> FileOut:
     """Upload one file (multipart), streamed to object storage as it arrives."""
     ctx = upload_pipeline.UploadContext(
         settings=state.settings,
@@ -156,42 +159,48 @@ async def download_file(
     )
 
 
+@dataclass
+class Listing:
+    """What both file listings need: the caller, a page, and the base of download links."""
+
+    session: SessionDep
+    user: CurrentUser
+    settings: SettingsDep
+    url: BaseUrl
+    limit: Limit = 50
+    offset: Offset = 0
+
+    async def files(
+        self, *, customer_id: int | None = None, ticket_id: int | None = None
+    ) -> list[FileOut]:
+        files = await files_service.list_visible(
+            self.session,
+            user=self.user,
+            settings=self.settings,
+            now=_now(),
+            customer_id=customer_id,
+            ticket_id=ticket_id,
+            limit=self.limit,
+            offset=self.offset,
+        )
+        return [to_out(f, self.url) for f in files]
+
+
+ListingDep = Annotated[Listing, Depends()]
+
+
 @router.get("/customer/{customer_id}", response_model=list[FileOut])
-async def list_customer_files(
-    customer_id: IdPath,
-    session: SessionDep,
-    user: CurrentUser,
-    settings: SettingsDep,
-    url: BaseUrl,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> list[FileOut]:
+async def list_customer_files(customer_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A customer's files, newest first."""
-    await customers_service.get_visible(session, customer_id=customer_id, user=user)
-    files = await files_service.list_visible(
-        session, user=user, settings=settings, now=_now(), customer_id=customer_id,
-        limit=limit, offset=offset,
-    )
-    return [to_out(f, url) for f in files]
+    await customers_service.get_visible(listing.session, customer_id=customer_id, user=listing.user)
+    return await listing.files(customer_id=customer_id)
 
 
 @router.get("/ticket/{ticket_id}", response_model=list[FileOut])
-async def list_ticket_files(
-    ticket_id: IdPath,
-    session: SessionDep,
-    user: CurrentUser,
-    settings: SettingsDep,
-    url: BaseUrl,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> list[FileOut]:
+async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A ticket's files, newest first."""
-    await tickets_service.get_visible(session, ticket_id=ticket_id, user=user)
-    files = await files_service.list_visible(
-        session, user=user, settings=settings, now=_now(), ticket_id=ticket_id,
-        limit=limit, offset=offset,
-    )
-    return [to_out(f, url) for f in files]
+    await tickets_service.get_visible(listing.session, ticket_id=ticket_id, user=listing.user)
+    return await listing.files(ticket_id=ticket_id)
 
 
 @router.get("/{file_id}", response_model=FileOut, responses={404: {"description": "Not found"}})
@@ -204,7 +213,10 @@ async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     "/{file_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={403: {"description": "Customers delete only their own uploads"}, 404: {"description": "Not found"}},
+    responses={
+        403: {"description": "Customers delete only their own uploads"},
+        404: {"description": "Not found"},
+    },
 )
 async def delete_file(
     file: VisibleFile, session: SessionDep, user: CurrentUser, storage: StorageDep
@@ -213,4 +225,3 @@ async def delete_file(
     files_service.check_may_delete(file, user)
     await files_service.delete(session, file=file, storage=storage, now=_now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-

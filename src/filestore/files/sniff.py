@@ -22,8 +22,12 @@ TEXT_TYPES = {
 }
 
 # Extensions that are the same format as another one puremagic may report.
-_ALIASES = {"jpg": {"jpg", "jpeg", "jpe", "jfif"}, "jpeg": {"jpg", "jpeg", "jpe", "jfif"},
-            "tif": {"tif", "tiff"}, "tiff": {"tif", "tiff"}}
+_ALIASES = {
+    "jpg": {"jpg", "jpeg", "jpe", "jfif"},
+    "jpeg": {"jpg", "jpeg", "jpe", "jfif"},
+    "tif": {"tif", "tiff"},
+    "tiff": {"tif", "tiff"},
+}
 
 _EXECUTABLE_MIMES = {
     "application/vnd.microsoft.portable-executable",
@@ -33,12 +37,42 @@ _EXECUTABLE_MIMES = {
     "application/x-elf",
     "application/x-sharedlib",
 }
-_EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"#!")
+_EXECUTABLE_MAGIC = (
+    b"MZ",
+    b"\x7fELF",
+    b"\xfe\xed\xfa",
+    b"\xcf\xfa\xed\xfe",
+    b"\xce\xfa\xed\xfe",
+    b"#!",
+)
 
 # Formats with magic numbers: a file with one of these extensions must carry that magic.
 BINARY_EXTENSIONS = {
-    "jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "pdf", "doc", "docx", "xls",
-    "xlsx", "ppt", "pptx", "odt", "ods", "zip", "gz", "tar", "7z", "mp3", "mp4", "mov", "wav",
+    "jpg",
+    "jpeg",
+    "png",
+    "gif",
+    "webp",
+    "bmp",
+    "tif",
+    "tiff",
+    "pdf",
+    "doc",
+    "docx",
+    "xls",
+    "xlsx",
+    "ppt",
+    "pptx",
+    "odt",
+    "ods",
+    "zip",
+    "gz",
+    "tar",
+    "7z",
+    "mp3",
+    "mp4",
+    "mov",
+    "wav",
 }
 
 SAFE_INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
@@ -86,7 +120,11 @@ def sniff(head: bytes, extension: str) -> str:
         if match.extension.lstrip(".").lower() in accepted and match.mime_type:
             return str(match.mime_type)
     if extension in BINARY_EXTENSIONS:
-        found = f"looks like {matches[0].extension.lstrip('.') or matches[0].name}, not" if matches else "is not"
+        found = (
+            f"looks like {matches[0].extension.lstrip('.') or matches[0].name}, not"
+            if matches
+            else "is not"
+        )
         raise UnsupportedMediaType(
             f"The content of this file {found} a .{extension} file", code="content_mismatch"
         )

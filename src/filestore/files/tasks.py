@@ -30,17 +30,29 @@ async def run_cleanup(resources: WorkerResources, *, force: bool = False) -> Bac
     settings = resources.settings
     now = datetime.now(UTC)
     async with resources.sessionmaker() as session:
-        locked = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": CLEANUP_LOCK_ID})).scalar()
+        locked = (
+            await session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": CLEANUP_LOCK_ID}
+            )
+        ).scalar()
         if not locked:
             return None
         last = (
             await session.execute(
-                select(func.max(BackgroundJob.created_at)).where(BackgroundJob.job_type == JobType.file_cleanup)
+                select(func.max(BackgroundJob.created_at)).where(
+                    BackgroundJob.job_type == JobType.file_cleanup
+                )
             )
         ).scalar()
-        if not force and last is not None and now - last < timedelta(seconds=settings.file_cleanup_interval_seconds):
+        if (
+            not force
+            and last is not None
+            and now - last < timedelta(seconds=settings.file_cleanup_interval_seconds)
+        ):
             return None
-        job = await jobs_service.create(session, job_type=JobType.file_cleanup, params={}, created_by=None)
+        job = await jobs_service.create(
+            session, job_type=JobType.file_cleanup, params={}, created_by=None
+        )
         job.status = JobStatus.processing
         job.started_at = now
         await session.commit()

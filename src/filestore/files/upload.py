@@ -24,15 +24,15 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from filestore import metrics
 from filestore.auth.models import Role, User
 from filestore.customers import service as customers_service
-from filestore import metrics
 from filestore.errors import (
     FilestoreError,
     Forbidden,
     PayloadTooLarge,
-    UnsupportedMediaType,
     Unprocessable,
+    UnsupportedMediaType,
 )
 from filestore.files import multipart
 from filestore.files import scan as scanning
@@ -51,8 +51,22 @@ MAX_FIELD_BYTES = 64 * 1024
 FORM_OVERHEAD_BYTES = 256 * 1024
 HASH_BATCH_BYTES = 1024 * 1024
 SERVER_OWNED_FIELDS = {
-    "id", "md5", "sha256", "file_size", "size", "mime_type", "upload_status", "status", "bucket",
-    "object_key", "uploaded_by", "owner", "url", "created_at", "deleted_at", "filename",
+    "id",
+    "md5",
+    "sha256",
+    "file_size",
+    "size",
+    "mime_type",
+    "upload_status",
+    "status",
+    "bucket",
+    "object_key",
+    "uploaded_by",
+    "owner",
+    "url",
+    "created_at",
+    "deleted_at",
+    "filename",
 }
 _FILE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -233,11 +247,15 @@ class Upload:
         elif name == "customer_id":
             fields.customer_id = _int_field(name, value)
             async with self.ctx.sessionmaker() as session:
-                await customers_service.get_visible(session, customer_id=fields.customer_id, user=user)
+                await customers_service.get_visible(
+                    session, customer_id=fields.customer_id, user=user
+                )
         elif name == "ticket_id":
             fields.ticket_id = _int_field(name, value)
             async with self.ctx.sessionmaker() as session:
-                ticket = await tickets_service.get_visible(session, ticket_id=fields.ticket_id, user=user)
+                ticket = await tickets_service.get_visible(
+                    session, ticket_id=fields.ticket_id, user=user
+                )
             fields.ticket_customer_id = ticket.customer_id
         elif name == "service_id":
             fields.service_id = _int_field(name, value)
@@ -271,7 +289,9 @@ class Upload:
         self, start: multipart.PartStart, events: AsyncIterator[multipart.Event]
     ) -> None:
         if start.name != "file":
-            raise Unprocessable(f"Send the file in the `file` field, not {start.name!r}", code="invalid_field")
+            raise Unprocessable(
+                f"Send the file in the `file` field, not {start.name!r}", code="invalid_field"
+            )
         if self.stored is not None:
             raise Unprocessable("Only one file per upload", code="duplicate_field")
         if start.filename is None:
@@ -286,7 +306,8 @@ class Upload:
         allowed = self.ctx.settings.allowed_file_types
         if extension not in allowed:
             raise UnsupportedMediaType(
-                f"Files of type .{extension or '(none)'} are not allowed; allowed: {', '.join(allowed)}",
+                f"Files of type .{extension or '(none)'} are not allowed; "
+                f"allowed: {', '.join(allowed)}",
                 code="file_type_not_allowed",
             )
         if self.fields.file_type == files_service.CSV_FILE_TYPE and extension != "csv":
@@ -303,7 +324,9 @@ class Upload:
                 ctx.settings, file_type=self.fields.file_type, ticket_id=self.fields.ticket_id
             ),
             key=files_service.object_key(
-                customer_id=self.fields.owner_customer_id(ctx.user), user_id=ctx.user.id, now=ctx.now
+                customer_id=self.fields.owner_customer_id(ctx.user),
+                user_id=ctx.user.id,
+                now=ctx.now,
             ),
             filename=filename,
             mime_type=mime_type,
@@ -461,7 +484,8 @@ class Upload:
         if fields.customer_id is not None and fields.ticket_customer_id is not None:
             if fields.customer_id != fields.ticket_customer_id:
                 raise Unprocessable(
-                    f"Ticket {fields.ticket_id} belongs to another customer", code="ticket_customer_mismatch"
+                    f"Ticket {fields.ticket_id} belongs to another customer",
+                    code="ticket_customer_mismatch",
                 )
         # Checked again here: a file_type=csv field may come after the file (curl's order).
         stored = self.stored
@@ -469,17 +493,23 @@ class Upload:
             if extension_of(stored.filename) != "csv":
                 raise Unprocessable("file_type csv needs a .csv file", code="invalid_field")
         if fields.file_type == files_service.TEMP_FILE_TYPE and fields.expires_at is None:
-            fields.expires_at = self.ctx.now + timedelta(hours=self.ctx.settings.temp_file_ttl_hours)
+            fields.expires_at = self.ctx.now + timedelta(
+                hours=self.ctx.settings.temp_file_ttl_hours
+            )
 
     async def _move_if_rerouted(self) -> None:
         stored = self.stored
         assert stored is not None
         owner = self.fields.owner_customer_id(self.ctx.user)
         bucket = self._final_bucket()
-        expected_prefix = f"customers/{owner}/" if owner is not None else f"users/{self.ctx.user.id}/"
+        expected_prefix = (
+            f"customers/{owner}/" if owner is not None else f"users/{self.ctx.user.id}/"
+        )
         if bucket == stored.bucket and stored.key.startswith(expected_prefix):
             return
-        key = files_service.object_key(customer_id=owner, user_id=self.ctx.user.id, now=self.ctx.now)
+        key = files_service.object_key(
+            customer_id=owner, user_id=self.ctx.user.id, now=self.ctx.now
+        )
         await self.ctx.storage.move(stored.bucket, stored.key, bucket, key)
         log.info("file.rerouted", from_bucket=stored.bucket, to_bucket=bucket)
         stored.bucket, stored.key = bucket, key
@@ -529,11 +559,17 @@ class Upload:
             await asyncio.shield(self.ctx.storage.delete(stored.bucket, stored.key))
             log.info("file.discarded", bucket=stored.bucket, key=stored.key)
         except Exception as exc:
-            log.error("file.discard_failed", bucket=stored.bucket, key=stored.key, error=str(exc)[:200])
+            log.error(
+                "file.discard_failed", bucket=stored.bucket, key=stored.key, error=str(exc)[:200]
+            )
 
 
 async def receive(
-    ctx: UploadContext, *, content_type: str | None, content_length: int | None, body: AsyncIterator[bytes]
+    ctx: UploadContext,
+    *,
+    content_type: str | None,
+    content_length: int | None,
+    body: AsyncIterator[bytes],
 ) -> FileUpload:
     """Receive one upload; raises a FilestoreError for anything the client got wrong."""
     started = time.perf_counter()
@@ -541,7 +577,9 @@ async def receive(
     try:
         limit = ctx.settings.max_file_size
         if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
-            raise PayloadTooLarge(f"File is larger than the limit of {limit} bytes", code="file_too_large")
+            raise PayloadTooLarge(
+                f"File is larger than the limit of {limit} bytes", code="file_too_large"
+            )
         row = await upload.run(content_type, body)
     except BaseException as exc:
         outcome = exc.code if isinstance(exc, FilestoreError) else type(exc).__name__
@@ -552,4 +590,3 @@ async def receive(
     metrics.UPLOAD_BYTES.inc(row.file_size)
     metrics.UPLOAD_DURATION.observe(time.perf_counter() - started)
     return row
-

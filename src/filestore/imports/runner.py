@@ -17,6 +17,7 @@ import asyncio
 import codecs
 import csv
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -52,7 +53,6 @@ log = structlog.get_logger(__name__)
 MAX_RECORD_BYTES = 64 * 1024
 BATCH_ROWS = 5000
 PASSWORDS_PER_BATCH = 256
-HASH_CHUNK = 8  # passwords per task sent to the hash pool (~0.2-0.5 s of work)
 STAGING_COLUMNS = (
     "line", "full_name", "email", "phone", "address", "city", "state", "postal_code", "country",
     "password_hash",
@@ -201,29 +201,28 @@ def _parse_batch(records: list[Record], plan: ColumnPlan, rules: ValidationRules
     return outcome
 
 
-async def hash_passwords(rows: list[ValidRow], pool: Executor | None) -> None:
-    """Replace each row's password with its argon2id hash, spread across the pool's processes.
+def _hash_many(passwords: list[str]) -> list[str]:
+    return [hash_password_sync(p) for p in passwords]
 
-    Handed out HASH_CHUNK at a time: the pool's processes share the cores with PostgreSQL and
-    the worker, so equal shares given out up front would leave the batch waiting for the
-    slowest, and one task per password costs the worker more CPU than the hashes it waits for.
-    """
-    todo = [row for row in rows if row.values.get("password")]
-    if not todo:
+
+async def hash_passwords(rows: list[ValidRow], pool: Executor | None) -> None:
+    """Replace each row's password with its argon2id hash, spread across the pool's processes."""
+    indexed = [
+        (i, row.values["password"]) for i, row in enumerate(rows) if row.values.get("password")
+    ]
+    if not indexed:
         return
-    passwords = [str(row.values["password"]) for row in todo]
-    if pool is None:
-        loop = asyncio.get_running_loop()
-        hashes = await asyncio.gather(
-            *(loop.run_in_executor(None, hash_password_sync, password) for password in passwords)
-        )
-    else:
-        hashes = await asyncio.to_thread(
-            lambda: list(pool.map(hash_password_sync, passwords, chunksize=HASH_CHUNK))
-        )
-    for row, hashed in zip(todo, hashes, strict=True):
-        row.values["password_hash"] = hashed
-        row.values["password"] = None
+    loop = asyncio.get_running_loop()
+    workers = max(1, os.cpu_count() or 1)
+    size = max(1, -(-len(indexed) // workers))
+    parts = [indexed[i:i + size] for i in range(0, len(indexed), size)]
+    results = await asyncio.gather(
+        *(loop.run_in_executor(pool, _hash_many, [str(p) for _, p in part]) for part in parts)
+    )
+    for part, hashes in zip(parts, results, strict=True):
+        for (index, _), hashed in zip(part, hashes, strict=True):
+            rows[index].values["password_hash"] = hashed
+            rows[index].values["password"] = None
 
 
 async def prescan(source: ImportSource) -> tuple[int, int, int, str]:

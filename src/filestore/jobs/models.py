@@ -83,9 +83,7 @@ class BackgroundJob(TimestampMixin, Base):
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
 
-    __table_args__ = (
-        Index("ix_background_jobs_status_type", "status", "job_type"),
-    )
+    __table_args__ = (Index("ix_background_jobs_status_type", "status", "job_type"),)
 
     @property
     def error_count(self) -> int:

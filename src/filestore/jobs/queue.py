@@ -62,8 +62,13 @@ def create_hash_pool() -> ProcessPoolExecutor:
     )
 
 
-async def run_worker(app: procrastinate.App, resources: WorkerResources, *, concurrency: int = 2,
-                     install_signal_handlers: bool = False) -> None:
+async def run_worker(
+    app: procrastinate.App,
+    resources: WorkerResources,
+    *,
+    concurrency: int = 2,
+    install_signal_handlers: bool = False,
+) -> None:
     """Run a worker until cancelled (in-process) or signalled (`filestore worker`)."""
     await app.run_worker_async(
         concurrency=concurrency,

@@ -153,7 +153,9 @@ class ObjectStorage:
             max_concurrency=self._settings.upload_concurrency,
         )
 
-    async def open(self, bucket: str, key: str, *, start: int = 0, end: int | None = None) -> StoredObject:
+    async def open(
+        self, bucket: str, key: str, *, start: int = 0, end: int | None = None
+    ) -> StoredObject:
         """Open `bucket/key` for streaming, optionally only bytes `start..end` (end exclusive)."""
         options: GetOptions = {}
         if end is not None:
@@ -162,7 +164,9 @@ class ObjectStorage:
             options["range"] = {"offset": start}
         result = await obstore.get_async(self._store(bucket), key, options=options)
         first, last = result.range
-        return StoredObject(chunks=_as_chunks(result.stream(DOWNLOAD_CHUNK_SIZE)), size=last - first)
+        return StoredObject(
+            chunks=_as_chunks(result.stream(DOWNLOAD_CHUNK_SIZE)), size=last - first
+        )
 
     async def delete(self, bucket: str, key: str) -> None:
         """Delete `bucket/key`; a missing object is not an error."""
@@ -201,7 +205,9 @@ class ObjectStorage:
         stream = obstore.list(self._store(bucket), chunk_size=1000)
         async for page in stream:
             yield [
-                ListedObject(key=meta["path"], last_modified=meta["last_modified"], size=meta["size"])
+                ListedObject(
+                    key=meta["path"], last_modified=meta["last_modified"], size=meta["size"]
+                )
                 for meta in page
             ]
 
@@ -216,22 +222,33 @@ class ObjectStorage:
         while True:
             # The minio SDK reaches ListMultipartUploads only through this private method.
             result = await asyncio.to_thread(
-                minio._list_multipart_uploads, bucket,
-                key_marker=key_marker, upload_id_marker=upload_marker, max_uploads=1000,
+                minio._list_multipart_uploads,
+                bucket,
+                key_marker=key_marker,
+                upload_id_marker=upload_marker,
+                max_uploads=1000,
             )
             found.extend(
-                IncompleteUpload(key=u.object_name, upload_id=u.upload_id or "", initiated=u.initiated_time)
+                IncompleteUpload(
+                    key=u.object_name, upload_id=u.upload_id or "", initiated=u.initiated_time
+                )
                 for u in result.uploads
             )
             # minio 7.2 never fills next_upload_id_marker; paging by key alone still ends.
-            if not result.is_truncated or not result.next_key_marker or result.next_key_marker == key_marker:
+            if (
+                not result.is_truncated
+                or not result.next_key_marker
+                or result.next_key_marker == key_marker
+            ):
                 return found
             key_marker = result.next_key_marker
             upload_marker = getattr(result, "next_upload_id_marker", None)
 
     async def abort_upload(self, bucket: str, upload: IncompleteUpload) -> None:
         if self._minio is not None:
-            await asyncio.to_thread(self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id)
+            await asyncio.to_thread(
+                self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id
+            )
 
     async def ping(self) -> None:
         """Raise ServiceUnavailable unless the store answers within the storage timeout."""

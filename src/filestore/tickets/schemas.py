@@ -14,7 +14,10 @@ TicketStatus = Literal["open", "pending", "resolved", "closed"]
 
 class TicketCreate(StrictInput):
     customer_id: int | None = Field(
-        default=None, ge=1, le=MAX_DB_ID, description="Required for staff; a customer's own by default"
+        default=None,
+        ge=1,
+        le=MAX_DB_ID,
+        description="Required for staff; a customer's own by default",
     )
     subject: str = Field(min_length=1, max_length=255)
     status: TicketStatus = "open"

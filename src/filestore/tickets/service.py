@@ -46,7 +46,12 @@ async def list_visible(
     limit: int,
     offset: int,
 ) -> list[Ticket]:
-    stmt = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit).offset(offset)
+    stmt = (
+        select(Ticket)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     if user.role is Role.customer:
         stmt = stmt.where(Ticket.customer_id == user.customer_id)
     if customer_id is not None:

@@ -40,8 +40,12 @@ def upgrade() -> None:
         sa.Column("state", sa.String(120), nullable=True),
         sa.Column("postal_code", sa.String(32), nullable=True),
         sa.Column("country", sa.String(120), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_customers"),
     )
     op.create_index("ix_customers_created_at", "customers", ["created_at"])
@@ -58,8 +62,15 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean(), server_default="true", nullable=False),
         sa.Column("password_reset_required", sa.Boolean(), server_default="false", nullable=False),
         sa.Column("token_version", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name="fk_users_customer_id_customers", ondelete="CASCADE"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name="fk_users_customer_id_customers",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
         sa.UniqueConstraint("username", name="uq_users_username"),
     )
@@ -73,8 +84,15 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.BigInteger(), nullable=False),
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("status", sa.String(32), server_default="open", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name="fk_tickets_customer_id_customers", ondelete="CASCADE"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name="fk_tickets_customer_id_customers",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_tickets"),
     )
     op.create_index("ix_tickets_created_at", "tickets", ["created_at"])
@@ -95,20 +113,43 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.BigInteger(), nullable=True),
         sa.Column("ticket_id", sa.BigInteger(), nullable=True),
         sa.Column("service_id", sa.BigInteger(), nullable=True),
-        sa.Column("metadata", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "metadata", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("uploaded_by", sa.BigInteger(), nullable=True),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name="fk_file_uploads_customer_id_customers", ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"], name="fk_file_uploads_ticket_id_tickets", ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["uploaded_by"], ["users.id"], name="fk_file_uploads_uploaded_by_users", ondelete="SET NULL"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name="fk_file_uploads_customer_id_customers",
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name="fk_file_uploads_ticket_id_tickets",
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["uploaded_by"],
+            ["users.id"],
+            name="fk_file_uploads_uploaded_by_users",
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_file_uploads"),
     )
     op.create_index("ix_file_uploads_created_at", "file_uploads", ["created_at"])
-    op.create_index("ix_file_uploads_customer_created", "file_uploads", ["customer_id", "created_at"])
+    op.create_index(
+        "ix_file_uploads_customer_created", "file_uploads", ["customer_id", "created_at"]
+    )
     op.create_index("ix_file_uploads_ticket_created", "file_uploads", ["ticket_id", "created_at"])
-    op.create_index("uq_file_uploads_bucket_key", "file_uploads", ["bucket", "object_key"], unique=True)
+    op.create_index(
+        "uq_file_uploads_bucket_key", "file_uploads", ["bucket", "object_key"], unique=True
+    )
     op.create_index(
         "ix_file_uploads_expires_at",
         "file_uploads",

@@ -22,7 +22,13 @@ depends_on: str | Sequence[str] | None = None
 
 job_type = postgresql.ENUM("csv_import", "file_cleanup", name="job_type", create_type=False)
 job_status = postgresql.ENUM(
-    "pending", "processing", "completed", "failed", "cancelled", name="job_status", create_type=False
+    "pending",
+    "processing",
+    "completed",
+    "failed",
+    "cancelled",
+    name="job_status",
+    create_type=False,
 )
 
 
@@ -43,16 +49,24 @@ def upgrade() -> None:
         sa.Column("status", job_status, server_default="pending", nullable=False),
         sa.Column("file_upload_id", sa.BigInteger(), nullable=True),
         sa.Column("created_by", sa.BigInteger(), nullable=True),
-        sa.Column("params", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "params", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("total_rows", sa.Integer(), nullable=True),
         sa.Column("processed_rows", sa.Integer(), server_default="0", nullable=False),
         sa.Column("successful_rows", sa.Integer(), server_default="0", nullable=False),
         sa.Column("failed_rows", sa.Integer(), server_default="0", nullable=False),
         sa.Column("skipped_rows", sa.Integer(), server_default="0", nullable=False),
         sa.Column("warning_rows", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("error_log", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
-        sa.Column("warnings", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
-        sa.Column("result", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "error_log", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False
+        ),
+        sa.Column(
+            "warnings", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False
+        ),
+        sa.Column(
+            "result", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("checkpoint_offset", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("checkpoint_line", sa.Integer(), server_default="0", nullable=False),
@@ -62,9 +76,21 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["file_upload_id"], ["file_uploads.id"], name="fk_background_jobs_file_upload_id_file_uploads", ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name="fk_background_jobs_created_by_users", ondelete="SET NULL"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["file_upload_id"],
+            ["file_uploads.id"],
+            name="fk_background_jobs_file_upload_id_file_uploads",
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["users.id"],
+            name="fk_background_jobs_created_by_users",
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_background_jobs"),
     )
     op.create_index("ix_background_jobs_created_at", "background_jobs", ["created_at"])
@@ -78,7 +104,12 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=False),
         sa.Column("is_warning", sa.Boolean(), server_default="false", nullable=False),
-        sa.ForeignKeyConstraint(["job_id"], ["background_jobs.id"], name="fk_import_row_errors_job_id_background_jobs", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["job_id"],
+            ["background_jobs.id"],
+            name="fk_import_row_errors_job_id_background_jobs",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_import_row_errors"),
     )
     op.create_index("ix_import_row_errors_job_row", "import_row_errors", ["job_id", "row"])
