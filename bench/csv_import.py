@@ -173,6 +173,28 @@ def rss_of_tree(process: Any) -> int:
     return total
 
 
+def cpu_of_tree(process: Any) -> float:
+    """CPU seconds (user + system) of `process`, its live children and its reaped children."""
+    try:
+        times = process.cpu_times()
+        total = float(times.user + times.system + times.children_user + times.children_system)
+        children = process.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    for child in children:
+        try:
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def postmaster(pg: EmbeddedPostgres) -> Any:
+    """The PostgreSQL server process (its backends are its children)."""
+    return psutil.Process(int((pg.pgdata / "postmaster.pid").read_text().split()[0]))
+
+
 class RssSampler:
     """Samples a process tree's RSS every RSS_INTERVAL seconds in a thread while active."""
 
@@ -238,6 +260,8 @@ class ImportRun:
     rss_before: int
     rss_peak: int
     rss_processes: int
+    worker_cpu: float  # CPU seconds of the worker and its hash pool during the import
+    pg_cpu: float  # CPU seconds of PostgreSQL (all backends) during the import
 
     @property
     def rows_per_s(self) -> float:
@@ -275,11 +299,13 @@ def wait_for_job(api: Api, job_id: str) -> tuple[dict[str, Any], float]:
     raise BenchError(f"job {job_id} did not finish within {JOB_TIMEOUT:.0f} s")
 
 
-def import_csv(api: Api, worker: WorkerProcess, dataset: Dataset) -> ImportRun:
+def import_csv(api: Api, worker: WorkerProcess, pg_server: Any, dataset: Dataset) -> ImportRun:
     print(f"  {dataset.name}: uploading {dataset.size / MIB:.1f} MiB ...", flush=True)
     started = time.monotonic()
     file_id = upload_csv(api, dataset)
     upload_seconds = time.monotonic() - started
+    worker_process = psutil.Process(worker.pid)
+    cpu_before = cpu_of_tree(worker_process), cpu_of_tree(pg_server)
     with RssSampler(worker.pid) as rss:
         posted = time.monotonic()
         response = api.post("/files/csv-import", json={"file_upload_id": file_id})
@@ -287,6 +313,8 @@ def import_csv(api: Api, worker: WorkerProcess, dataset: Dataset) -> ImportRun:
             raise BenchError(f"csv-import: {response.status_code} {response.text[:500]}")
         job, done = wait_for_job(api, response.json()["job_id"])
     wall = done - posted
+    worker_cpu = cpu_of_tree(worker_process) - cpu_before[0]
+    pg_cpu = cpu_of_tree(pg_server) - cpu_before[1]
     if job["status"] != "completed":
         raise BenchError(f"{dataset.name}: job ended {job['status']}: {job.get('message')}")
     counts = {k: job[k] for k in ("total_rows", "successful_rows", "failed_rows", "skipped_rows")}
@@ -298,11 +326,20 @@ def import_csv(api: Api, worker: WorkerProcess, dataset: Dataset) -> ImportRun:
         datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
     ).total_seconds()
     run = ImportRun(
-        dataset, job_seconds, wall, upload_seconds, rss.before, rss.peak, rss.peak_processes
+        dataset,
+        job_seconds,
+        wall,
+        upload_seconds,
+        rss.before,
+        rss.peak,
+        rss.peak_processes,
+        worker_cpu,
+        pg_cpu,
     )
     print(
         f"  {dataset.name}: {run.rows_per_s:,.0f} rows/s (job {job_seconds:.2f} s, "
-        f"wall {wall:.2f} s); worker RSS {rss.before / MIB:.0f} -> peak {rss.peak / MIB:.0f} MiB "
+        f"wall {wall:.2f} s); CPU s worker {worker_cpu:.2f}, PostgreSQL {pg_cpu:.2f}; "
+        f"worker RSS {rss.before / MIB:.0f} -> peak {rss.peak / MIB:.0f} MiB "
         f"({rss.peak_processes} processes)",
         flush=True,
     )
@@ -574,8 +611,9 @@ def report(results: Results, load_before: str) -> None:
 
     print()
     header = (
-        f"{'worker memory (process + children)':<36} {'rows':>10} {'file MiB':>9} "
-        f"{'rows/s':>10} {'RSS before':>10} {'peak':>7} {'growth':>7} {'procs':>5}"
+        f"{'worker (process + children)':<28} {'rows':>10} {'file MiB':>9} "
+        f"{'rows/s':>10} {'RSS before':>10} {'peak':>7} {'growth':>7} {'procs':>5} "
+        f"{'CPU s worker':>12} {'PG':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -585,11 +623,15 @@ def report(results: Results, load_before: str) -> None:
         if run is None:
             continue
         print(
-            f"{name:<36} {run.dataset.rows:>10,} {run.dataset.size / MIB:>9.1f} "
+            f"{name:<28} {run.dataset.rows:>10,} {run.dataset.size / MIB:>9.1f} "
             f"{run.rows_per_s:>10,.1f} {run.rss_before / MIB:>10.0f} {run.rss_peak / MIB:>7.0f} "
-            f"{(run.rss_peak - run.rss_before) / MIB:>+7.0f} {run.rss_processes:>5}"
+            f"{(run.rss_peak - run.rss_before) / MIB:>+7.0f} {run.rss_processes:>5} "
+            f"{run.worker_cpu:>12.2f} {run.pg_cpu:>6.2f}"
         )
-    print("(RSS in MiB; peak sampled every 20 ms during the import)")
+    print(
+        "(RSS in MiB, peak sampled every 20 ms during the import; CPU seconds used during the "
+        "import by the worker with its hash pool, and by all of PostgreSQL)"
+    )
 
 
 # -- setup --------------------------------------------------------------------------------------
@@ -677,7 +719,7 @@ def run(args: argparse.Namespace, tmp: Path, results: Results) -> None:
         def imported(dataset: Dataset) -> ImportRun | None:
             """Import and verify `dataset`; a failure is recorded and the bench goes on."""
             try:
-                run = import_csv(api, worker, dataset)
+                run = import_csv(api, worker, postmaster(pg), dataset)
                 verify_rows(db_url, dataset)
                 check_login(api, dataset)
             except BenchError as exc:

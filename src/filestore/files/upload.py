@@ -12,14 +12,10 @@ row is written only once the object is complete; if that fails, the object is de
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,10 +33,11 @@ from filestore.errors import (
 from filestore.files import multipart
 from filestore.files import scan as scanning
 from filestore.files import service as files_service
+from filestore.files.form import UploadFields
+from filestore.files.hashing import StreamHasher
 from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.names import extension_of, sanitize_filename
 from filestore.files.sniff import SNIFF_BYTES, sniff
-from filestore.schemas import MAX_DB_ID
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 from filestore.tickets import service as tickets_service
@@ -49,27 +46,6 @@ log = structlog.get_logger(__name__)
 
 MAX_FIELD_BYTES = 64 * 1024
 FORM_OVERHEAD_BYTES = 256 * 1024
-HASH_BATCH_BYTES = 1024 * 1024
-SERVER_OWNED_FIELDS = {
-    "id",
-    "md5",
-    "sha256",
-    "file_size",
-    "size",
-    "mime_type",
-    "upload_status",
-    "status",
-    "bucket",
-    "object_key",
-    "uploaded_by",
-    "owner",
-    "url",
-    "created_at",
-    "deleted_at",
-    "filename",
-}
-_FILE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -84,29 +60,6 @@ class UploadContext:
 
 
 @dataclass
-class UploadFields:
-    """The form fields, parsed and checked as they arrive."""
-
-    file_type: str = "document"
-    customer_id: int | None = None
-    ticket_id: int | None = None
-    ticket_customer_id: int | None = None
-    service_id: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    expires_at: datetime | None = None
-    checksum_sha256: str | None = None
-    seen: set[str] = field(default_factory=set)
-
-    def owner_customer_id(self, user: User) -> int | None:
-        """The customer the file belongs to: given, else the ticket's, else the uploader's."""
-        if self.customer_id is not None:
-            return self.customer_id
-        if self.ticket_customer_id is not None:
-            return self.ticket_customer_id
-        return user.customer_id if user.role is Role.customer else None
-
-
-@dataclass
 class StoredBytes:
     bucket: str
     key: str
@@ -116,65 +69,6 @@ class StoredBytes:
     md5: str = ""
     sha256: str = ""
     scan_status: ScanStatus = ScanStatus.disabled
-
-
-class _Hasher:
-    """MD5 + SHA-256 in a worker thread, a batch behind the stream, so hashing overlaps I/O.
-
-    hashlib releases the GIL on large updates, so this costs the event loop almost nothing.
-    """
-
-    def __init__(self) -> None:
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self._sha256 = hashlib.sha256()
-        self._batch: list[memoryview] = []
-        self._batch_bytes = 0
-        self._pending: asyncio.Future[None] | None = None
-
-    def _update(self, views: list[memoryview]) -> None:
-        for view in views:
-            self._md5.update(view)
-            self._sha256.update(view)
-
-    async def feed(self, view: memoryview) -> None:
-        self._batch.append(view)
-        self._batch_bytes += len(view)
-        if self._batch_bytes >= HASH_BATCH_BYTES:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        if self._pending is not None:
-            await self._pending
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
-        self._pending = asyncio.get_running_loop().run_in_executor(None, self._update, batch)
-
-    async def digests(self) -> tuple[str, str]:
-        await self._flush()
-        if self._pending is not None:
-            await self._pending
-        return self._md5.hexdigest(), self._sha256.hexdigest()
-
-
-def _int_field(name: str, value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError as exc:
-        raise Unprocessable(f"{name} must be a whole number", code="invalid_field") from exc
-    if not 1 <= number <= MAX_DB_ID:
-        raise Unprocessable(f"{name} is out of range", code="invalid_field")
-    return number
-
-
-def _datetime_field(name: str, value: str, now: datetime) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise Unprocessable(f"{name} must be an ISO 8601 date-time", code="invalid_field") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    if parsed <= now:
-        raise Unprocessable(f"{name} must be in the future", code="invalid_field")
-    return parsed
 
 
 class Upload:
@@ -226,62 +120,24 @@ class Upload:
         await self._apply_field(name, text)
 
     async def _apply_field(self, name: str, value: str) -> None:
-        fields, user, now = self.fields, self.ctx.user, self.ctx.now
-        if name in fields.seen:
-            raise Unprocessable(f"Form field {name!r} is given twice", code="duplicate_field")
-        fields.seen.add(name)
-        if name in SERVER_OWNED_FIELDS:
-            raise Unprocessable(f"{name} is set by the server", code="server_owned_field")
-        if value.strip() == "" and name != "metadata":
+        """Parse the field, then the checks that need the user or the database."""
+        fields, user = self.fields, self.ctx.user
+        if not fields.parse(name, value, now=self.ctx.now):
             return
         if name == "file_type":
-            file_type = value.strip().lower()
-            if not _FILE_TYPE.match(file_type):
-                raise Unprocessable(
-                    "file_type must be a short lower-case word (csv, image, document, …)",
-                    code="invalid_field",
-                )
-            if file_type == files_service.BACKUP_FILE_TYPE and user.role is not Role.admin:
+            if fields.file_type == files_service.BACKUP_FILE_TYPE and user.role is not Role.admin:
                 raise Forbidden("Only admins can upload backups", code="forbidden_backup")
-            fields.file_type = file_type
-        elif name == "customer_id":
-            fields.customer_id = _int_field(name, value)
+        elif name == "customer_id" and fields.customer_id is not None:
             async with self.ctx.sessionmaker() as session:
                 await customers_service.get_visible(
                     session, customer_id=fields.customer_id, user=user
                 )
-        elif name == "ticket_id":
-            fields.ticket_id = _int_field(name, value)
+        elif name == "ticket_id" and fields.ticket_id is not None:
             async with self.ctx.sessionmaker() as session:
                 ticket = await tickets_service.get_visible(
                     session, ticket_id=fields.ticket_id, user=user
                 )
             fields.ticket_customer_id = ticket.customer_id
-        elif name == "service_id":
-            fields.service_id = _int_field(name, value)
-        elif name == "metadata":
-            fields.metadata = self._parse_metadata(value)
-        elif name == "expires_at":
-            fields.expires_at = _datetime_field(name, value, now)
-        elif name == "checksum_sha256":
-            checksum = value.strip().lower()
-            if not _SHA256.match(checksum):
-                raise Unprocessable("checksum_sha256 must be 64 hex digits", code="invalid_field")
-            fields.checksum_sha256 = checksum
-        else:
-            raise Unprocessable(f"Unknown form field {name!r}", code="unknown_field")
-
-    @staticmethod
-    def _parse_metadata(value: str) -> dict[str, Any]:
-        if not value.strip():
-            return {}
-        try:
-            parsed = json.loads(value)
-        except ValueError as exc:
-            raise Unprocessable("metadata must be a JSON object", code="invalid_metadata") from exc
-        if not isinstance(parsed, dict):
-            raise Unprocessable("metadata must be a JSON object", code="invalid_metadata")
-        return parsed
 
     # -- the file --------------------------------------------------------------------------------
 
@@ -332,7 +188,7 @@ class Upload:
             mime_type=mime_type,
         )
         scanner = await self._start_scan(stored)
-        hasher = _Hasher()
+        hasher = StreamHasher()
         source = self._file_bytes(head, ended, events, hasher, stored, scanner)
         self.stored = stored
         try:
@@ -384,7 +240,7 @@ class Upload:
         head: list[memoryview],
         ended: bool,
         events: AsyncIterator[multipart.Event],
-        hasher: _Hasher,
+        hasher: StreamHasher,
         stored: StoredBytes,
         scanner: scanning.InstreamScan | None,
     ) -> AsyncIterator[memoryview]:
