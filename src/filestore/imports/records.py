@@ -23,8 +23,8 @@ def gc_paused() -> Iterator[None]:
 
     Splitting or parsing a batch allocates tens of thousands of small objects that reference
     counting frees; meanwhile the collector would run dozens of times and traverse the
-    worker's whole heap (measured: a third of the import's CPU). The switch is process-wide,
-    so wrap only code that does not await.
+    worker's whole heap (measured: ~30% of the worker's CPU in an import). The switch is
+    process-wide, so wrap only code that does not await.
     """
     if not gc.isenabled():
         yield

@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 HEALTH_PROBE_KEY = ".filestore-health-probe"
 DOWNLOAD_CHUNK_SIZE = 1024 * 1024
+STREAM_TIMEOUT = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,11 @@ class ObjectStorage:
                 client_options={
                     "allow_http": not settings.minio_use_ssl,
                     "connect_timeout": timeout,
+                    # A stall between two reads fails; a long transfer does not. The client's
+                    # default 30 s *total* timeout would cut any download or import read that
+                    # streams for longer than that (a slow client, a 1M-row CSV).
                     "read_timeout": timedelta(seconds=max(30, settings.storage_timeout_seconds)),
+                    "timeout": STREAM_TIMEOUT,
                 },
                 retry_config={"max_retries": 2, "retry_timeout": timeout},
             )
