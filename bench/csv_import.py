@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import random
 import statistics
 import sys
@@ -60,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import psutil  # type: ignore[import-untyped]
 import psycopg
+from bench_common import MIB, load_line, machine_line, verdict
 
 from filestore.auth.security import hash_password_sync
 from tests.fixtures.live import (
@@ -72,7 +72,6 @@ from tests.fixtures.live import (
 )
 from tests.fixtures.servers import EmbeddedPostgres, start_embedded_postgres, start_seaweedfs
 
-MIB = 1024 * 1024
 MAX_FILE_SIZE = 104_857_600  # the seed's MAX_FILE_SIZE
 DATABASE = "filestore_bench"
 COLUMNS = ("full_name", "email", "phone", "address", "city", "state", "postal_code", "country")
@@ -512,23 +511,6 @@ def check_login(api: Api, dataset: Dataset) -> None:
 
 
 # -- report -------------------------------------------------------------------------------------
-
-
-def machine_line() -> str:
-    memory = psutil.virtual_memory().total / 1024**3
-    cpu = platform.processor() or platform.machine()
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), {memory:.1f} GiB RAM, Python {platform.python_version()}"
-    )
-
-
-def load_line() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 @dataclass

@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import hashlib
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -57,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import obstore
 import psutil  # type: ignore[import-untyped]
+from bench_common import MIB, load_line, machine_line, verdict
 from obstore.store import S3Store
 
 from filestore.settings import Settings
@@ -64,7 +64,6 @@ from filestore.storage.store import DOWNLOAD_CHUNK_SIZE
 from tests.fixtures.live import LiveServer, production_env, start_server
 from tests.fixtures.servers import SeaweedFS, start_embedded_postgres, start_seaweedfs
 
-MIB = 1024 * 1024
 SEED_MAX_FILE_SIZE = 104_857_600  # the seed's MAX_FILE_SIZE (100 MiB)
 PDF_HEAD = b"%PDF-1.4\n"
 # What the bench feeds each side per iteration: the HTTP client's body chunks, and the direct
@@ -514,23 +513,6 @@ async def expect(size: int, transfer: Awaitable[int]) -> None:
 
 
 # -- report -------------------------------------------------------------------------------------
-
-
-def machine_line() -> str:
-    memory = psutil.virtual_memory().total / 1024**3
-    cpu = platform.processor() or platform.machine()
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), {memory:.1f} GiB RAM, Python {platform.python_version()}"
-    )
-
-
-def load_line() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 def report(args: argparse.Namespace, size: int, results: Results, load_before: str) -> None:

@@ -48,7 +48,10 @@ async def run_cli_import(
             )
             await session.commit()
         columns = (
-            TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+            TextColumn("[bold]Importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
             TimeRemainingColumn(),
         )
         with job_queue.create_hash_pool() as pool, Progress(*columns, console=console) as bar:
@@ -58,8 +61,11 @@ async def run_cli_import(
                 bar.update(task, total=progress.total_rows, completed=progress.processed_rows)
 
             runner = CustomerImport(
-                database_url=database_url, job_id=job.id, source=file_source(path),
-                hash_pool=pool, on_progress=on_progress,
+                database_url=database_url,
+                job_id=job.id,
+                source=file_source(path),
+                hash_pool=pool,
+                on_progress=on_progress,
             )
             try:
                 await runner.run()
@@ -70,7 +76,8 @@ async def run_cli_import(
                 raise
             except Exception as exc:
                 await fail_job(
-                    database_url, job.id,
+                    database_url,
+                    job.id,
                     f"The import stopped on an internal error ({type(exc).__name__})",
                 )
                 raise

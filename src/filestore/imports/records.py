@@ -94,7 +94,7 @@ class RecordSplitter:
             self._pending_len = 0
             self._strip_bom = False
             if chunk.startswith(UTF8_BOM):
-                chunk = chunk[len(UTF8_BOM):]
+                chunk = chunk[len(UTF8_BOM) :]
                 self.offset += len(UTF8_BOM)
         records: list[Record] = []
         lines = chunk.split(b"\n")
@@ -127,7 +127,7 @@ class RecordSplitter:
         self._pending_quotes += chunk.count(b'"', start, end)
         room = self.max_record_bytes + 2 - len(self._pending)
         if room > 0:
-            self._pending += chunk[start:min(end, start + room)]
+            self._pending += chunk[start : min(end, start + room)]
         self._pending_len += end - start
 
     def _take_record(self) -> Record:
@@ -153,7 +153,7 @@ class RecordSplitter:
     def finish(self) -> list[Record]:
         """The last record when the file does not end with a newline."""
         if self._strip_bom and self._pending.startswith(UTF8_BOM):
-            self._pending = self._pending[len(UTF8_BOM):]
+            self._pending = self._pending[len(UTF8_BOM) :]
             self._pending_len -= len(UTF8_BOM)
             self.offset += len(UTF8_BOM)
         if self._pending_len == 0:

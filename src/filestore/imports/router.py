@@ -33,7 +33,11 @@ async def start_csv_import(
 ) -> Any:
     """Start importing customers from an uploaded CSV; answers at once with the job id."""
     job = await imports_service.start(
-        session, request=request, user=user, settings=settings, queue=state.queue,
+        session,
+        request=request,
+        user=user,
+        settings=settings,
+        queue=state.queue,
         now=datetime.now(UTC),
     )
     return JobCreated(job_id=job.id, status=job.status.value, created_at=job.created_at)

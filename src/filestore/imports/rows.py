@@ -13,11 +13,26 @@ from typing import Any
 from filestore.auth import passwords
 
 CUSTOMER_FIELDS = (
-    "full_name", "email", "phone", "address", "city", "state", "postal_code", "country", "password",
+    "full_name",
+    "email",
+    "phone",
+    "address",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "password",
 )
 FIELD_LIMITS = {
-    "full_name": 255, "email": 320, "phone": 32, "address": 500, "city": 120, "state": 120,
-    "postal_code": 32, "country": 120, "password": 1024,
+    "full_name": 255,
+    "email": 320,
+    "phone": 32,
+    "address": 500,
+    "city": 120,
+    "state": 120,
+    "postal_code": 32,
+    "country": 120,
+    "password": 1024,
 }
 REDACTED = "***"
 _EMAIL = re.compile(r"^[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+\.[^@\s,;<>()\[\]\\\".]{2,}$")
@@ -168,8 +183,12 @@ def validate_row(
     for name, index in plan.field_index.items():
         value = cells[index].strip()
         if len(value) > FIELD_LIMITS[name]:
-            return RowError(line, plan.header[index], _display(name, value),
-                            f"{name} is longer than {FIELD_LIMITS[name]} characters")
+            return RowError(
+                line,
+                plan.header[index],
+                _display(name, value),
+                f"{name} is longer than {FIELD_LIMITS[name]} characters",
+            )
         values[name] = value or None
     if not values.get("full_name"):
         return RowError(line, _column(plan, "full_name"), "", "full_name is required")
@@ -199,7 +218,9 @@ def validate_row(
             # reset link (`password_reset_required`).
             values["password"] = None
             row.warning = RowError(
-                line, _column(plan, "password"), REDACTED,
+                line,
+                _column(plan, "password"),
+                REDACTED,
                 f"warning: password not used ({weak.message}); the customer must set one "
                 "with a password reset link",
             )

@@ -54,7 +54,15 @@ MAX_RECORD_BYTES = 64 * 1024
 BATCH_ROWS = 5000
 PASSWORDS_PER_BATCH = 256
 STAGING_COLUMNS = (
-    "line", "full_name", "email", "phone", "address", "city", "state", "postal_code", "country",
+    "line",
+    "full_name",
+    "email",
+    "phone",
+    "address",
+    "city",
+    "state",
+    "postal_code",
+    "country",
     "password_hash",
 )
 
@@ -215,7 +223,7 @@ async def hash_passwords(rows: list[ValidRow], pool: Executor | None) -> None:
     loop = asyncio.get_running_loop()
     workers = max(1, os.cpu_count() or 1)
     size = max(1, -(-len(indexed) // workers))
-    parts = [indexed[i:i + size] for i in range(0, len(indexed), size)]
+    parts = [indexed[i : i + size] for i in range(0, len(indexed), size)]
     results = await asyncio.gather(
         *(loop.run_in_executor(pool, _hash_many, [str(p) for _, p in part]) for part in parts)
     )
@@ -346,8 +354,18 @@ class CustomerImport:
         if row is None or row[0] != "processing":
             log.info("import.not_runnable", job_id=str(self.job_id), status=row[0] if row else None)
             return None
-        keys = ("status", "params", "total_rows", "checkpoint_offset", "checkpoint_line",
-                "processed_rows", "successful_rows", "failed_rows", "skipped_rows", "error_log_len")
+        keys = (
+            "status",
+            "params",
+            "total_rows",
+            "checkpoint_offset",
+            "checkpoint_line",
+            "processed_rows",
+            "successful_rows",
+            "failed_rows",
+            "skipped_rows",
+            "error_log_len",
+        )
         job = dict(zip(keys, row, strict=True))
         self.error_log_len = int(job["error_log_len"])
         self.progress = Progress(
@@ -381,8 +399,15 @@ class CustomerImport:
                     result = result || %s::jsonb
                 WHERE id = %s AND checkpoint_offset = 0
                 """,
-                (total, json.dumps(plan.to_json()), json.dumps(warnings), header_end, first_line,
-                 json.dumps({"unknown_columns": plan.unknown_columns}), self.job_id),
+                (
+                    total,
+                    json.dumps(plan.to_json()),
+                    json.dumps(warnings),
+                    header_end,
+                    first_line,
+                    json.dumps({"unknown_columns": plan.unknown_columns}),
+                    self.job_id,
+                ),
             )
         self.progress.total_rows = total
         self._report()
@@ -467,11 +492,20 @@ class CustomerImport:
                 ) as copy:
                     for row in valid:
                         v = row.values
-                        await copy.write_row((
-                            row.line, v.get("full_name"), v.get("email"), v.get("phone"),
-                            v.get("address"), v.get("city"), v.get("state"), v.get("postal_code"),
-                            v.get("country"), v.get("password_hash"),
-                        ))
+                        await copy.write_row(
+                            (
+                                row.line,
+                                v.get("full_name"),
+                                v.get("email"),
+                                v.get("phone"),
+                                v.get("address"),
+                                v.get("city"),
+                                v.get("state"),
+                                v.get("postal_code"),
+                                v.get("country"),
+                                v.get("password_hash"),
+                            )
+                        )
                 if rules.dry_run:
                     cursor = await conn.execute(_DRY_RUN_BATCH)
                 else:
@@ -532,8 +566,14 @@ class CustomerImport:
                 """,
                 (status, message, self.job_id),
             )
-        log.info("import.finished", job_id=str(self.job_id), status=status, message=message,
-                 successful=self.progress.successful_rows, failed=self.progress.failed_rows)
+        log.info(
+            "import.finished",
+            job_id=str(self.job_id),
+            status=status,
+            message=message,
+            successful=self.progress.successful_rows,
+            failed=self.progress.failed_rows,
+        )
 
     def _report(self) -> None:
         if self.on_progress is not None:

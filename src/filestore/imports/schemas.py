@@ -26,7 +26,7 @@ class CsvImportRequest(StrictInput):
     import_type: Literal["customers"] = "customers"
     mapping_config: dict[str, str] = Field(
         default_factory=dict,
-        description="CSV column → customer field, e.g. {\"name\": \"full_name\"}",
+        description='CSV column → customer field, e.g. {"name": "full_name"}',
         max_length=64,
     )
     validation_rules: ValidationRulesIn = Field(default_factory=ValidationRulesIn)

@@ -55,7 +55,10 @@ async def start(
         "validation_rules": request.validation_rules.model_dump(),
     }
     job = await jobs_service.create(
-        session, job_type=JobType.csv_import, params=params, created_by=user.id,
+        session,
+        job_type=JobType.csv_import,
+        params=params,
+        created_by=user.id,
         file_upload_id=file.id,
     )
     raw = await jobs_service.raw_connection(session)

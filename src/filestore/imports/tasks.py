@@ -47,7 +47,8 @@ def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
     pass_context=True,
     # Connection and storage hiccups: run again from the checkpoint.
     retry=procrastinate.RetryStrategy(
-        max_attempts=MAX_ATTEMPTS, exponential_wait=2,
+        max_attempts=MAX_ATTEMPTS,
+        exponential_wait=2,
         retry_exceptions={psycopg.OperationalError, OSError, TimeoutError},
     ),
 )
@@ -78,7 +79,8 @@ async def run_customer_import(context: Any, job_id: str) -> None:
         retryable = isinstance(exc, psycopg.OperationalError | OSError | TimeoutError)
         if not retryable or attempts >= MAX_ATTEMPTS:
             await fail_job(
-                resources.database_url, job_uuid,
+                resources.database_url,
+                job_uuid,
                 f"The import stopped on an internal error ({type(exc).__name__})",
             )
         raise
