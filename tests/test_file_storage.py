@@ -131,20 +131,20 @@ class TestSeedDevelopmentCommand:
     def test_uvicorn_app_main_from_repo_root(self, tmp_path: Path) -> None:
         port = free_port()
         env = clean_environ() | {"FILESTORE_DATA_DIR": str(tmp_path / ".filestore")}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
-            cwd=repo_root(),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        log = tmp_path / "uvicorn.log"
+        with log.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
+                cwd=repo_root(),
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
         try:
             deadline = time.monotonic() + 60
             status = None
             while time.monotonic() < deadline and status != 200:
-                assert process.poll() is None, (
-                    process.stderr.read().decode() if process.stderr else ""
-                )
+                assert process.poll() is None, log.read_text()
                 try:
                     status = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code
                 except httpx.TransportError:
@@ -158,6 +158,12 @@ class TestSeedDevelopmentCommand:
         finally:
             process.terminate()
             process.wait(20)
+        # SIGTERM (docker stop, systemd) must not leave the embedded PostgreSQL running.
+        postmaster_pid = tmp_path / ".filestore" / "pgdata" / "postmaster.pid"
+        deadline = time.monotonic() + 15
+        while postmaster_pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not postmaster_pid.exists(), "embedded PostgreSQL still running after SIGTERM"
 
 
 class TestSeedPythonClient:

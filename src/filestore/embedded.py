@@ -2,12 +2,17 @@
 
 It lives in `FILESTORE_DATA_DIR/pgdata`, listens only on a unix socket inside that folder, and
 is stopped when the last process using it exits. Its data survives restarts.
+
+The package stops the server from an `atexit` hook, which never runs when a process dies of
+SIGTERM — and uvicorn re-raises the SIGTERM it caught once it has shut down. So the API stops
+it explicitly at the end of its lifespan (`stop_embedded_postgres`).
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import structlog
@@ -15,6 +20,8 @@ import structlog
 log = structlog.get_logger(__name__)
 
 DATABASE_NAME = "filestore"
+
+_started: list[Any] = []
 
 
 def start_embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> str:
@@ -26,6 +33,7 @@ def start_embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> str:
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    _started.append(server)
     admin_url: str = server.get_uri("postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute(
@@ -37,3 +45,13 @@ def start_embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> str:
     url: str = server.get_uri(database)
     log.info("embedded_postgres.ready", pgdata=str(pgdata))
     return url
+
+
+def stop_embedded_postgres() -> None:
+    """Release this process's servers: each stops when no other process still uses it."""
+    while _started:
+        server = _started.pop()
+        try:
+            server.cleanup()
+        except Exception as exc:  # shutting down: report, never mask the real exit
+            log.warning("embedded_postgres.stop_failed", error=str(exc)[:200])

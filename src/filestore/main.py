@@ -102,6 +102,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             hash_pool.shutdown(wait=False, cancel_futures=True)
         await queue.close_async()
         await engine.dispose()
+        if settings.embedded_mode:
+            from filestore.embedded import stop_embedded_postgres
+
+            await asyncio.to_thread(stop_embedded_postgres)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
