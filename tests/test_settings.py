@@ -51,6 +51,9 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
+SEED_FILE_TYPES = ["csv", "jpg", "jpeg", "png", "pdf", "doc", "docx", "xls", "xlsx"]
+
+
 class TestSeedVariableNames:
     def test_minio_settings(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("MINIO_ENDPOINT", "minio.internal:9000")
@@ -85,17 +88,7 @@ class TestSeedVariableNames:
     def test_defaults_are_the_seeds(self) -> None:
         settings = Settings()
         assert settings.max_file_size == 104_857_600
-        assert settings.allowed_file_types == [
-            "csv",
-            "jpg",
-            "jpeg",
-            "png",
-            "pdf",
-            "doc",
-            "docx",
-            "xls",
-            "xlsx",
-        ]
+        assert settings.allowed_file_types == SEED_FILE_TYPES
         assert set(settings.buckets.values()) == {
             "customer-uploads",
             "ticket-media",
@@ -145,17 +138,7 @@ class TestSeedVariableNames:
         assert settings.minio_use_ssl is False
         assert settings.minio_bucket_csv_imports == "csv-imports"
         assert settings.max_file_size == 104_857_600
-        assert settings.allowed_file_types == [
-            "csv",
-            "jpg",
-            "jpeg",
-            "png",
-            "pdf",
-            "doc",
-            "docx",
-            "xls",
-            "xlsx",
-        ]
+        assert settings.allowed_file_types == SEED_FILE_TYPES
 
     def test_environment_wins_over_dot_env(
         self, isolated_env: Path, monkeypatch: pytest.MonkeyPatch

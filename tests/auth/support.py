@@ -78,19 +78,7 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 def new_user(
     admin: Api, role: str = "staff", customer_id: int | None = None, **fields: Any
 ) -> tuple[dict[str, Any], str]:
-    password = strong_password()
-    body: dict[str, Any] = {
-        "username": f"{role}-{tag()}",
-        "password": password,
-        "role": role,
-        **fields,
-    }
-    if customer_id is not None:
-        body["customer_id"] = customer_id
-    response = admin.post("/users", json=body)
-    assert response.status_code == 201, response.text
-    user: dict[str, Any] = response.json()
-    return user, password
+    return admin.new_user(role, customer_id, **fields)
 
 
 def sql(
