@@ -44,6 +44,7 @@ from tests.fixtures.live import (
 from tests.fixtures.servers import (
     EmbeddedPostgres,
     SeaweedFS,
+    s3_env,
     start_embedded_postgres,
     start_seaweedfs,
 )
@@ -107,15 +108,6 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         yield s3
     finally:
         s3.stop()
-
-
-def s3_env(s3: SeaweedFS, endpoint: str | None = None) -> dict[str, str]:
-    return {
-        "MINIO_ENDPOINT": endpoint or s3.endpoint,
-        "MINIO_ACCESS_KEY": s3.access_key,
-        "MINIO_SECRET_KEY": s3.secret_key,
-        "MINIO_USE_SSL": "false",
-    }
 
 
 ServerFactory = Callable[..., LiveServer]
