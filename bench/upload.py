@@ -40,7 +40,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -56,13 +55,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import obstore
 import psutil  # type: ignore[import-untyped]
-from bench_common import MIB, load_line, machine_line, verdict
+from bench_common import MIB, PeriodicSampler, cpu_of, load_line, machine_line, rss_of, verdict
 from obstore.store import S3Store
 
 from filestore.settings import Settings
 from filestore.storage.store import DOWNLOAD_CHUNK_SIZE
 from tests.fixtures.live import LiveServer, production_env, start_server
-from tests.fixtures.servers import SeaweedFS, start_embedded_postgres, start_seaweedfs
+from tests.fixtures.servers import SeaweedFS, s3_env, start_embedded_postgres, start_seaweedfs
 
 SEED_MAX_FILE_SIZE = 104_857_600  # the seed's MAX_FILE_SIZE (100 MiB)
 PDF_HEAD = b"%PDF-1.4\n"
@@ -70,7 +69,7 @@ PDF_HEAD = b"%PDF-1.4\n"
 # put's, which match what uvicorn (httptools on uvloop) hands the server per read: ~256 KiB.
 CLIENT_CHUNK = 1 * MIB
 DIRECT_CHUNK = 256 * 1024
-RSS_INTERVAL = 0.02
+
 BUCKET = Settings.model_fields["minio_bucket_customer_uploads"].default
 UPLOAD_CHUNK_SIZE: int = Settings.model_fields["upload_chunk_size"].default
 UPLOAD_CONCURRENCY: int = Settings.model_fields["upload_concurrency"].default
@@ -88,26 +87,6 @@ class BenchError(RuntimeError):
 
 
 # -- measuring --------------------------------------------------------------------------------
-
-
-def rss_of(processes: list[Any]) -> int:
-    """Summed RSS of `processes` in bytes (a process that is gone counts 0)."""
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def cpu_of(process: Any) -> float:
-    """CPU seconds (user + system) `process` has used itself, children not included."""
-    try:
-        times = process.cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(times.user + times.system)
 
 
 class Watch:
@@ -133,38 +112,24 @@ class Watch:
         return {name: cpu_of(process) for name, process in self.processes.items()}
 
 
-class RssSampler:
-    """Samples the server's RSS (with any children) every RSS_INTERVAL seconds in a thread.
+class RssSampler(PeriodicSampler):
+    """The server's peak RSS (with any children) while the block runs.
 
     Listing children scans all of /proc, so it is redone once a second only: the sampler
     shares the CPU with what it measures.
     """
 
     def __init__(self, watch: Watch) -> None:
+        super().__init__()
         self._watch = watch
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._tree = watch.server_tree()
+        self._listed_at = time.monotonic()
         self.peak = 0
 
-    def _run(self) -> None:
-        tree = self._watch.server_tree()
-        last_scan = time.monotonic()
-        while not self._stop.wait(RSS_INTERVAL):
-            if time.monotonic() - last_scan > 1.0:
-                tree, last_scan = self._watch.server_tree(), time.monotonic()
-            self.peak = max(self.peak, rss_of(tree))
-
-    def __enter__(self) -> RssSampler:
-        self.peak = rss_of(self._watch.server_tree())
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak = max(self.peak, rss_of(self._watch.server_tree()))
+    def sample(self) -> None:
+        if time.monotonic() - self._listed_at > 1.0:
+            self._tree, self._listed_at = self._watch.server_tree(), time.monotonic()
+        self.peak = max(self.peak, rss_of(self._tree))
 
 
 @dataclass
@@ -612,15 +577,8 @@ def backends(workdir: Path, max_file_size: int) -> Iterator[tuple[SeaweedFS, Liv
         pg = start_embedded_postgres(workdir / "pgdata")
         stack.callback(pg.stop)
         env = production_env(pg.create_database("filestore_bench"))
-        env.update(
-            {
-                "MINIO_ENDPOINT": s3.endpoint,
-                "MINIO_ACCESS_KEY": s3.access_key,
-                "MINIO_SECRET_KEY": s3.secret_key,
-                "MINIO_USE_SSL": "false",
-                "MAX_FILE_SIZE": str(max_file_size),
-            }
-        )
+        env.update(s3_env(s3))
+        env["MAX_FILE_SIZE"] = str(max_file_size)
         server = start_server(workdir / "filestore", env)
         stack.callback(server.stop)
         yield s3, server
