@@ -213,10 +213,13 @@ class TestNul:
 
 
 class TestIdsBeyondInt64:
-    @pytest.mark.parametrize("name", ["customer_id", "ticket_id", "service_id"])
     @pytest.mark.parametrize(
-        "value",
-        ["9223372036854775808", "-9223372036854775809", "9" * 5000],
+        ("name", "value"),
+        [
+            ("customer_id", "9223372036854775808"),
+            ("ticket_id", "-9223372036854775809"),
+            ("service_id", "9" * 5000),
+        ],
         ids=["max+1", "min-1", "5000_digits"],
     )
     async def test_is_422(
