@@ -9,6 +9,8 @@ production-mode `filestore serve`, all started in a temp dir and stopped at the 
   `upload_chunk_size` / `upload_concurrency` (the `Settings` defaults);
 * single download: `GET /files/download/{id}` streamed to /dev/null against `obstore.get_async`
   streamed to /dev/null with the server's `DOWNLOAD_CHUNK_SIZE`;
+* download with `?redirect=true`: the API answers 307 to a presigned GET, which the client
+  follows without its token (timed together) — against the same direct GET;
 * concurrent upload: N (default 8) uploads at once through the API against N direct puts at
   once; aggregate throughput;
 * the server's RSS (process and children, sampled every 20 ms in a thread during every phase):
@@ -80,6 +82,7 @@ T = TypeVar("T")
 GOAL_UPLOAD_RATIO = 0.85
 GOAL_DOWNLOAD_RATIO = 0.90
 GOAL_RSS_GROWTH_MIB = 64.0
+GOAL_REDIRECT_RATIO = 0.95
 
 
 class BenchError(RuntimeError):
@@ -295,6 +298,7 @@ class ApiClient:
         self.http = httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
         )
+        self.store_http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
 
     async def upload(self, data: bytes, sha256: str) -> int:
         body = MultipartBody(data, sha256)
@@ -320,6 +324,21 @@ class ApiClient:
                 sink(chunk)
         return total
 
+    async def download_redirected(self, file_id: int, sink: Callable[[bytes], object]) -> int:
+        """`?redirect=true`, then the presigned link fetched without the token."""
+        answer = await self.http.get(f"/files/download/{file_id}", params={"redirect": "true"})
+        if answer.status_code != 307:
+            raise BenchError(f"redirect answered {answer.status_code}: {answer.text[:500]}")
+        total = 0
+        async with self.store_http.stream("GET", answer.headers["location"]) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise BenchError(f"presigned GET answered {response.status_code}")
+            async for chunk in response.aiter_raw():
+                total += len(chunk)
+                sink(chunk)
+        return total
+
     async def verify(self, file_id: int, size: int, sha256: str) -> None:
         digest = hashlib.sha256()
         got = await self.download(file_id, digest.update)
@@ -333,6 +352,7 @@ class ApiClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.store_http.aclose()
 
 
 # -- the benchmark ------------------------------------------------------------------------------
@@ -346,6 +366,7 @@ class Results:
     api_up: Series = field(default_factory=lambda: Series("API upload"))
     direct_down: Series = field(default_factory=lambda: Series("direct get"))
     api_down: Series = field(default_factory=lambda: Series("API download"))
+    redirect_down: Series = field(default_factory=lambda: Series("redirect get"))
     direct_up_n: Series = field(default_factory=lambda: Series("direct put xN"))
     api_up_n: Series = field(default_factory=lambda: Series("API upload xN"))
 
@@ -394,13 +415,15 @@ class Bench:
         await self.direct.delete(key)
         return up, down
 
-    async def api_single(self) -> tuple[Run, Run]:
+    async def api_single(self) -> tuple[Run, Run, Run]:
         up, file_id = await timed(self.watch, self.size, self.api.upload(self.data, self.sha256))
         get = expect(self.size, self.api.download(file_id, self.devnull.write))
         down, _ = await timed(self.watch, self.size, get)
+        redirected = expect(self.size, self.api.download_redirected(file_id, self.devnull.write))
+        redirect, _ = await timed(self.watch, self.size, redirected)
         await self.api.verify(file_id, self.size, self.sha256)
         await self.api.delete(file_id)
-        return up, down
+        return up, down, redirect
 
     async def direct_many(self, n: int) -> Run:
         keys = [new_key() for _ in range(n)]
@@ -433,10 +456,12 @@ class Bench:
             r.direct_down.runs.append(direct[1])
             r.api_up.runs.append(api[0])
             r.api_down.runs.append(api[1])
+            r.redirect_down.runs.append(api[2])
             r.loads.append(os.getloadavg()[0])
             print(
                 f"  single #{attempt}: up direct {direct[0].mib_s:6.1f} API {api[0].mib_s:6.1f}"
-                f" | down direct {direct[1].mib_s:6.1f} API {api[1].mib_s:6.1f} MiB/s"
+                f" | down direct {direct[1].mib_s:6.1f} API {api[1].mib_s:6.1f}"
+                f" redirect {api[2].mib_s:6.1f} MiB/s"
                 f" | load {r.loads[-1]:.2f}",
                 flush=True,
             )
@@ -486,6 +511,7 @@ def report(args: argparse.Namespace, size: int, results: Results, load_before: s
     rows = [
         ("single upload", r.direct_up, r.api_up, GOAL_UPLOAD_RATIO),
         ("single download", r.direct_down, r.api_down, GOAL_DOWNLOAD_RATIO),
+        ("download, ?redirect=true", r.direct_down, r.redirect_down, GOAL_REDIRECT_RATIO),
         (f"{n}x concurrent upload (aggregate)", r.direct_up_n, r.api_up_n, None),
     ]
     print()
@@ -539,13 +565,26 @@ def report(args: argparse.Namespace, size: int, results: Results, load_before: s
         )
     print()
     print("runs (MiB/s):")
-    for series in (r.direct_up, r.api_up, r.direct_down, r.api_down, r.direct_up_n, r.api_up_n):
+    for series in (
+        r.direct_up,
+        r.api_up,
+        r.direct_down,
+        r.api_down,
+        r.redirect_down,
+        r.direct_up_n,
+        r.api_up_n,
+    ):
         print(f"  {series.name:<14} " + ", ".join(f"{run.mib_s:.1f}" for run in series.runs))
     print()
     up_ratio = r.api_up.mib_s() / r.direct_up.mib_s()
     down_ratio = r.api_down.mib_s() / r.direct_down.mib_s()
     growth = r.api_up.growth_mib(idle)
+    redirect_ratio = r.redirect_down.mib_s() / r.direct_down.mib_s()
     print("goals:")
+    print(
+        f"  download with ?redirect=true / direct {redirect_ratio:.2f} >= "
+        f"{GOAL_REDIRECT_RATIO:.2f}: {verdict(redirect_ratio >= GOAL_REDIRECT_RATIO)}"
+    )
     print(
         f"  upload API/direct {up_ratio:.2f} >= {GOAL_UPLOAD_RATIO:.2f}: "
         f"{verdict(up_ratio >= GOAL_UPLOAD_RATIO)}"
