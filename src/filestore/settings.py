@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # it). Links last DOWNLOAD_URL_TTL_SECONDS (at most 5 minutes).
     minio_public_endpoint: str | None = None
     download_url_ttl_seconds: int = Field(default=300, ge=1, le=300)
+    # Direct uploads (POST /files/direct-uploads): how long the presigned PUT works.
+    direct_upload_url_ttl_seconds: int = Field(default=900, ge=1, le=900)
 
     minio_bucket_customer_uploads: str = "customer-uploads"
     minio_bucket_ticket_media: str = "ticket-media"
