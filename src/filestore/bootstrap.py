@@ -43,10 +43,12 @@ async def bootstrap_accounts(settings: Settings, maker: async_sessionmaker[Async
                 check_password=password != DEFAULT_ADMIN_PASSWORD,
             )
             if password == DEFAULT_ADMIN_PASSWORD:
+                # Never the password itself, dev mode included: the README says what it is.
                 log.warning(
                     "bootstrap.default_admin",
                     username=settings.admin_username,
-                    message="Embedded dev mode: admin/admin123 created. Never in production.",
+                    message="Embedded dev mode: admin created with the documented default "
+                    "password (README, Quick Start). Never in production.",
                 )
             else:
                 log.info("bootstrap.admin_created", username=settings.admin_username)
