@@ -1,9 +1,9 @@
 """Import invites when two runs of one job race: a stale worker whose job was requeued and taken
 over by another. Each invited account must get exactly one mail, and its link must work.
 
-The runs are the real runner on a real PostgreSQL, mailing a real SMTP server (aiosmtpd); the
-only thing the tests steer is timing: the stale run's mail server (or its file) answers only
-when the test says so.
+The runs are the real runner on a real PostgreSQL, mailing a real SMTP server (aiosmtpd; the
+`smtp` fixture puts these tests in the live tier); the only thing the tests steer is timing:
+the stale run's mail server (or its file) answers only when the test says so.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
+def smtp() -> Iterator[SmtpSink]:
     server = start_smtp()
     try:
         yield server
@@ -56,13 +56,13 @@ def database_url(postgres: Postgres) -> str:
 
 
 @pytest.fixture
-async def env(database_url: str, sink: SmtpSink) -> AsyncIterator[Env]:
+async def env(database_url: str, smtp: SmtpSink) -> AsyncIterator[Env]:
     settings = Settings.model_validate(
         {
             "database_url": database_url,
             "jwt_secret_key": "test-" + "x" * 40,
             "public_base_url": "http://files.example.test",
-            **{key.lower(): value for key, value in sink.env().items()},
+            **{key.lower(): value for key, value in smtp.env().items()},
         }
     )
     engine = create_engine(settings, database_url)
@@ -129,14 +129,14 @@ class SlowMailServer:
         monkeypatch.setattr(mail, "send_many", send_many)
 
 
-async def wait_for_mails(sink: SmtpSink, emails: list[str], count: int, timeout: float) -> None:
+async def wait_for_mails(smtp: SmtpSink, emails: list[str], count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while sum(len(sink.to(e)) for e in emails) < count and time.monotonic() < deadline:
+    while sum(len(smtp.to(e)) for e in emails) < count and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
 
 
 async def assert_imported_and_invited_once(
-    env: Env, sink: SmtpSink, job_id: uuid.UUID, emails: list[str], results: Sequence[str]
+    env: Env, smtp: SmtpSink, job_id: uuid.UUID, emails: list[str], results: Sequence[str]
 ) -> None:
     """The stale run stopped, the other one completed the job with every row counted once,
     and each account got exactly one mail, whose link sets its password."""
@@ -146,7 +146,7 @@ async def assert_imported_and_invited_once(
     assert job["counts"] == (INVITED, INVITED, INVITED, 0)
     assert (job["result"]["invites_sent"], job["result"]["invites_failed"]) == (INVITED, 0)
     for email in emails:
-        received = sink.to(email)
+        received = smtp.to(email)
         assert len(received) == 1, f"{email} got {len(received)} mails"
         async with env.mailer.sessionmaker() as session:
             token = token_in(received[0])
@@ -170,7 +170,7 @@ async def job_row(env: Env, job_id: uuid.UUID) -> dict[str, Any]:
 
 class TestRacingRuns:
     async def test_a_stale_run_mailing_while_another_takes_over(
-        self, env: Env, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+        self, env: Env, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(invites, "INVITE_BATCH", 2)
         slow = SlowMailServer(monkeypatch)
@@ -181,13 +181,13 @@ class TestRacingRuns:
         await asyncio.wait_for(slow.sending.wait(), 30)
         # The stale run is mailing its first batch when its job is requeued and claimed again.
         fresh = asyncio.create_task(runner(env, job_id, csv_source(content)).run())
-        await wait_for_mails(sink, emails, INVITED - 2, timeout=5)
+        await wait_for_mails(smtp, emails, INVITED - 2, timeout=5)
         slow.release.set()
         results = await asyncio.wait_for(asyncio.gather(stale, fresh), 60)
-        await assert_imported_and_invited_once(env, sink, job_id, emails, results)
+        await assert_imported_and_invited_once(env, smtp, job_id, emails, results)
 
     async def test_a_stale_run_waking_up_while_another_works_writes_nothing(
-        self, env: Env, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+        self, env: Env, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         emails, content = invitees()
         job_id = await new_job(env)
@@ -208,4 +208,4 @@ class TestRacingRuns:
         await asyncio.wait({stale}, timeout=10)
         slow.release.set()
         results = await asyncio.wait_for(asyncio.gather(stale, fresh), 60)
-        await assert_imported_and_invited_once(env, sink, job_id, emails, results)
+        await assert_imported_and_invited_once(env, smtp, job_id, emails, results)
