@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from filestore.auth import reset as reset_service
+from filestore.imports import invites
 from tests.auth.support import SmtpSink, tag, token_in
 from tests.fixtures.app import AsyncApi, bound_sessionmaker, fast_settings
 
@@ -53,11 +53,13 @@ async def test_an_account_changed_before_its_invite_went_out_gets_none(
         smtp_password=smtp_env["SMTP_PASSWORD"],
         smtp_starttls=False,
     )
-    outcome = await reset_service.send_import_invites(
-        bound_sessionmaker(db_connection), job_id=job_id, settings=settings
-    )
+    async with bound_sessionmaker(db_connection)() as session:
+        error = await invites.send_batch(
+            session, settings, job_id, [kept_user["id"], moved_user["id"]]
+        )
+        await session.commit()
 
-    assert (outcome["invites_sent"], outcome["invites_failed"]) == (1, 1), outcome
+    assert error is None
     assert smtp.to(moved["email"]) == []
     (message,) = smtp.wait_for(customer["email"])
     redeemed = await app_client.client.post(

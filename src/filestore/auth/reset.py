@@ -1,6 +1,6 @@
 """Password reset tokens: issued by admin/staff (or the CLI), e-mailed when SMTP is set up,
-redeemed once at `POST /auth/reset-password`; and the invites an import sends to the customers
-it created without a password.
+redeemed once at `POST /auth/reset-password`. Import invites (`imports/invites.py`) are the
+same tokens and mail, sent to the customers an import created without a password.
 
 A user has at most one live reset token (issuing replaces the previous one); it is stored as a
 SHA-256 hash, expires after PASSWORD_RESET_TTL_HOURS and is deleted when used, and when the
@@ -10,19 +10,17 @@ mailed only after the transaction that stored its token committed (`deliver`).
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore import mail
 from filestore.audit import service as audit
-from filestore.audit.service import NO_CLIENT, Action, ClientInfo, Who
+from filestore.audit.service import Action, ClientInfo, Who
 from filestore.auth import credentials, passwords
 from filestore.auth.models import PasswordResetToken, Role, User
 from filestore.auth.security import hash_password, new_opaque_token, token_digest
@@ -33,7 +31,6 @@ from filestore.settings import Settings
 log = structlog.get_logger(__name__)
 
 INVALID_TOKEN = "This password reset link is invalid, used or expired"
-INVITE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -176,96 +173,3 @@ def invite_is_live(user: User) -> bool:
     (the invite is recorded in the transaction that creates the user). Any change since (a
     password, the role, the customer, the active flag) bumps the version and ends it."""
     return user.token_version == 0
-
-
-async def send_import_invites(
-    maker: async_sessionmaker[AsyncSession], *, job_id: uuid.UUID, settings: Settings
-) -> dict[str, int | str]:
-    """E-mail a reset link to every customer user the import created without a password.
-
-    Runs after the import completed, in batches that commit (tokens + `sent_at`) after their
-    mails were accepted, so a crash re-sends at most one batch. Returns counts for the job.
-    """
-    outcome: dict[str, int | str] = {}
-    while True:
-        async with maker() as session:
-            rows = (
-                (
-                    await session.execute(
-                        text(
-                            "SELECT user_id FROM account_invites WHERE job_id = :job "
-                            "AND sent_at IS NULL AND error IS NULL ORDER BY user_id LIMIT :n"
-                        ),
-                        {"job": job_id, "n": INVITE_BATCH},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not rows:
-                break
-            locked = [await credentials.lock_user(session, uid, share=True) for uid in rows]
-            users = [u for u in locked if u is not None and invite_is_live(u)]
-            mails = []
-            for user in users:
-                issued = await issue(
-                    session,
-                    user=user,
-                    actor_id=None,
-                    client=NO_CLIENT,
-                    settings=settings,
-                    emailed=True,
-                )
-                mails.append(reset_mail(user, issued, invite=True))
-            try:
-                results = await mail.send_many(settings, mails)
-            except mail.MailError as exc:
-                await session.rollback()
-                outcome["invites_error"] = str(exc.message)
-                log.error("invites.failed", job_id=str(job_id), error=str(exc.message))
-                break
-            for user, result in zip(users, results, strict=True):
-                await session.execute(
-                    text(
-                        "UPDATE account_invites SET "
-                        "sent_at = CASE WHEN CAST(:error AS text) IS NULL THEN now() END, "
-                        "error = CAST(:error AS text) WHERE job_id = :job AND user_id = :user"
-                    ),
-                    {"error": result, "job": job_id, "user": user.id},
-                )
-            changed = {u.id for u in locked if u is not None} - {u.id for u in users}
-            for user_id in set(rows) - {u.id for u in users}:
-                await session.execute(
-                    text(
-                        "UPDATE account_invites SET error = :error "
-                        "WHERE job_id = :job AND user_id = :user"
-                    ),
-                    {
-                        "error": "account changed" if user_id in changed else "user deleted",
-                        "job": job_id,
-                        "user": user_id,
-                    },
-                )
-            await session.commit()
-    async with maker() as session:
-        counts = (
-            await session.execute(
-                text(
-                    "SELECT count(*) FILTER (WHERE sent_at IS NOT NULL), "
-                    "count(*) FILTER (WHERE error IS NOT NULL) "
-                    "FROM account_invites WHERE job_id = :job"
-                ),
-                {"job": job_id},
-            )
-        ).one()
-        outcome.update({"invites_sent": int(counts[0]), "invites_failed": int(counts[1])})
-        await session.execute(
-            text(
-                "UPDATE background_jobs SET result = result || CAST(:result AS jsonb) "
-                "WHERE id = :job"
-            ),
-            {"result": json.dumps(outcome), "job": job_id},
-        )
-        await session.commit()
-    log.info("invites.sent", job_id=str(job_id), **outcome)
-    return outcome
