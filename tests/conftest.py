@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from filestore.db import libpq_url, sqlalchemy_url
 from filestore.jobs import queue as job_queue
@@ -44,6 +44,7 @@ from tests.fixtures.live import (
 from tests.fixtures.servers import (
     EmbeddedPostgres,
     SeaweedFS,
+    s3_env,
     start_embedded_postgres,
     start_seaweedfs,
 )
@@ -107,15 +108,6 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         yield s3
     finally:
         s3.stop()
-
-
-def s3_env(s3: SeaweedFS, endpoint: str | None = None) -> dict[str, str]:
-    return {
-        "MINIO_ENDPOINT": endpoint or s3.endpoint,
-        "MINIO_ACCESS_KEY": s3.access_key,
-        "MINIO_SECRET_KEY": s3.secret_key,
-        "MINIO_USE_SSL": "false",
-    }
 
 
 ServerFactory = Callable[..., LiveServer]
@@ -301,9 +293,31 @@ async def app_client(
         yield AsyncApi(client)
 
 
+@pytest.fixture(scope="session")
+async def fast_admin_token(
+    fast_engine: AsyncEngine,
+    fast_queue: procrastinate.App,
+    fast_database_url: str,
+    fast_settings_base: Settings,
+) -> str:
+    """One login for the whole fast tier (committed: hashing once, not once per test)."""
+    app = build_app(
+        fast_settings_base,
+        database_url=fast_database_url,
+        engine=fast_engine,
+        sessionmaker=async_sessionmaker(fast_engine, expire_on_commit=False, autoflush=False),
+        queue=fast_queue,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://fast.test") as client:
+        api = await AsyncApi(client).login(fast_settings_base.admin_username, ADMIN_PASSWORD)
+    assert api.token is not None
+    return api.token
+
+
 @pytest.fixture
-async def admin_client(app_client: AsyncApi, fast_settings_base: Settings) -> AsyncApi:
-    return await app_client.login(fast_settings_base.admin_username, ADMIN_PASSWORD)
+async def admin_client(app_client: AsyncApi, fast_admin_token: str) -> AsyncApi:
+    return AsyncApi(app_client.client, fast_admin_token)
 
 
 def repo_root() -> Path:
