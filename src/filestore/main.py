@@ -28,6 +28,7 @@ from filestore.imports.router import router as imports_router
 from filestore.jobs import queue as job_queue
 from filestore.jobs.resources import WorkerResources
 from filestore.jobs.router import router as jobs_router
+from filestore.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from filestore.migrate import upgrade
 from filestore.observability import RequestLogMiddleware, configure_logging
 from filestore.settings import Settings, get_settings
@@ -111,10 +112,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="File storage for the ISP platform: streaming uploads to S3/MinIO, "
         "metadata in PostgreSQL.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.filestore_api_docs else None,
+        redoc_url="/redoc" if settings.filestore_api_docs else None,
+        openapi_url="/openapi.json" if settings.filestore_api_docs else None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_json_body_size,
+        exempt=frozenset({("POST", "/files/upload")}),
+    )
     app.add_middleware(RequestLogMiddleware)
+    # Outermost: error answers and 404s carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
@@ -35,7 +35,7 @@ from filestore.deps import (
     StaffUser,
 )
 from filestore.errors import BadRequest, Unprocessable
-from filestore.schemas import MAX_DB_ID
+from filestore.schemas import DbId, PageOffset, SearchText
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"])
@@ -270,11 +270,11 @@ async def list_users(
     session: SessionDep,
     _: AdminUser,
     role: Role | None = None,
-    customer_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
-    email: str | None = Query(default=None, max_length=320),
+    customer_id: Annotated[DbId | None, Query()] = None,
+    email: Annotated[SearchText | None, Query()] = None,
     is_active: bool | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Users, by id, optionally filtered (admin only)."""
     return await auth_service.list_users(

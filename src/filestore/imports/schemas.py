@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from filestore.imports import fields
-from filestore.schemas import MAX_DB_ID, StrictInput
+from filestore.schemas import DbId, StrictInput
 
 
 class ValidationRulesIn(StrictInput):
@@ -22,7 +22,7 @@ class ValidationRulesIn(StrictInput):
 
 
 class CsvImportRequest(StrictInput):
-    file_upload_id: int = Field(ge=1, le=MAX_DB_ID)
+    file_upload_id: DbId
     import_type: Literal["customers"] = "customers"
     mapping_config: dict[str, str] = Field(
         default_factory=dict,
