@@ -79,7 +79,6 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_connect_timeout_seconds + 2,
         pool_pre_ping=True,
-        hide_parameters=True,
         connect_args={"connect_timeout": max(1, round(settings.db_connect_timeout_seconds))},
         # A failed statement's error (logged with its traceback) must not carry its parameters:
         # they include password hashes.
