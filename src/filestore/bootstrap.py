@@ -31,6 +31,7 @@ async def bootstrap_accounts(settings: Settings, maker: async_sessionmaker[Async
     if password is None:
         return
     async with maker() as session:
+        await auth_service.lock_admins(session)
         if not await auth_service.admin_exists(session):
             # The password rules apply, except to embedded dev mode's known `admin123` (warned
             # about below; settings refuse it outside dev mode). A weak ADMIN_PASSWORD stops the

@@ -164,13 +164,15 @@ async def admin_exists(session: AsyncSession) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
-async def _lock_admins(session: AsyncSession) -> None:
+async def lock_admins(session: AsyncSession) -> None:
+    """Serialise who creates or changes admins until the transaction ends (API processes that
+    start together each bootstrap the first admin: one creates it, the others then see it)."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADMIN_LOCK})
 
 
 async def setup(session: AsyncSession, *, setup_in: SetupRequest, client: ClientInfo) -> User:
     """The first admin, only while there is none (409 afterwards, saying nothing more)."""
-    await _lock_admins(session)
+    await lock_admins(session)
     if await admin_exists(session):
         raise Conflict("This installation is already set up", code="setup_done")
     user = await create(
@@ -226,7 +228,7 @@ async def update(
     for name in ("role", "is_active"):
         if name in sent and getattr(changes, name) is None:
             raise Unprocessable(f"{name} cannot be null", code="validation_error")
-    await _lock_admins(session)
+    await lock_admins(session)
     user = await get_or_404(session, user_id, for_update=True)
     role = changes.role if changes.role is not None else user.role
     active = changes.is_active if changes.is_active is not None else user.is_active
