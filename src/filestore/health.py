@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from filestore import metrics
+from filestore import gauges, metrics
 from filestore.deps import StateDep
 from filestore.errors import Unauthorized
 from filestore.files import scan as scanning
@@ -116,6 +116,6 @@ async def prometheus_metrics(request: Request, state: StateDep) -> Response:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("A valid METRICS_TOKEN bearer token is required")
     async with state.sessionmaker() as session:
-        await metrics.refresh_database_gauges(session)
+        await gauges.refresh(session)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

@@ -4,7 +4,6 @@ field names, never passwords or tokens."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit.models import AuditEvent
+from filestore.requests import NO_CLIENT, ClientInfo
 
 log = structlog.get_logger(__name__)
 
@@ -32,17 +32,6 @@ class Action(enum.StrEnum):
     user_reactivated = "user.reactivated"
     role_changed = "user.role_changed"
     setup_completed = "setup.completed"
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    """Where a request came from; empty for the CLI and background jobs."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-
-
-NO_CLIENT = ClientInfo()
 
 
 async def record(

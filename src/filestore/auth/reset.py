@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import mail
 from filestore.audit import service as audit
-from filestore.audit.service import NO_CLIENT, Action, ClientInfo
+from filestore.audit.service import Action
 from filestore.auth import passwords
 from filestore.auth import service as auth_service
 from filestore.auth.models import PasswordResetToken, Role, User
 from filestore.auth.security import new_opaque_token, token_digest
 from filestore.errors import BadRequest, Forbidden
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 
 log = structlog.get_logger(__name__)

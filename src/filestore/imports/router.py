@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from filestore.deps import SessionDep, SettingsDep, StaffUser, StateDep
+from filestore.deps import SessionDep, SettingsDep, StaffUser
 from filestore.imports import service as imports_service
 from filestore.imports.schemas import CsvImportRequest
 from filestore.jobs.schemas import JobCreated
@@ -29,7 +29,6 @@ async def start_csv_import(
     session: SessionDep,
     user: StaffUser,
     settings: SettingsDep,
-    state: StateDep,
 ) -> Any:
     """Start importing customers from an uploaded CSV; answers at once with the job id."""
     job = await imports_service.start(
@@ -37,7 +36,6 @@ async def start_csv_import(
         request=request,
         user=user,
         settings=settings,
-        queue=state.queue,
         now=datetime.now(UTC),
     )
     return JobCreated(job_id=job.id, status=job.status.value, created_at=job.created_at)
