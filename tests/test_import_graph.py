@@ -44,6 +44,11 @@ def unit_of(module: str) -> str | None:
     return package
 
 
+def is_unit(unit: str) -> bool:
+    path = SOURCE / unit.replace(".", "/")
+    return path.is_dir() or path.with_suffix(".py").is_file()
+
+
 def imported_modules(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -75,10 +80,8 @@ def build_graph() -> Graph:
             target = unit_of(target_module)
             if target is None or target == source:
                 continue
-            if not (SOURCE / target.replace(".", "/")).exists() and not (
-                SOURCE / f"{target.replace('.', '/')}.py"
-            ).exists():
-                continue  # `from filestore.auth import service` also yields `...auth.service`
+            if not is_unit(target):
+                continue  # a name, not a module: `from filestore import __version__`
             graph[source][target].add(str(path.relative_to(SOURCE)))
     return graph
 

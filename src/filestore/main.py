@@ -30,6 +30,7 @@ from filestore.jobs.router import router as jobs_router
 from filestore.migrate import upgrade
 from filestore.models import load_all_models
 from filestore.observability import RequestLogMiddleware, configure_logging
+from filestore.server_errors import UnhandledErrorMiddleware
 from filestore.settings import Settings, get_settings
 from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestLogMiddleware)
+    # Added last, so outermost: no unexpected exception reaches Starlette's ServerErrorMiddleware.
+    app.add_middleware(UnhandledErrorMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
