@@ -17,6 +17,7 @@ from filestore.imports.rows import ImportFileError
 from filestore.imports.runner import CustomerImport, ImportSource, fail_job
 from filestore.jobs.models import BackgroundJob, JobStatus
 from filestore.jobs.resources import WorkerResources, resources_of
+from filestore.storage.errors import StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -49,7 +50,7 @@ def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
     retry=procrastinate.RetryStrategy(
         max_attempts=MAX_ATTEMPTS,
         exponential_wait=2,
-        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError},
+        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError, StorageUnavailable},
     ),
 )
 async def run_customer_import(context: Any, job_id: str) -> None:
@@ -76,7 +77,9 @@ async def run_customer_import(context: Any, job_id: str) -> None:
     except Exception as exc:
         attempts = context.job.attempts + 1
         log.exception("import.error", job_id=job_id, attempt=attempts)
-        retryable = isinstance(exc, psycopg.OperationalError | OSError | TimeoutError)
+        retryable = isinstance(
+            exc, psycopg.OperationalError | OSError | TimeoutError | StorageUnavailable
+        )
         if not retryable or attempts >= MAX_ATTEMPTS:
             await fail_job(
                 resources.database_url,
