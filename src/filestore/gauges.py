@@ -3,6 +3,9 @@ every API process reports the same totals however many workers did the work."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from prometheus_client import Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,15 +38,16 @@ STORAGE_FILES = Gauge(
 
 
 async def refresh(session: AsyncSession) -> None:
-    JOBS.clear()
-    rows = await session.execute(
-        select(BackgroundJob.job_type, BackgroundJob.status, func.count()).group_by(
-            BackgroundJob.job_type, BackgroundJob.status
+    """Read every value first, then replace the gauges in one go with no await in between:
+    a scrape served meanwhile sees the previous complete set, never a cleared or half-filled
+    one (`render` runs on the same event loop)."""
+    jobs = (
+        await session.execute(
+            select(BackgroundJob.job_type, BackgroundJob.status, func.count()).group_by(
+                BackgroundJob.job_type, BackgroundJob.status
+            )
         )
-    )
-    for job_type, status, count in rows:
-        JOBS.labels(job_type=job_type.value, status=status.value).set(count)
-    csv_jobs = BackgroundJob.job_type == JobType.csv_import
+    ).all()
     totals = (
         await session.execute(
             select(
@@ -58,9 +62,26 @@ async def refresh(session: AsyncSession) -> None:
                     0,
                 ),
                 func.count(BackgroundJob.finished_at),
-            ).where(csv_jobs)
+            ).where(BackgroundJob.job_type == JobType.csv_import)
         )
     ).one()
+    per_bucket = (
+        await session.execute(
+            select(
+                FileUpload.bucket, func.coalesce(func.sum(FileUpload.file_size), 0), func.count()
+            )
+            .where(FileUpload.upload_status == UploadStatus.completed)
+            .group_by(FileUpload.bucket)
+        )
+    ).all()
+    _publish(jobs, totals, per_bucket)
+
+
+def _publish(jobs: Sequence[Any], totals: Any, per_bucket: Sequence[Any]) -> None:
+    """Synchronous on purpose: nothing else runs on the event loop while the gauges change."""
+    JOBS.clear()
+    for job_type, status, count in jobs:
+        JOBS.labels(job_type=job_type.value, status=status.value).set(count)
     for outcome, value in zip(
         ("successful", "failed", "skipped", "warning"), totals[:4], strict=True
     ):
@@ -69,11 +90,6 @@ async def refresh(session: AsyncSession) -> None:
     IMPORTS_FINISHED.set(float(totals[5]))
     STORAGE_BYTES.clear()
     STORAGE_FILES.clear()
-    per_bucket = await session.execute(
-        select(FileUpload.bucket, func.coalesce(func.sum(FileUpload.file_size), 0), func.count())
-        .where(FileUpload.upload_status == UploadStatus.completed)
-        .group_by(FileUpload.bucket)
-    )
     for bucket, size, count in per_bucket:
         STORAGE_BYTES.labels(bucket=bucket).set(float(size))
         STORAGE_FILES.labels(bucket=bucket).set(float(count))
