@@ -12,10 +12,12 @@ use this App.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 
 import procrastinate
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from filestore.db import create_engine, create_sessionmaker
 from filestore.files import tasks as files_tasks
@@ -70,19 +72,25 @@ def start_in_process(
     return supervisor
 
 
-async def run_standalone_worker(settings: Settings, database_url: str, *, concurrency: int) -> None:
-    """`filestore worker`: run jobs until SIGINT/SIGTERM."""
-    configure_logging(settings.log_level)
-    load_all_models()
-    engine = create_engine(settings, database_url)
-    hash_pool = job_queue.create_hash_pool()
-    resources = WorkerResources(
+def _resources(
+    settings: Settings, database_url: str, engine: AsyncEngine, hash_pool: Executor | None
+) -> WorkerResources:
+    return WorkerResources(
         settings=settings,
         database_url=database_url,
         sessionmaker=create_sessionmaker(engine),
         storage=ObjectStorage(settings),
         hash_pool=hash_pool,
     )
+
+
+async def run_standalone_worker(settings: Settings, database_url: str, *, concurrency: int) -> None:
+    """`filestore worker`: run jobs until SIGINT/SIGTERM."""
+    configure_logging(settings.log_level)
+    load_all_models()
+    engine = create_engine(settings, database_url)
+    hash_pool = job_queue.create_hash_pool()
+    resources = _resources(settings, database_url, engine, hash_pool)
     log.info("worker.started", concurrency=concurrency)
     try:
         with queue_on(database_url) as queue:
@@ -102,13 +110,7 @@ async def run_cleanup_once(settings: Settings, database_url: str) -> dict[str, o
     load_all_models()
     engine = create_engine(settings, database_url)
     try:
-        resources = WorkerResources(
-            settings=settings,
-            database_url=database_url,
-            sessionmaker=create_sessionmaker(engine),
-            storage=ObjectStorage(settings),
-            hash_pool=None,
-        )
+        resources = _resources(settings, database_url, engine, None)
         job = await files_tasks.run_cleanup(resources, force=True)
         return None if job is None else {"status": job.status.value, **job.result}
     finally:
