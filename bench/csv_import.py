@@ -44,7 +44,6 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -59,7 +58,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import psutil  # type: ignore[import-untyped]
 import psycopg
-from bench_common import MIB, load_line, machine_line, verdict
+from bench_common import (
+    MIB,
+    PeriodicSampler,
+    cpu_of_tree,
+    load_line,
+    machine_line,
+    rss_of_tree,
+    verdict,
+)
 
 from filestore.auth.security import hash_password_sync
 from tests.fixtures.live import (
@@ -70,13 +77,18 @@ from tests.fixtures.live import (
     start_server,
     start_worker,
 )
-from tests.fixtures.servers import EmbeddedPostgres, start_embedded_postgres, start_seaweedfs
+from tests.fixtures.servers import (
+    EmbeddedPostgres,
+    s3_env,
+    start_embedded_postgres,
+    start_seaweedfs,
+)
 
 MAX_FILE_SIZE = 104_857_600  # the seed's MAX_FILE_SIZE
 DATABASE = "filestore_bench"
 COLUMNS = ("full_name", "email", "phone", "address", "city", "state", "postal_code", "country")
 POLL_INTERVAL = 0.1
-RSS_INTERVAL = 0.02
+
 COPY_CHUNK = 1 * MIB
 HASH_SAMPLES = 50
 JOB_TIMEOUT = 3600.0
@@ -157,55 +169,22 @@ def write_csv(dataset: Dataset) -> None:
 # -- memory -------------------------------------------------------------------------------------
 
 
-def rss_of_tree(process: Any) -> int:
-    """RSS of `process` plus all its children, in bytes (0 once it is gone)."""
-    try:
-        total = int(process.memory_info().rss)
-        children = process.children(recursive=True)
-    except psutil.Error:
-        return 0
-    for child in children:
-        try:
-            total += int(child.memory_info().rss)
-        except psutil.Error:
-            pass
-    return total
-
-
-def cpu_of_tree(process: Any) -> float:
-    """CPU seconds (user + system) of `process`, its live children and its reaped children."""
-    try:
-        times = process.cpu_times()
-        total = float(times.user + times.system + times.children_user + times.children_system)
-        children = process.children(recursive=True)
-    except psutil.Error:
-        return 0.0
-    for child in children:
-        try:
-            child_times = child.cpu_times()
-            total += child_times.user + child_times.system
-        except psutil.Error:
-            pass
-    return total
-
-
 def postmaster(pg: EmbeddedPostgres) -> Any:
     """The PostgreSQL server process (its backends are its children)."""
     return psutil.Process(int((pg.pgdata / "postmaster.pid").read_text().split()[0]))
 
 
-class RssSampler:
-    """Samples a process tree's RSS every RSS_INTERVAL seconds in a thread while active."""
+class RssSampler(PeriodicSampler):
+    """The peak RSS (and process count) of a process tree while the block runs."""
 
     def __init__(self, pid: int) -> None:
+        super().__init__()
         self._process = psutil.Process(pid)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.before = 0
+        self.before = rss_of_tree(self._process)
         self.peak = 0
         self.peak_processes = 0
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
         rss = rss_of_tree(self._process)
         if rss > self.peak:
             self.peak = rss
@@ -213,22 +192,6 @@ class RssSampler:
                 self.peak_processes = 1 + len(self._process.children(recursive=True))
             except psutil.Error:
                 pass
-
-    def _run(self) -> None:
-        while not self._stop.wait(RSS_INTERVAL):
-            self._sample()
-
-    def __enter__(self) -> RssSampler:
-        self.before = rss_of_tree(self._process)
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._sample()
 
 
 # -- worker -------------------------------------------------------------------------------------
@@ -628,15 +591,8 @@ def backends(workdir: Path) -> Iterator[tuple[EmbeddedPostgres, LiveServer, Work
         pg = start_embedded_postgres(workdir / "pgdata")
         stack.callback(pg.stop)
         env = production_env(pg.create_database(DATABASE))
-        env.update(
-            {
-                "MINIO_ENDPOINT": s3.endpoint,
-                "MINIO_ACCESS_KEY": s3.access_key,
-                "MINIO_SECRET_KEY": s3.secret_key,
-                "MINIO_USE_SSL": "false",
-                "MAX_FILE_SIZE": str(MAX_FILE_SIZE),
-            }
-        )
+        env.update(s3_env(s3))
+        env["MAX_FILE_SIZE"] = str(MAX_FILE_SIZE)
         server = start_server(workdir / "filestore", env)
         stack.callback(server.stop)
         worker = start_worker_ready(server)

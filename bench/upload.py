@@ -9,6 +9,8 @@ production-mode `filestore serve`, all started in a temp dir and stopped at the 
   `upload_chunk_size` / `upload_concurrency` (the `Settings` defaults);
 * single download: `GET /files/download/{id}` streamed to /dev/null against `obstore.get_async`
   streamed to /dev/null with the server's `DOWNLOAD_CHUNK_SIZE`;
+* download with `?redirect=true`: the API answers 307 to a presigned GET, which the client
+  follows without its token (timed together) — against the same direct GET;
 * concurrent upload: N (default 8) uploads at once through the API against N direct puts at
   once; aggregate throughput;
 * the server's RSS (process and children, sampled every 20 ms in a thread during every phase):
@@ -40,7 +42,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -56,13 +57,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import obstore
 import psutil  # type: ignore[import-untyped]
-from bench_common import MIB, load_line, machine_line, verdict
+from bench_common import MIB, PeriodicSampler, cpu_of, load_line, machine_line, rss_of, verdict
 from obstore.store import S3Store
 
 from filestore.settings import Settings
 from filestore.storage.store import DOWNLOAD_CHUNK_SIZE
 from tests.fixtures.live import LiveServer, production_env, start_server
-from tests.fixtures.servers import SeaweedFS, start_embedded_postgres, start_seaweedfs
+from tests.fixtures.servers import SeaweedFS, s3_env, start_embedded_postgres, start_seaweedfs
 
 SEED_MAX_FILE_SIZE = 104_857_600  # the seed's MAX_FILE_SIZE (100 MiB)
 PDF_HEAD = b"%PDF-1.4\n"
@@ -70,7 +71,7 @@ PDF_HEAD = b"%PDF-1.4\n"
 # put's, which match what uvicorn (httptools on uvloop) hands the server per read: ~256 KiB.
 CLIENT_CHUNK = 1 * MIB
 DIRECT_CHUNK = 256 * 1024
-RSS_INTERVAL = 0.02
+
 BUCKET = Settings.model_fields["minio_bucket_customer_uploads"].default
 UPLOAD_CHUNK_SIZE: int = Settings.model_fields["upload_chunk_size"].default
 UPLOAD_CONCURRENCY: int = Settings.model_fields["upload_concurrency"].default
@@ -81,6 +82,7 @@ T = TypeVar("T")
 GOAL_UPLOAD_RATIO = 0.85
 GOAL_DOWNLOAD_RATIO = 0.90
 GOAL_RSS_GROWTH_MIB = 64.0
+GOAL_REDIRECT_RATIO = 0.95
 
 
 class BenchError(RuntimeError):
@@ -88,26 +90,6 @@ class BenchError(RuntimeError):
 
 
 # -- measuring --------------------------------------------------------------------------------
-
-
-def rss_of(processes: list[Any]) -> int:
-    """Summed RSS of `processes` in bytes (a process that is gone counts 0)."""
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def cpu_of(process: Any) -> float:
-    """CPU seconds (user + system) `process` has used itself, children not included."""
-    try:
-        times = process.cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(times.user + times.system)
 
 
 class Watch:
@@ -133,38 +115,24 @@ class Watch:
         return {name: cpu_of(process) for name, process in self.processes.items()}
 
 
-class RssSampler:
-    """Samples the server's RSS (with any children) every RSS_INTERVAL seconds in a thread.
+class RssSampler(PeriodicSampler):
+    """The server's peak RSS (with any children) while the block runs.
 
     Listing children scans all of /proc, so it is redone once a second only: the sampler
     shares the CPU with what it measures.
     """
 
     def __init__(self, watch: Watch) -> None:
+        super().__init__()
         self._watch = watch
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._tree = watch.server_tree()
+        self._listed_at = time.monotonic()
         self.peak = 0
 
-    def _run(self) -> None:
-        tree = self._watch.server_tree()
-        last_scan = time.monotonic()
-        while not self._stop.wait(RSS_INTERVAL):
-            if time.monotonic() - last_scan > 1.0:
-                tree, last_scan = self._watch.server_tree(), time.monotonic()
-            self.peak = max(self.peak, rss_of(tree))
-
-    def __enter__(self) -> RssSampler:
-        self.peak = rss_of(self._watch.server_tree())
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak = max(self.peak, rss_of(self._watch.server_tree()))
+    def sample(self) -> None:
+        if time.monotonic() - self._listed_at > 1.0:
+            self._tree, self._listed_at = self._watch.server_tree(), time.monotonic()
+        self.peak = max(self.peak, rss_of(self._tree))
 
 
 @dataclass
@@ -330,6 +298,7 @@ class ApiClient:
         self.http = httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
         )
+        self.store_http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
 
     async def upload(self, data: bytes, sha256: str) -> int:
         body = MultipartBody(data, sha256)
@@ -355,6 +324,21 @@ class ApiClient:
                 sink(chunk)
         return total
 
+    async def download_redirected(self, file_id: int, sink: Callable[[bytes], object]) -> int:
+        """`?redirect=true`, then the presigned link fetched without the token."""
+        answer = await self.http.get(f"/files/download/{file_id}", params={"redirect": "true"})
+        if answer.status_code != 307:
+            raise BenchError(f"redirect answered {answer.status_code}: {answer.text[:500]}")
+        total = 0
+        async with self.store_http.stream("GET", answer.headers["location"]) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise BenchError(f"presigned GET answered {response.status_code}")
+            async for chunk in response.aiter_raw():
+                total += len(chunk)
+                sink(chunk)
+        return total
+
     async def verify(self, file_id: int, size: int, sha256: str) -> None:
         digest = hashlib.sha256()
         got = await self.download(file_id, digest.update)
@@ -368,6 +352,7 @@ class ApiClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.store_http.aclose()
 
 
 # -- the benchmark ------------------------------------------------------------------------------
@@ -381,6 +366,7 @@ class Results:
     api_up: Series = field(default_factory=lambda: Series("API upload"))
     direct_down: Series = field(default_factory=lambda: Series("direct get"))
     api_down: Series = field(default_factory=lambda: Series("API download"))
+    redirect_down: Series = field(default_factory=lambda: Series("redirect get"))
     direct_up_n: Series = field(default_factory=lambda: Series("direct put xN"))
     api_up_n: Series = field(default_factory=lambda: Series("API upload xN"))
 
@@ -429,13 +415,15 @@ class Bench:
         await self.direct.delete(key)
         return up, down
 
-    async def api_single(self) -> tuple[Run, Run]:
+    async def api_single(self) -> tuple[Run, Run, Run]:
         up, file_id = await timed(self.watch, self.size, self.api.upload(self.data, self.sha256))
         get = expect(self.size, self.api.download(file_id, self.devnull.write))
         down, _ = await timed(self.watch, self.size, get)
+        redirected = expect(self.size, self.api.download_redirected(file_id, self.devnull.write))
+        redirect, _ = await timed(self.watch, self.size, redirected)
         await self.api.verify(file_id, self.size, self.sha256)
         await self.api.delete(file_id)
-        return up, down
+        return up, down, redirect
 
     async def direct_many(self, n: int) -> Run:
         keys = [new_key() for _ in range(n)]
@@ -468,10 +456,12 @@ class Bench:
             r.direct_down.runs.append(direct[1])
             r.api_up.runs.append(api[0])
             r.api_down.runs.append(api[1])
+            r.redirect_down.runs.append(api[2])
             r.loads.append(os.getloadavg()[0])
             print(
                 f"  single #{attempt}: up direct {direct[0].mib_s:6.1f} API {api[0].mib_s:6.1f}"
-                f" | down direct {direct[1].mib_s:6.1f} API {api[1].mib_s:6.1f} MiB/s"
+                f" | down direct {direct[1].mib_s:6.1f} API {api[1].mib_s:6.1f}"
+                f" redirect {api[2].mib_s:6.1f} MiB/s"
                 f" | load {r.loads[-1]:.2f}",
                 flush=True,
             )
@@ -521,6 +511,7 @@ def report(args: argparse.Namespace, size: int, results: Results, load_before: s
     rows = [
         ("single upload", r.direct_up, r.api_up, GOAL_UPLOAD_RATIO),
         ("single download", r.direct_down, r.api_down, GOAL_DOWNLOAD_RATIO),
+        ("download, ?redirect=true", r.direct_down, r.redirect_down, GOAL_REDIRECT_RATIO),
         (f"{n}x concurrent upload (aggregate)", r.direct_up_n, r.api_up_n, None),
     ]
     print()
@@ -574,13 +565,26 @@ def report(args: argparse.Namespace, size: int, results: Results, load_before: s
         )
     print()
     print("runs (MiB/s):")
-    for series in (r.direct_up, r.api_up, r.direct_down, r.api_down, r.direct_up_n, r.api_up_n):
+    for series in (
+        r.direct_up,
+        r.api_up,
+        r.direct_down,
+        r.api_down,
+        r.redirect_down,
+        r.direct_up_n,
+        r.api_up_n,
+    ):
         print(f"  {series.name:<14} " + ", ".join(f"{run.mib_s:.1f}" for run in series.runs))
     print()
     up_ratio = r.api_up.mib_s() / r.direct_up.mib_s()
     down_ratio = r.api_down.mib_s() / r.direct_down.mib_s()
     growth = r.api_up.growth_mib(idle)
+    redirect_ratio = r.redirect_down.mib_s() / r.direct_down.mib_s()
     print("goals:")
+    print(
+        f"  download with ?redirect=true / direct {redirect_ratio:.2f} >= "
+        f"{GOAL_REDIRECT_RATIO:.2f}: {verdict(redirect_ratio >= GOAL_REDIRECT_RATIO)}"
+    )
     print(
         f"  upload API/direct {up_ratio:.2f} >= {GOAL_UPLOAD_RATIO:.2f}: "
         f"{verdict(up_ratio >= GOAL_UPLOAD_RATIO)}"
@@ -612,15 +616,8 @@ def backends(workdir: Path, max_file_size: int) -> Iterator[tuple[SeaweedFS, Liv
         pg = start_embedded_postgres(workdir / "pgdata")
         stack.callback(pg.stop)
         env = production_env(pg.create_database("filestore_bench"))
-        env.update(
-            {
-                "MINIO_ENDPOINT": s3.endpoint,
-                "MINIO_ACCESS_KEY": s3.access_key,
-                "MINIO_SECRET_KEY": s3.secret_key,
-                "MINIO_USE_SSL": "false",
-                "MAX_FILE_SIZE": str(max_file_size),
-            }
-        )
+        env.update(s3_env(s3))
+        env["MAX_FILE_SIZE"] = str(max_file_size)
         server = start_server(workdir / "filestore", env)
         stack.callback(server.stop)
         yield s3, server

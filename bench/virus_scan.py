@@ -46,7 +46,7 @@ import psutil  # type: ignore[import-untyped]
 from filestore.files import scan as scanning
 from tests.fixtures.clamd import Clamd, clamd_binary, start_clamd
 from tests.fixtures.live import Api, LiveServer, production_env, start_server
-from tests.fixtures.servers import LOOPBACK, start_embedded_postgres, start_seaweedfs
+from tests.fixtures.servers import LOOPBACK, s3_env, start_embedded_postgres, start_seaweedfs
 
 MIB = 1024 * 1024
 CHUNK = 64 * 1024
@@ -126,13 +126,7 @@ def backends(workdir: Path, max_file_size: int) -> Iterator[tuple[Clamd, LiveSer
         servers = []
         for mode in ("off", "clamd"):
             env = production_env(pg.create_database(f"filestore_bench_scan_{mode}"))
-            env |= {
-                "MINIO_ENDPOINT": s3.endpoint,
-                "MINIO_ACCESS_KEY": s3.access_key,
-                "MINIO_SECRET_KEY": s3.secret_key,
-                "MINIO_USE_SSL": "false",
-                "MAX_FILE_SIZE": str(max_file_size),
-            }
+            env |= s3_env(s3) | {"MAX_FILE_SIZE": str(max_file_size)}
             if mode == "clamd":
                 env |= clamd.env()
             server = start_server(workdir / f"filestore-{mode}", env)

@@ -9,16 +9,30 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
+import procrastinate
 import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from filestore import worker as job_worker
 from filestore.db import libpq_url, sqlalchemy_url
 from filestore.migrate import upgrade
+from filestore.settings import Settings
+from tests.fixtures.app import (
+    ADMIN_PASSWORD,
+    AsyncApi,
+    bound_sessionmaker,
+    build_app,
+    commit_admin,
+    fast_settings,
+    open_engine,
+)
 from tests.fixtures.live import (
     Api,
     LiveServer,
@@ -30,11 +44,25 @@ from tests.fixtures.live import (
 from tests.fixtures.servers import (
     EmbeddedPostgres,
     SeaweedFS,
+    s3_env,
     start_embedded_postgres,
     start_seaweedfs,
 )
 
 TEST_MAX_FILE_SIZE = 12 * 1024 * 1024
+
+# A test that needs any of these runs real server processes: it belongs to the `live` tier.
+LIVE_FIXTURES = frozenset({"start_filestore", "seaweed", "workers", "clamd", "smtp"})
+# Modules whose tests start processes of their own without those fixtures.
+LIVE_MODULES = frozenset({"test_file_storage.py", "test_migrations.py", "test_settings.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the live tier so `pytest -m "not live"` is the fast tier."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & LIVE_FIXTURES or item.path.name in LIVE_MODULES:
+            item.add_marker(pytest.mark.live)
 
 
 class Postgres:
@@ -80,15 +108,6 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         yield s3
     finally:
         s3.stop()
-
-
-def s3_env(s3: SeaweedFS, endpoint: str | None = None) -> dict[str, str]:
-    return {
-        "MINIO_ENDPOINT": endpoint or s3.endpoint,
-        "MINIO_ACCESS_KEY": s3.access_key,
-        "MINIO_SECRET_KEY": s3.secret_key,
-        "MINIO_USE_SSL": "false",
-    }
 
 
 ServerFactory = Callable[..., LiveServer]
@@ -198,6 +217,107 @@ def staff(server: LiveServer, admin: Api) -> Api:
 def customer_api(admin: Api, customer_id: int) -> Api:
     """A customer user logged in for `customer_id`."""
     return admin.user_api("customer", customer_id)
+
+
+# -- the fast tier (tests/fixtures/app.py) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fast_database_url(postgres: Postgres) -> str:
+    """One migrated database for the whole fast tier; tests never commit to it."""
+    return postgres.migrated_database("filestore_fast")
+
+
+@pytest.fixture(scope="session")
+def fast_settings_base(
+    fast_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return fast_settings(fast_database_url, tmp_path_factory.mktemp("fast-store"))
+
+
+@pytest.fixture(scope="session")
+async def fast_engine(
+    fast_database_url: str, fast_settings_base: Settings
+) -> AsyncIterator[AsyncEngine]:
+    engine = open_engine(fast_database_url)
+    await commit_admin(fast_settings_base, engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def fast_queue(fast_database_url: str) -> AsyncIterator[procrastinate.App]:
+    """The process's one procrastinate app (blueprints can be bound once per process)."""
+    with job_worker.queue_on(fast_database_url) as queue:
+        await queue.open_async()
+        yield queue
+        await queue.close_async()
+
+
+@pytest.fixture
+async def db_connection(fast_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The test's connection, inside a transaction rolled back at the end."""
+    async with fast_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session in the test's transaction, for service-level tests."""
+    async with bound_sessionmaker(db_connection)() as session:
+        yield session
+
+
+@pytest.fixture
+async def app_client(
+    db_connection: AsyncConnection,
+    fast_engine: AsyncEngine,
+    fast_queue: procrastinate.App,
+    fast_database_url: str,
+    fast_settings_base: Settings,
+) -> AsyncIterator[AsyncApi]:
+    """An anonymous client on the app, every request inside the test's transaction."""
+    app = build_app(
+        fast_settings_base,
+        database_url=fast_database_url,
+        engine=fast_engine,
+        sessionmaker=bound_sessionmaker(db_connection),
+        queue=fast_queue,
+    )
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://fast.test") as client:
+        yield AsyncApi(client)
+
+
+@pytest.fixture(scope="session")
+async def fast_admin_token(
+    fast_engine: AsyncEngine,
+    fast_queue: procrastinate.App,
+    fast_database_url: str,
+    fast_settings_base: Settings,
+) -> str:
+    """One login for the whole fast tier (committed: hashing once, not once per test)."""
+    app = build_app(
+        fast_settings_base,
+        database_url=fast_database_url,
+        engine=fast_engine,
+        sessionmaker=async_sessionmaker(fast_engine, expire_on_commit=False, autoflush=False),
+        queue=fast_queue,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://fast.test") as client:
+        api = await AsyncApi(client).login(fast_settings_base.admin_username, ADMIN_PASSWORD)
+    assert api.token is not None
+    return api.token
+
+
+@pytest.fixture
+async def admin_client(app_client: AsyncApi, fast_admin_token: str) -> AsyncApi:
+    return AsyncApi(app_client.client, fast_admin_token)
 
 
 def repo_root() -> Path:

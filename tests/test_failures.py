@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_MAX_FILE_SIZE, Postgres, ServerFactory, s3_env
+from tests.conftest import TEST_MAX_FILE_SIZE, Postgres, ServerFactory
 from tests.fixtures.inspect import StoreInspector, minio_client
 from tests.fixtures.live import Api, LiveServer, production_env
-from tests.fixtures.servers import SeaweedFS, TcpProxy
+from tests.fixtures.servers import SeaweedFS, TcpProxy, s3_env
 
 FAST_SECONDS = 10.0
 CSV = b"full_name,email\nJohn Doe,john@example.com\n"

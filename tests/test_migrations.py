@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, pool, text
 
-from filestore.db import Base, sqlalchemy_url
+from filestore.db import Base, libpq_url, sqlalchemy_url
 from filestore.migrate import alembic_config
 from filestore.models import load_all_models
 from tests.conftest import Postgres, repo_root
@@ -165,3 +167,51 @@ class TestDowngrade:
         tables, revision = tables_and_revision(upgraded)
         assert tables >= TABLES
         assert differences(upgraded) == []
+
+
+class TestFileExpiryRange:
+    """`file_uploads.expires_at` holds only what Python can read back in any time zone."""
+
+    BEFORE = "20261127_scan_status"
+
+    def insert_file(self, conn: psycopg.Connection[Any], expires_at: str | None) -> int:
+        row = conn.execute(
+            "INSERT INTO file_uploads (filename, bucket, object_key, file_size, mime_type,"
+            " file_type, md5, sha256, expires_at) VALUES ('a.csv', 'b', gen_random_uuid()::text,"
+            " 1, 'text/csv', 'csv', '', '', %s) RETURNING id",
+            (expires_at,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def test_upgrade_clamps_rows_that_could_not_be_read(self, fresh_db: str) -> None:
+        command.upgrade(alembic_config(fresh_db), self.BEFORE)
+        with psycopg.connect(libpq_url(fresh_db), autocommit=True) as conn:
+            # What the probe stored: 9999-12-31T23:59:59-14:00 is 10000-01-01 13:59:59 UTC.
+            too_late = self.insert_file(conn, "9999-12-31T23:59:59-14:00")
+            infinity = self.insert_file(conn, "infinity")
+            too_early = self.insert_file(conn, "-infinity")
+            normal = self.insert_file(conn, "2030-05-01T12:00:00+00:00")
+            never = self.insert_file(conn, None)
+            with pytest.raises(psycopg.DataError):
+                conn.execute(
+                    "SELECT expires_at FROM file_uploads WHERE id = %s", (too_late,)
+                ).fetchone()
+
+        command.upgrade(alembic_config(fresh_db), "head")
+        with psycopg.connect(libpq_url(fresh_db), autocommit=True) as conn:
+            # Read back in the zones furthest from UTC both ways: nothing overflows.
+            for zone in ("Etc/GMT-14", "Etc/GMT+12"):
+                conn.execute(f"SET TIME ZONE '{zone}'")
+                rows: dict[int, datetime | None] = dict(
+                    conn.execute("SELECT id, expires_at FROM file_uploads").fetchall()
+                )
+                latest = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
+                assert rows[too_late] == rows[infinity] == latest
+                assert rows[too_early] == datetime(1970, 1, 1, tzinfo=UTC)
+                assert rows[normal] == datetime(2030, 5, 1, 12, tzinfo=UTC)
+                assert rows[never] is None
+
+            for value in ("9999-01-01T00:00:00+00:00", "infinity", "-infinity", "1969-12-31"):
+                with pytest.raises(psycopg.errors.CheckViolation):
+                    self.insert_file(conn, value)

@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import Postgres, ServerFactory, s3_env
+from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.live import LiveServer, production_env
-from tests.fixtures.servers import SeaweedFS
+from tests.fixtures.servers import SeaweedFS, s3_env
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from filestore.auth.models import Role
+from filestore.embedded import database_url_for
 from filestore.settings import Settings, get_settings
 
 app = typer.Typer(help="Filestore: file storage for the ISP platform.", no_args_is_help=True)
@@ -23,14 +24,6 @@ def _settings() -> Settings:
     except Exception as exc:
         console.print(f"[red]Invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc
-
-
-def _database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    from filestore.embedded import start_embedded_postgres
-
-    return start_embedded_postgres(settings.pgdata_dir)
 
 
 @app.command()
@@ -86,7 +79,7 @@ def create_user(
     from filestore.models import load_all_models
 
     settings = _settings()
-    url = _database_url(settings)
+    url = database_url_for(settings)
     upgrade(url)
     load_all_models()
 
@@ -132,7 +125,7 @@ def reset_password(
     from filestore.models import load_all_models
 
     settings = _settings()
-    url = _database_url(settings)
+    url = database_url_for(settings)
     upgrade(url)
     load_all_models()
 
@@ -177,7 +170,7 @@ def worker(
     from filestore.worker import run_standalone_worker
 
     settings = _settings()
-    url = _database_url(settings)
+    url = database_url_for(settings)
     if settings.auto_migrate:
         from filestore.migrate import upgrade
 
@@ -191,7 +184,7 @@ def cleanup() -> None:
     from filestore.worker import run_cleanup_once
 
     settings = _settings()
-    result = asyncio.run(run_cleanup_once(settings, _database_url(settings)))
+    result = asyncio.run(run_cleanup_once(settings, database_url_for(settings)))
     if result is None:
         console.print("[yellow]Another cleanup is running; try again later[/yellow]")
         raise typer.Exit(1)
@@ -234,7 +227,7 @@ def import_customers(
     from filestore.imports.cli_import import run_cli_import
 
     settings = _settings()
-    url = _database_url(settings)
+    url = database_url_for(settings)
     from filestore.migrate import upgrade
     from filestore.models import load_all_models
 

@@ -17,11 +17,20 @@ from typing import Any
 import psycopg
 import structlog
 
+from filestore.settings import Settings
+
 log = structlog.get_logger(__name__)
 
 DATABASE_NAME = "filestore"
 
 _started: list[Any] = []
+
+
+def database_url_for(settings: Settings) -> str:
+    """DATABASE_URL, or in embedded dev mode the URL of our own server (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_postgres(settings.pgdata_dir)
 
 
 def start_embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> str:

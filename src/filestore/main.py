@@ -20,6 +20,7 @@ from filestore.auth.router import users_router
 from filestore.bootstrap import bootstrap_accounts
 from filestore.customers.router import router as customers_router
 from filestore.db import create_engine, create_sessionmaker
+from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
 from filestore.files.router import router as files_router
 from filestore.health import router as health_router
@@ -39,14 +40,6 @@ from filestore.tickets.router import router as tickets_router
 log = structlog.get_logger(__name__)
 
 
-async def _database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    from filestore.embedded import start_embedded_postgres
-
-    return await asyncio.to_thread(start_embedded_postgres, settings.pgdata_dir)
-
-
 async def _ensure_buckets(storage: ObjectStorage) -> None:
     try:
         await asyncio.wait_for(storage.ensure_buckets(), timeout=30)
@@ -59,7 +52,7 @@ async def _ensure_buckets(storage: ObjectStorage) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     load_all_models()
-    database_url = await _database_url(settings)
+    database_url = await asyncio.to_thread(database_url_for, settings)
     if settings.auto_migrate:
         await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(settings, database_url)

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     minio_use_ssl: bool = False
     minio_region: str = "us-east-1"
     storage_timeout_seconds: float = 5.0
+    # Where clients reach the store, for presigned download links (`?redirect=true`): a URL
+    # such as https://files-s3.example.com. Unset: MINIO_ENDPOINT (fine when clients can reach
+    # it). Links last DOWNLOAD_URL_TTL_SECONDS (at most 5 minutes).
+    minio_public_endpoint: str | None = None
+    download_url_ttl_seconds: int = Field(default=300, ge=1, le=300)
 
     minio_bucket_customer_uploads: str = "customer-uploads"
     minio_bucket_ticket_media: str = "ticket-media"

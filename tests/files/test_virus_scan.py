@@ -27,11 +27,11 @@ import pytest
 
 from filestore.files import scan as scanning
 from filestore.settings import Settings
-from tests.conftest import TEST_MAX_FILE_SIZE, Postgres, ServerFactory, s3_env
+from tests.conftest import TEST_MAX_FILE_SIZE, Postgres, ServerFactory
 from tests.fixtures.clamd import EICAR, SIGNATURE, Clamd, clamd_binary, start_clamd
 from tests.fixtures.inspect import StoreInspector
 from tests.fixtures.live import Api, LiveServer, production_env
-from tests.fixtures.servers import LOOPBACK, SeaweedFS, free_port
+from tests.fixtures.servers import LOOPBACK, SeaweedFS, free_port, s3_env
 
 MiB = 1024 * 1024
 

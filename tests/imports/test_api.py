@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Postgres, ServerFactory, s3_env
+from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.live import Api, LiveServer, clean_environ, production_env
-from tests.fixtures.servers import SeaweedFS
+from tests.fixtures.servers import SeaweedFS, s3_env
 from tests.imports.support import (
     FINISHED,
     HEADER,

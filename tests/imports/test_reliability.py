@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Postgres, ServerFactory, Workers, s3_env
+from tests.conftest import Postgres, ServerFactory, Workers
 from tests.fixtures.live import Api, LiveServer, WorkerProcess, production_env
-from tests.fixtures.servers import SeaweedFS
+from tests.fixtures.servers import SeaweedFS, s3_env
 from tests.imports.support import FINISHED, get_job, query, start_import, tag, upload_csv
 
 HEADER = ["full_name", "email", "phone", "city", "password"]

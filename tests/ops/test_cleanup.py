@@ -18,10 +18,10 @@ import psycopg
 import pytest
 
 from filestore.db import libpq_url
-from tests.conftest import Postgres, ServerFactory, s3_env
+from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.inspect import StoreInspector, minio_client
 from tests.fixtures.live import LiveServer, clean_environ, production_env
-from tests.fixtures.servers import SeaweedFS
+from tests.fixtures.servers import SeaweedFS, s3_env
 
 GRACE_SECONDS = 5
 PDF = b"%PDF-1.4\n" + b"x" * 2000

@@ -56,6 +56,10 @@ class User(TimestampMixin, Base):
 
     __table_args__ = (Index("uq_users_email_lower", func.lower(email), unique=True),)
 
+    def may_see_customer(self, customer_id: int | None) -> bool:
+        """Staff and admins see every customer's records; a customer only its own."""
+        return self.role is not Role.customer or self.customer_id == customer_id
+
 
 class AuthSession(Base):
     """One login: the family of refresh tokens rotated from it. Revoking it ends them all, and

@@ -23,7 +23,7 @@ async def get(session: AsyncSession, customer_id: int) -> Customer | None:
 async def get_visible(session: AsyncSession, *, customer_id: int, user: User) -> Customer:
     """The customer if `user` may see it; 404 otherwise (never reveal that it exists)."""
     customer = await get(session, customer_id)
-    if customer is None or (user.role is Role.customer and user.customer_id != customer.id):
+    if customer is None or not user.may_see_customer(customer.id):
         raise NotFound(f"Customer {customer_id} not found", code="customer_not_found")
     return customer
 

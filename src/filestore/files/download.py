@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from fastapi.responses import Response, StreamingResponse
 from obstore.exceptions import NotFoundError
@@ -90,6 +91,34 @@ def base_headers(file: FileUpload, *, inline: bool) -> dict[str, str]:
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "private, no-cache",
     }
+
+
+@dataclass(frozen=True)
+class DirectLink:
+    """A presigned GET straight to the store, and when it stops working."""
+
+    url: str
+    expires_at: datetime
+
+
+def direct_link(
+    file: FileUpload, storage: ObjectStorage, *, ttl_seconds: int, inline: bool, now: datetime
+) -> DirectLink | None:
+    """A presigned GET for `file` that makes the store answer with our Content-Disposition and
+    sniffed type, or None when the store has no URLs (the local store)."""
+    show_inline = inline and file.mime_type in SAFE_INLINE_TYPES
+    ttl = timedelta(seconds=ttl_seconds)
+    url = storage.presigned_get(
+        file.bucket,
+        file.object_key,
+        expires=ttl,
+        response_headers={
+            "response-content-disposition": content_disposition(file.filename, inline=show_inline),
+            "response-content-type": file.mime_type,
+            "response-cache-control": "private, no-store",
+        },
+    )
+    return None if url is None else DirectLink(url=url, expires_at=now + ttl)
 
 
 async def file_response(

@@ -7,9 +7,10 @@ ticket exist and are visible) are made by the upload pipeline right after `parse
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from filestore.auth.models import Role, User
@@ -36,6 +37,10 @@ SERVER_OWNED_FIELDS = {
 }
 FILE_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+MAX_EXPIRY = timedelta(days=100 * 365)
+MAX_METADATA_DEPTH = 64
+# PostgreSQL text and jsonb hold neither NUL nor a surrogate code point (valid UTF-8 has none).
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -109,6 +114,8 @@ def parse_id(name: str, value: str) -> int:
 
 
 def parse_future_datetime(name: str, value: str, now: datetime) -> datetime:
+    """An ISO 8601 date-time (UTC when it has no offset) in the future, and not more than
+    100 years ahead: later dates mean "never", and past year 9999 they cannot be read back."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError as exc:
@@ -117,16 +124,57 @@ def parse_future_datetime(name: str, value: str, now: datetime) -> datetime:
         parsed = parsed.replace(tzinfo=UTC)
     if parsed <= now:
         raise Unprocessable(f"{name} must be in the future", code="invalid_field")
+    if parsed > now + MAX_EXPIRY:
+        raise Unprocessable(
+            f"{name} must be at most 100 years ahead (leave it out for a file that never expires)",
+            code="invalid_field",
+        )
     return parsed
 
 
 def parse_metadata(value: str) -> dict[str, Any]:
+    """A JSON object that PostgreSQL's jsonb can store and any client can read back."""
     if not value.strip():
         return {}
     try:
         parsed = json.loads(value)
+    except RecursionError as exc:
+        raise _metadata_too_deep() from exc
     except ValueError as exc:
         raise Unprocessable("metadata must be a JSON object", code="invalid_metadata") from exc
     if not isinstance(parsed, dict):
         raise Unprocessable("metadata must be a JSON object", code="invalid_metadata")
+    _check_storable(parsed, depth=1)
     return parsed
+
+
+def _check_storable(value: Any, *, depth: int) -> None:
+    if isinstance(value, dict | list):
+        if depth > MAX_METADATA_DEPTH:
+            raise _metadata_too_deep()
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                _check_text(key)
+            _check_storable(item, depth=depth + 1)
+    elif isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise Unprocessable(
+            "metadata numbers must be finite: no NaN, Infinity or values beyond ±1.7e308",
+            code="invalid_metadata",
+        )
+
+
+def _check_text(text: str) -> None:
+    if _UNSTORABLE_TEXT.search(text):
+        raise Unprocessable(
+            "metadata text cannot hold NUL (\\u0000) or unpaired surrogates (\\ud800-\\udfff)",
+            code="invalid_metadata",
+        )
+
+
+def _metadata_too_deep() -> Unprocessable:
+    return Unprocessable(
+        f"metadata nests deeper than {MAX_METADATA_DEPTH} levels", code="invalid_metadata"
+    )

@@ -9,7 +9,8 @@ HASH_BATCH_BYTES = 1024 * 1024
 
 
 class StreamHasher:
-    """MD5 + SHA-256 in a worker thread, a batch behind the stream, so hashing overlaps I/O.
+    """A byte sink: MD5 + SHA-256 in a worker thread, a batch behind the stream, so hashing
+    overlaps I/O. `md5` and `sha256` are set by `finish`.
 
     hashlib releases the GIL on large updates, so this costs the event loop almost nothing.
     """
@@ -20,15 +21,17 @@ class StreamHasher:
         self._batch: list[memoryview] = []
         self._batch_bytes = 0
         self._pending: asyncio.Future[None] | None = None
+        self.md5 = ""
+        self.sha256 = ""
 
     def _update(self, views: list[memoryview]) -> None:
         for view in views:
             self._md5.update(view)
             self._sha256.update(view)
 
-    async def feed(self, view: memoryview) -> None:
-        self._batch.append(view)
-        self._batch_bytes += len(view)
+    async def write(self, chunk: memoryview) -> None:
+        self._batch.append(chunk)
+        self._batch_bytes += len(chunk)
         if self._batch_bytes >= HASH_BATCH_BYTES:
             await self._flush()
 
@@ -38,8 +41,12 @@ class StreamHasher:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._pending = asyncio.get_running_loop().run_in_executor(None, self._update, batch)
 
-    async def digests(self) -> tuple[str, str]:
+    async def finish(self) -> None:
         await self._flush()
         if self._pending is not None:
             await self._pending
-        return self._md5.hexdigest(), self._sha256.hexdigest()
+        self.md5, self.sha256 = self._md5.hexdigest(), self._sha256.hexdigest()
+
+    def abort(self) -> None:
+        # A batch still hashing in the thread just finishes; nothing reads it.
+        self._batch = []

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Identity, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from filestore.db import Base, TimestampMixin
+
+# Python reads timestamps only up to year 9999, in any session time zone: keep a day's margin.
+EXPIRES_AT_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+EXPIRES_AT_LATEST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 class UploadStatus(enum.StrEnum):
@@ -65,6 +78,11 @@ class FileUpload(TimestampMixin, Base):
     )
 
     __table_args__ = (
+        CheckConstraint(
+            f"expires_at BETWEEN '{EXPIRES_AT_EARLIEST.isoformat(sep=' ')}' "
+            f"AND '{EXPIRES_AT_LATEST.isoformat(sep=' ')}'",
+            name="expires_at_range",
+        ),
         Index("ix_file_uploads_customer_created", "customer_id", "created_at"),
         Index("ix_file_uploads_ticket_created", "ticket_id", "created_at"),
         Index("uq_file_uploads_bucket_key", "bucket", "object_key", unique=True),

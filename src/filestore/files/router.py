@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
 
 from filestore.customers import service as customers_service
 from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
 from filestore.errors import ALWAYS, error_responses
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
-from filestore.files.download import file_response
+from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
-from filestore.files.schemas import FileOut
+from filestore.files.schemas import DownloadUrlOut, FileOut
 from filestore.tickets import service as tickets_service
 
 router = APIRouter(prefix="/files", tags=["files"], responses=error_responses(401, 422, *ALWAYS))
@@ -135,6 +136,7 @@ async def upload_file(
     responses={
         200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
         206: {"description": "Part of the file (Range)"},
+        307: {"description": "`redirect=true` on S3: a presigned link to the store"},
         **error_responses(404, 416),
     },
 )
@@ -142,12 +144,26 @@ async def download_file(
     request: Request,
     file: VisibleFile,
     storage: StorageDep,
+    settings: SettingsDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
+    redirect: bool = Query(
+        default=False,
+        description="On S3, answer 307 to a presigned link (the bytes skip the API); "
+        "with the local store the file is streamed as without it",
+    ),
     range_header: str | None = Header(default=None, alias="Range"),
     if_none_match: str | None = Header(default=None, alias="If-None-Match"),
     if_range: str | None = Header(default=None, alias="If-Range"),
 ) -> Response:
     """Stream the file's bytes; supports Range, If-None-Match and If-Range."""
+    if redirect:
+        link = direct_link(
+            file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=_now()
+        )
+        if link is not None:
+            return RedirectResponse(
+                link.url, status_code=307, headers={"Cache-Control": "no-store"}
+            )
     return await file_response(
         file,
         storage,
@@ -222,3 +238,26 @@ async def delete_file(
     files_service.check_may_delete(file, user)
     await files_service.delete(session, file=file, storage=storage, now=_now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{file_id}/download-url", response_model=DownloadUrlOut, responses=error_responses(404)
+)
+async def download_url(
+    file: VisibleFile,
+    base: BaseUrl,
+    storage: StorageDep,
+    settings: SettingsDep,
+    response: Response,
+    inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
+) -> DownloadUrlOut:
+    """A link to the file's bytes: presigned to the store on S3 (for clients that fetch it
+    themselves, e.g. a browser `<a href>`), the API's own link with the local store."""
+    response.headers["Cache-Control"] = "no-store"
+    link = direct_link(
+        file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=_now()
+    )
+    if link is None:
+        api_url = f"{base.rstrip('/')}/files/download/{file.id}"
+        return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
+    return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)

@@ -19,6 +19,10 @@ still readable from the socket, so the log says why.
 
 Plain non-blocking sockets with the loop's `sock_*` calls rather than asyncio streams: a stream
 transport drops unread input when a write fails, and that input is clamd's reason.
+
+The policy lives here too (`VirusScan`, a byte sink of the upload): a virus refuses the file
+(422 `virus_found`); no verdict refuses it (503 `scanner_unavailable`) unless
+VIRUS_SCAN_FAIL_OPEN, which stores it flagged `unscanned`.
 """
 
 from __future__ import annotations
@@ -31,8 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from filestore.errors import ServiceUnavailable, Unprocessable
+from filestore.files.models import ScanStatus
 from filestore.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 MAX_REPLY_BYTES = 4096
 # clamd sits next to the API: a connection that takes longer than this is not coming.
@@ -222,6 +231,84 @@ class InstreamScan:
         text = reply.split(b"\0", 1)[0].decode("utf-8", "replace")
         self.failure = (parse_reply(text).reason if text else None) or _describe(exc)
         self._sock.close()
+
+
+class VirusScan:
+    """The scan policy as a byte sink: every chunk goes to clamd, and `status` says what the
+    stored file's `scan_status` is. Raises VirusFound, or ScannerUnavailable when clamd gives
+    no verdict and we fail closed (as soon as it gives up, so the stored upload is aborted)."""
+
+    def __init__(self, settings: Settings, *, filename: str, user_id: int) -> None:
+        self._settings = settings
+        self._session: InstreamScan | None = None
+        self._filename = filename
+        self._user_id = user_id
+        self.size = 0
+        self.status = ScanStatus.disabled
+
+    @classmethod
+    async def start(cls, settings: Settings, *, filename: str, user_id: int) -> VirusScan:
+        """Open the INSTREAM session (VIRUS_SCAN=clamd) before the first byte is stored."""
+        scan = cls(settings, filename=filename, user_id=user_id)
+        client = client_for(settings)
+        if client is None:
+            return scan
+        scan.status = ScanStatus.unscanned  # until clamd says clean
+        try:
+            scan._session = await client.instream()
+        except ClamdError as exc:
+            scan._not_scanned(str(exc))
+        return scan
+
+    async def write(self, chunk: memoryview) -> None:
+        self.size += len(chunk)
+        session = self._session
+        if session is None:
+            return
+        await session.feed(chunk)
+        if session.failure is not None and not self._settings.virus_scan_fail_open:
+            self._not_scanned(session.failure)
+
+    async def finish(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        try:
+            verdict = await session.verdict()
+        finally:
+            self.abort()
+        if verdict.infected:
+            log.warning(
+                "file.virus_found",
+                signature=verdict.signature,
+                filename=self._filename,
+                size=self.size,
+                user_id=self._user_id,
+            )
+            raise VirusFound(f"The file is infected ({verdict.signature}); it was not stored")
+        if verdict.clean:
+            self.status = ScanStatus.clean
+        else:
+            self._not_scanned(verdict.reason or "no verdict")
+
+    def abort(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _not_scanned(self, reason: str) -> None:
+        """clamd could not scan the file: refuse it (503), or keep it flagged `unscanned`."""
+        fail_open = self._settings.virus_scan_fail_open
+        clamd = ClamdClient.from_settings(self._settings).address
+        log.warning(
+            "file.scan_failed", reason=reason, fail_open=fail_open, size=self.size, clamd=clamd
+        )
+        if not fail_open:
+            raise ScannerUnavailable(
+                f"The file could not be virus-scanned, so it was not stored ({reason}); "
+                "try again later"
+            )
+        self.status = ScanStatus.unscanned
 
 
 async def _read_reply(sock: socket.socket) -> str:

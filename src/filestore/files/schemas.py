@@ -32,3 +32,12 @@ class FileOut(Schema):
     metadata: dict[str, Any]
     expires_at: datetime | None
     uploaded_by: int | None
+
+
+class DownloadUrlOut(Schema):
+    url: str = Field(
+        description="Where to GET the file: a presigned link to the store (no token needed) or, "
+        "with the local store, the API's download link (needs the bearer token)"
+    )
+    expires_at: datetime | None = Field(description="When a presigned link stops working")
+    direct: bool = Field(description="True when the link goes straight to the store")

@@ -1,19 +1,26 @@
-"""File records: bucket routing, object keys, visibility, listing and deletion. No HTTP here."""
+"""File records: bucket routing, object keys, who may upload what, the row of a stored upload,
+visibility, listing and deletion. No HTTP here: the upload pipeline (`upload.py`) calls these
+rules as the form arrives and writes the row through `record_upload`."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import Role, User
-from filestore.errors import Forbidden, NotFound
-from filestore.files.models import FileUpload, UploadStatus
+from filestore.customers import service as customers_service
+from filestore.errors import Forbidden, NotFound, Unprocessable, UnsupportedMediaType
+from filestore.files.form import UploadFields
+from filestore.files.models import FileUpload, ScanStatus, UploadStatus
+from filestore.files.names import extension_of, sanitize_filename
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
+from filestore.tickets import service as tickets_service
 
 log = structlog.get_logger(__name__)
 
@@ -36,10 +43,162 @@ def route_bucket(settings: Settings, *, file_type: str, ticket_id: int | None) -
     return buckets["customer_uploads"]
 
 
+def _owner_prefix(customer_id: int | None, user_id: int) -> str:
+    return f"customers/{customer_id}/" if customer_id is not None else f"users/{user_id}/"
+
+
 def object_key(*, customer_id: int | None, user_id: int, now: datetime) -> str:
     """`<owner>/<yyyy>/<mm>/<uuid>`: generated, never taken from the client."""
-    owner = f"customers/{customer_id}" if customer_id is not None else f"users/{user_id}"
-    return f"{owner}/{now:%Y}/{now:%m}/{uuid.uuid4().hex}"
+    return f"{_owner_prefix(customer_id, user_id)}{now:%Y}/{now:%m}/{uuid.uuid4().hex}"
+
+
+# -- uploads ----------------------------------------------------------------------------------
+
+
+@dataclass
+class StoredObject:
+    """A complete object of an upload, waiting for its row."""
+
+    bucket: str
+    key: str
+    filename: str
+    mime_type: str
+    size: int = 0
+    md5: str = ""
+    sha256: str = ""
+    scan_status: ScanStatus = ScanStatus.disabled
+
+
+def upload_location(
+    settings: Settings, *, fields: UploadFields, user: User, now: datetime
+) -> tuple[str, str]:
+    """Bucket and a new key for an upload with the fields seen so far."""
+    bucket = route_bucket(settings, file_type=fields.file_type, ticket_id=fields.ticket_id)
+    key = object_key(customer_id=fields.owner_customer_id(user), user_id=user.id, now=now)
+    return bucket, key
+
+
+def is_placed_right(
+    settings: Settings, *, fields: UploadFields, user: User, bucket: str, key: str
+) -> bool:
+    """False when fields that came after the file changed its bucket or owner."""
+    right_bucket = route_bucket(settings, file_type=fields.file_type, ticket_id=fields.ticket_id)
+    prefix = _owner_prefix(fields.owner_customer_id(user), user.id)
+    return bucket == right_bucket and key.startswith(prefix)
+
+
+def check_upload_filename(
+    settings: Settings, *, part_name: str, filename: str | None, file_type: str
+) -> str:
+    """The sanitised name of the file part; 422 or 415 for a part the upload does not take."""
+    if part_name != "file":
+        raise Unprocessable(
+            f"Send the file in the `file` field, not {part_name!r}", code="invalid_field"
+        )
+    if filename is None:
+        raise Unprocessable(
+            "The `file` part has no filename: send it as a file (curl: -F file=@name.csv)",
+            code="file_required",
+        )
+    if filename.strip() == "":
+        raise Unprocessable("No file was chosen", code="file_required")
+    if "\x00" in filename:
+        # Other control characters are replaced, but a NUL is the old trick to cut a name short.
+        raise Unprocessable("The filename contains a NUL character", code="invalid_filename")
+    name = sanitize_filename(filename)
+    extension = extension_of(name)
+    allowed = settings.allowed_file_types
+    if extension not in allowed:
+        raise UnsupportedMediaType(
+            f"Files of type .{extension or '(none)'} are not allowed; "
+            f"allowed: {', '.join(allowed)}",
+            code="file_type_not_allowed",
+        )
+    _check_csv_name(name, file_type)
+    return name
+
+
+def _check_csv_name(filename: str, file_type: str) -> None:
+    if file_type == CSV_FILE_TYPE and extension_of(filename) != "csv":
+        raise Unprocessable("file_type csv needs a .csv file", code="invalid_field")
+
+
+async def check_upload_field(
+    session: AsyncSession, *, fields: UploadFields, name: str, user: User
+) -> None:
+    """The rules for a field just parsed that need the user or the database: backups are
+    admin-only, the customer and the ticket exist and `user` may see them."""
+    if name == "file_type":
+        if fields.file_type == BACKUP_FILE_TYPE and user.role is not Role.admin:
+            raise Forbidden("Only admins can upload backups", code="forbidden_backup")
+    elif name == "customer_id" and fields.customer_id is not None:
+        await customers_service.get_visible(session, customer_id=fields.customer_id, user=user)
+    elif name == "ticket_id" and fields.ticket_id is not None:
+        ticket = await tickets_service.get_visible(session, ticket_id=fields.ticket_id, user=user)
+        fields.ticket_customer_id = ticket.customer_id
+
+
+def check_upload_complete(fields: UploadFields, *, user: User, stored: StoredObject) -> None:
+    """The rules that need every field and the whole file: a customer uploads only for itself,
+    a ticket's customer is the file's, csv means a .csv, the client's checksum matches."""
+    if user.role is Role.customer and fields.owner_customer_id(user) != user.customer_id:
+        raise Forbidden("Customers can only upload their own files", code="forbidden_owner")
+    if fields.customer_id is not None and fields.ticket_customer_id is not None:
+        if fields.customer_id != fields.ticket_customer_id:
+            raise Unprocessable(
+                f"Ticket {fields.ticket_id} belongs to another customer",
+                code="ticket_customer_mismatch",
+            )
+    # Checked again here: a file_type=csv field may come after the file (curl's order).
+    _check_csv_name(stored.filename, fields.file_type)
+    expected = fields.checksum_sha256
+    if expected is not None and expected != stored.sha256:
+        raise Unprocessable(
+            f"checksum_sha256 does not match: the server computed {stored.sha256}",
+            code="checksum_mismatch",
+        )
+
+
+def upload_expiry(settings: Settings, *, fields: UploadFields, now: datetime) -> datetime | None:
+    """The given `expires_at`; temp files without one expire after TEMP_FILE_TTL_HOURS."""
+    if fields.file_type == TEMP_FILE_TYPE and fields.expires_at is None:
+        return now + timedelta(hours=settings.temp_file_ttl_hours)
+    return fields.expires_at
+
+
+async def record_upload(
+    session: AsyncSession,
+    *,
+    stored: StoredObject,
+    fields: UploadFields,
+    user: User,
+    expires_at: datetime | None,
+) -> FileUpload:
+    """Add the row of a complete upload (flushed; the caller commits)."""
+    row = FileUpload(
+        filename=stored.filename,
+        bucket=stored.bucket,
+        object_key=stored.key,
+        file_size=stored.size,
+        mime_type=stored.mime_type,
+        file_type=fields.file_type,
+        md5=stored.md5,
+        sha256=stored.sha256,
+        upload_status=UploadStatus.completed,
+        customer_id=fields.owner_customer_id(user),
+        ticket_id=fields.ticket_id,
+        service_id=fields.service_id,
+        metadata_=fields.metadata,
+        expires_at=expires_at,
+        uploaded_by=user.id,
+        scan_status=stored.scan_status,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+# -- reading and deleting ---------------------------------------------------------------------
 
 
 def _visible_to(user: User, settings: Settings, now: datetime) -> ColumnElement[bool]:

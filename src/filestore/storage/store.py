@@ -71,6 +71,7 @@ class ObjectStorage:
         self._buckets = sorted(set(settings.buckets.values()))
         self._stores: dict[str, Any] = {}
         self._minio: Minio | None = None
+        self._signer: Minio | None = None
         self._local_root: Path | None = None
         if settings.uses_s3:
             self._init_s3(settings)
@@ -119,6 +120,19 @@ class ObjectStorage:
             secure=settings.minio_use_ssl,
             region=settings.minio_region,
             http_client=http,
+        )
+        # Signing is local arithmetic (the region is given, so minio asks the server nothing);
+        # the signature covers the host, so it is made for the address clients will use.
+        public = settings.minio_public_endpoint or f"{scheme}://{endpoint}"
+        if "://" not in public:
+            public = f"{scheme}://{public}"
+        public_scheme, _, public_host = public.partition("://")
+        self._signer = Minio(
+            public_host.rstrip("/"),
+            access_key=settings.minio_access_key,
+            secret_key=settings.minio_secret_key,
+            secure=public_scheme == "https",
+            region=settings.minio_region,
         )
 
     def _store(self, bucket: str) -> Any:
@@ -192,6 +206,19 @@ class ObjectStorage:
         return StoredObject(
             chunks=_as_chunks(result.stream(DOWNLOAD_CHUNK_SIZE)), size=last - first
         )
+
+    def presigned_get(
+        self, bucket: str, key: str, *, expires: timedelta, response_headers: dict[str, str]
+    ) -> str | None:
+        """A time-limited GET link straight to the store (`response_headers` are the S3
+        `response-content-*` overrides), or None for the local store: it has no URL of its own."""
+        if self._signer is None:
+            return None
+        overrides: dict[str, str | list[str] | tuple[str]] = dict(response_headers)
+        url: str = self._signer.presigned_get_object(
+            bucket, key, expires=expires, response_headers=overrides
+        )
+        return url
 
     async def delete(self, bucket: str, key: str) -> None:
         """Delete `bucket/key`; a missing object is not an error."""

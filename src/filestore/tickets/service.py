@@ -19,7 +19,7 @@ async def get(session: AsyncSession, ticket_id: int) -> Ticket | None:
 async def get_visible(session: AsyncSession, *, ticket_id: int, user: User) -> Ticket:
     """The ticket if `user` may see it; 404 otherwise (never reveal that it exists)."""
     ticket = await get(session, ticket_id)
-    if ticket is None or (user.role is Role.customer and ticket.customer_id != user.customer_id):
+    if ticket is None or not user.may_see_customer(ticket.customer_id):
         raise NotFound(f"Ticket {ticket_id} not found", code="ticket_not_found")
     return ticket
 

@@ -1,1 +1,0 @@
-"""Pure-logic unit tests: no server, no database."""
