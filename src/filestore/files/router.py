@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from filestore.customers import service as customers_service
 from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
+from filestore.errors import ALWAYS, error_responses
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
@@ -19,7 +20,7 @@ from filestore.files.schemas import DownloadUrlOut, FileOut
 from filestore.schemas import PageOffset
 from filestore.tickets import service as tickets_service
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = APIRouter(prefix="/files", tags=["files"], responses=error_responses(401, 422, *ALWAYS))
 
 _UPLOAD_FORM: dict[str, Any] = {
     "requestBody": {
@@ -99,14 +100,14 @@ Offset = Annotated[PageOffset, Query()]
     response_model=FileOut,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_FORM,
-    responses={
-        403: {"description": "Backups are admin-only; customers upload only for themselves"},
-        404: {"description": "customer_id or ticket_id not found"},
-        413: {"description": "File larger than MAX_FILE_SIZE"},
-        415: {"description": "Extension not allowed, or content does not match it"},
-        422: {"description": "Empty file, bad field, checksum mismatch, `virus_found`"},
-        503: {"description": "`scanner_unavailable`: clamd could not scan the file"},
-    },
+    responses=error_responses(
+        (403, "Backups are admin-only; customers upload only for themselves"),
+        (404, "customer_id or ticket_id not found"),
+        (413, "File larger than MAX_FILE_SIZE"),
+        (415, "Extension not allowed, or content does not match it"),
+        (422, "Empty file, bad field, checksum mismatch, `virus_found`"),
+        (503, "Database or object storage unavailable, or `scanner_unavailable`"),
+    ),
 )
 async def upload_file(
     request: Request, state: StateDep, user: CurrentUser, url: BaseUrl
@@ -137,8 +138,7 @@ async def upload_file(
         200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
         206: {"description": "Part of the file (Range)"},
         307: {"description": "`redirect=true` on S3: a presigned link to the store"},
-        404: {"description": "Not found"},
-        416: {"description": "Range not satisfiable"},
+        **error_responses(404, 416),
     },
 )
 async def download_file(
@@ -206,21 +206,21 @@ class Listing:
 ListingDep = Annotated[Listing, Depends()]
 
 
-@router.get("/customer/{customer_id}", response_model=list[FileOut])
+@router.get("/customer/{customer_id}", response_model=list[FileOut], responses=error_responses(404))
 async def list_customer_files(customer_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A customer's files, newest first."""
     await customers_service.get_visible(listing.session, customer_id=customer_id, user=listing.user)
     return await listing.files(customer_id=customer_id)
 
 
-@router.get("/ticket/{ticket_id}", response_model=list[FileOut])
+@router.get("/ticket/{ticket_id}", response_model=list[FileOut], responses=error_responses(404))
 async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A ticket's files, newest first."""
     await tickets_service.get_visible(listing.session, ticket_id=ticket_id, user=listing.user)
     return await listing.files(ticket_id=ticket_id)
 
 
-@router.get("/{file_id}", response_model=FileOut, responses={404: {"description": "Not found"}})
+@router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
 async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     """A file's metadata."""
     return to_out(file, url)
@@ -230,10 +230,7 @@ async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     "/{file_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={
-        403: {"description": "Customers delete only their own uploads"},
-        404: {"description": "Not found"},
-    },
+    responses=error_responses((403, "Customers delete only their own uploads"), 404),
 )
 async def delete_file(
     file: VisibleFile, session: SessionDep, user: CurrentUser, storage: StorageDep
@@ -244,7 +241,9 @@ async def delete_file(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{file_id}/download-url", response_model=DownloadUrlOut)
+@router.get(
+    "/{file_id}/download-url", response_model=DownloadUrlOut, responses=error_responses(404)
+)
 async def download_url(
     file: VisibleFile,
     base: BaseUrl,
