@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from filestore.files import direct
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.storage.errors import StorageUnavailable
 from filestore.storage.store import ObjectStorage
@@ -25,6 +26,13 @@ from filestore.storage.store import ObjectStorage
 log = structlog.get_logger(__name__)
 
 EXPIRY_BATCH = 500
+# Rows whose object is theirs: a pending direct upload's quarantined bytes are no orphan.
+OWNS_ITS_OBJECT = (
+    UploadStatus.completed,
+    UploadStatus.uploading,
+    UploadStatus.pending,
+    UploadStatus.verifying,
+)
 
 
 @dataclass
@@ -33,11 +41,18 @@ class SweepReport:
     orphan_objects: int = 0
     stuck_rows: int = 0
     aborted_uploads: int = 0
+    expired_reservations: int = 0
     errors: int = 0
 
     @property
     def total(self) -> int:
-        return self.expired_files + self.orphan_objects + self.stuck_rows + self.aborted_uploads
+        return (
+            self.expired_files
+            + self.orphan_objects
+            + self.stuck_rows
+            + self.aborted_uploads
+            + self.expired_reservations
+        )
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -134,9 +149,7 @@ async def remove_orphan_objects(
                             select(FileUpload.object_key).where(
                                 FileUpload.bucket == bucket,
                                 FileUpload.object_key.in_(keys),
-                                FileUpload.upload_status.in_(
-                                    (UploadStatus.completed, UploadStatus.uploading)
-                                ),
+                                FileUpload.upload_status.in_(OWNS_ITS_OBJECT),
                             )
                         )
                     ).scalars()
@@ -172,6 +185,23 @@ async def remove_stuck_rows(
         await session.commit()
 
 
+async def expire_reservations(
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    *,
+    now: datetime,
+    grace: timedelta,
+    report: SweepReport,
+) -> None:
+    """Direct uploads never completed: their quarantined bytes deleted, their rows expired."""
+    while True:
+        async with maker() as session:
+            done = await direct.expire_reservations(session, storage, now=now, grace=grace)
+        report.expired_reservations += done
+        if done < direct.RESERVATION_BATCH:
+            return
+
+
 async def abort_stale_uploads(
     storage: ObjectStorage, buckets: list[str], *, older_than: datetime, report: SweepReport
 ) -> None:
@@ -203,6 +233,7 @@ async def sweep(
     older_than = now - grace
     await expire_files(maker, storage, now=now, report=report)
     await remove_stuck_rows(maker, older_than=older_than, report=report)
+    await expire_reservations(maker, storage, now=now, grace=grace, report=report)
     await remove_orphan_objects(maker, storage, buckets, older_than=older_than, report=report)
     await abort_stale_uploads(storage, buckets, older_than=older_than, report=report)
     log.info("cleanup.sweep_done", **report.to_json())

@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 QUARANTINE_PREFIX = "quarantine/"
 PENDING_MIME_TYPE = "application/octet-stream"
+RESERVATION_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ async def expire_reservations(
             FileUpload.upload_status.in_([UploadStatus.pending, UploadStatus.verifying]),
         )
         .order_by(FileUpload.id)
-        .limit(500)
+        .limit(RESERVATION_BATCH)
         .with_for_update(skip_locked=True)
     )
     rows = list((await session.execute(stmt)).scalars())
