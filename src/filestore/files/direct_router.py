@@ -7,24 +7,27 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response, status
 
 from filestore.deps import CurrentUser, IdPath, SessionDep, StateDep
+from filestore.errors import ALWAYS, error_responses
 from filestore.files import direct
 from filestore.files.router import BaseUrl, to_out
 from filestore.files.schemas import DirectUploadIn, DirectUploadOut, FileOut
 
-router = APIRouter(prefix="/files/direct-uploads", tags=["files"])
+router = APIRouter(
+    prefix="/files/direct-uploads", tags=["files"], responses=error_responses(401, 422, *ALWAYS)
+)
 
 
 @router.post(
     "",
     response_model=DirectUploadOut,
     status_code=status.HTTP_201_CREATED,
-    responses={
-        403: {"description": "Backups are admin-only; customers upload only for themselves"},
-        404: {"description": "customer_id or ticket_id not found"},
-        409: {"description": "`direct_uploads_unavailable`: the store is not S3"},
-        413: {"description": "Declared size larger than MAX_FILE_SIZE"},
-        415: {"description": "Extension not allowed"},
-    },
+    responses=error_responses(
+        (403, "Backups are admin-only; customers upload only for themselves"),
+        (404, "customer_id or ticket_id not found"),
+        (409, "`direct_uploads_unavailable`: the store is not S3"),
+        (413, "Declared size larger than MAX_FILE_SIZE"),
+        (415, "Extension not allowed"),
+    ),
 )
 async def reserve_direct_upload(
     body: DirectUploadIn,
@@ -59,10 +62,12 @@ async def reserve_direct_upload(
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "Completed before: the same file"},
-        404: {"description": "No such upload of yours"},
-        409: {"description": "`upload_verifying` (ask again) or `upload_rejected`"},
-        422: {"description": "The stored bytes differ from the declaration (the detail says how)"},
-        503: {"description": "Store or scanner unavailable: nothing decided, try again"},
+        **error_responses(
+            (404, "No such upload of yours"),
+            (409, "`upload_verifying` (ask again) or `upload_rejected`"),
+            (422, "The stored bytes differ from the declaration (the detail says how)"),
+            (503, "Store or scanner unavailable: nothing decided, try again"),
+        ),
     },
 )
 async def complete_direct_upload(
