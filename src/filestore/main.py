@@ -22,7 +22,6 @@ from filestore.customers.router import router as customers_router
 from filestore.db import create_engine, create_sessionmaker
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
-from filestore.files.direct_router import router as direct_uploads_router
 from filestore.files.router import router as files_router
 from filestore.health import router as health_router
 from filestore.imports.router import router as imports_router
@@ -141,6 +140,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
     app.include_router(imports_router)
     app.include_router(jobs_router)
-    app.include_router(direct_uploads_router)
     app.include_router(files_router)
     return app

@@ -1,4 +1,4 @@
-"""`/files`: upload, download, metadata, listing and deletion."""
+"""`/files`: upload (multipart, or direct to the store), download, metadata, listing, deletion."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from fastapi.responses import RedirectResponse
 from filestore.customers import service as customers_service
 from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
 from filestore.errors import ALWAYS, error_responses
+from filestore.files import direct
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
-from filestore.files.schemas import DownloadUrlOut, FileOut
+from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
 from filestore.schemas import PageOffset
 from filestore.tickets import service as tickets_service
 
@@ -262,3 +263,73 @@ async def download_url(
         api_url = f"{base.rstrip('/')}/files/download/{file.id}"
         return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
     return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
+
+
+@router.post(
+    "/direct-uploads",
+    response_model=DirectUploadOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        (403, "Backups are admin-only; customers upload only for themselves"),
+        (404, "customer_id or ticket_id not found"),
+        (409, "`direct_uploads_unavailable`: the store is not S3"),
+        (413, "Declared size larger than MAX_FILE_SIZE"),
+        (415, "Extension not allowed"),
+    ),
+)
+async def reserve_direct_upload(
+    body: DirectUploadIn,
+    session: SessionDep,
+    state: StateDep,
+    user: CurrentUser,
+    response: Response,
+) -> DirectUploadOut:
+    """Check the upload as `POST /files/upload` would and answer a presigned PUT for exactly
+    these bytes (size and SHA-256 are bound into the signature; it works once, ≤ 15 minutes)."""
+    response.headers["Cache-Control"] = "no-store"
+    reservation = await direct.reserve(
+        session,
+        settings=state.settings,
+        storage=state.storage,
+        user=user,
+        request=body,
+        now=_now(),
+    )
+    return DirectUploadOut(
+        upload_id=reservation.row.id,
+        method="PUT",
+        url=reservation.url,
+        headers=reservation.headers,
+        expires_at=reservation.expires_at,
+    )
+
+
+@router.post(
+    "/direct-uploads/{upload_id}/complete",
+    response_model=FileOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": FileOut, "description": "Completed before: the same file"},
+        **error_responses(
+            (404, "No such upload of yours"),
+            (409, "`upload_verifying` (ask again) or `upload_rejected`"),
+            (422, "The stored bytes differ from the declaration (the detail says how)"),
+            (503, "Store or scanner unavailable: nothing decided, try again"),
+        ),
+    },
+)
+async def complete_direct_upload(
+    upload_id: IdPath, state: StateDep, user: CurrentUser, url: BaseUrl, response: Response
+) -> FileOut:
+    """Verify the uploaded bytes (size, SHA-256, type, virus scan) and make them a file."""
+    row, created = await direct.complete(
+        state.sessionmaker,
+        settings=state.settings,
+        storage=state.storage,
+        user=user,
+        upload_id=upload_id,
+        now=_now(),
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return to_out(row, url)
