@@ -5,9 +5,10 @@ Pure and fast: the source is parsed with `ast`, nothing is imported. Every `impo
 also those inside functions and under `if TYPE_CHECKING:`.
 
 A unit is a subpackage (`auth`, `files`, ...) or a top-level module (`deps`, `main`, ...).
-A package's `router` module is a unit of its own: routers are the HTTP layer above `deps`
-(which loads the current user through `auth`), and only `main` includes them, so `audit`'s
-router may use `deps` while `auth` records audit events without that being a cycle.
+A package's routers (`router.py`, `*_router.py`) are a unit of their own: routers are the
+HTTP layer above `deps` (which loads the current user through `auth`), and only `main`
+includes them, so `audit`'s router may use `deps` while `auth` records audit events without
+that being a cycle.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ def module_name(path: Path) -> str:
 
 
 def unit_of(module: str) -> str | None:
-    """`filestore.auth.service` -> `auth`; `filestore.auth.router` -> `auth.router`;
-    `filestore.deps` -> `deps`; the package itself -> None."""
+    """`filestore.auth.service` -> `auth`; `filestore.files.router` and
+    `filestore.files.direct_router` -> `files.router`; `filestore.deps` -> `deps`; the package
+    itself -> None."""
     parts = module.split(".")
     if parts[0] != "filestore" or len(parts) == 1:
         return None
     package = parts[1]
-    if len(parts) >= 3 and parts[2] == "router" and (SOURCE / package).is_dir():
+    is_router = len(parts) >= 3 and (parts[2] == "router" or parts[2].endswith("_router"))
+    if is_router and (SOURCE / package).is_dir():
         return f"{package}.router"
     return package
 
