@@ -16,12 +16,12 @@ from filestore.auth.models import Role, User
 from filestore.auth.security import decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
-from filestore.schemas import MAX_DB_ID
+from filestore.schemas import DbId
 from filestore.settings import Settings
 from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
 
-IdPath = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+IdPath = Annotated[DbId, Path()]
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 

@@ -21,12 +21,14 @@ from filestore.customers.router import router as customers_router
 from filestore.db import create_engine, create_sessionmaker
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
+from filestore.files.direct_router import router as direct_uploads_router
 from filestore.files.router import router as files_router
 from filestore.health import router as health_router
 from filestore.imports.router import router as imports_router
 from filestore.jobs import queue as job_queue
 from filestore.jobs.resources import WorkerResources
 from filestore.jobs.router import router as jobs_router
+from filestore.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from filestore.migrate import upgrade
 from filestore.observability import RequestLogMiddleware, configure_logging
 from filestore.settings import Settings, get_settings
@@ -110,10 +112,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="File storage for the ISP platform: streaming uploads to S3/MinIO, "
         "metadata in PostgreSQL.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.filestore_api_docs else None,
+        redoc_url="/redoc" if settings.filestore_api_docs else None,
+        openapi_url="/openapi.json" if settings.filestore_api_docs else None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_json_body_size,
+        exempt=frozenset({("POST", "/files/upload")}),
+    )
     app.add_middleware(RequestLogMiddleware)
+    # Outermost: error answers and 404s carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
@@ -123,5 +135,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
     app.include_router(imports_router)
     app.include_router(jobs_router)
+    app.include_router(direct_uploads_router)
     app.include_router(files_router)
     return app

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from filestore.auth import credentials
 from filestore.auth import reset as reset_service
 from filestore.auth import service as auth_service
 from filestore.auth import sessions as auth_sessions
@@ -34,7 +35,7 @@ from filestore.deps import (
     StaffUser,
 )
 from filestore.errors import BadRequest, Unprocessable
-from filestore.schemas import MAX_DB_ID
+from filestore.schemas import DbId, PageOffset, SearchText
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"])
@@ -66,6 +67,14 @@ _LOCKED: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _no_store(response: Response) -> None:
+    """Responses that carry tokens or the caller's profile: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+NO_STORE = [Depends(_no_store)]
+
+
 async def _read_login(request: Request) -> LoginRequest:
     """The credentials from a JSON body or an OAuth2 password form (Swagger's Authorize)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -94,6 +103,7 @@ def _tokens(pair: auth_sessions.TokenPair) -> TokenResponse:
 @router.post(
     "/login",
     response_model=TokenResponse,
+    dependencies=NO_STORE,
     openapi_extra=_LOGIN_BODY,
     responses={401: {"description": "Incorrect username or password"}, **_LOCKED},
 )
@@ -115,6 +125,7 @@ async def login(
 @router.post(
     "/refresh",
     response_model=TokenResponse,
+    dependencies=NO_STORE,
     responses={401: {"description": "Unknown, expired, revoked or already used refresh token"}},
 )
 async def refresh(
@@ -145,7 +156,7 @@ async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> A
     return await auth_service.setup(session, setup_in=body, client=client)
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, dependencies=NO_STORE)
 async def me(user: CurrentUser) -> Any:
     """The user this token belongs to."""
     return user
@@ -154,7 +165,12 @@ async def me(user: CurrentUser) -> Any:
 @router.post(
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={400: {"description": "Wrong current password"}, **_WEAK, **_LOCKED},
+    responses={
+        400: {"description": "Wrong current password"},
+        409: {"description": "The account changed meanwhile"},
+        **_WEAK,
+        **_LOCKED,
+    },
 )
 async def change_password(
     body: ChangePasswordRequest,
@@ -164,7 +180,7 @@ async def change_password(
     client: ClientDep,
 ) -> Response:
     """Change your password; every token you held stops working (log in again)."""
-    await auth_service.change_password(
+    await credentials.change_password(
         session,
         user_id=user.id,
         current_password=body.current_password,
@@ -227,7 +243,9 @@ async def reset_password_page() -> HTMLResponse:
         _RESET_PAGE,
         headers={
             "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'",
+            "style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; "
+            "frame-ancestors 'none'",
+            "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
         },
@@ -252,11 +270,11 @@ async def list_users(
     session: SessionDep,
     _: AdminUser,
     role: Role | None = None,
-    customer_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
-    email: str | None = Query(default=None, max_length=320),
+    customer_id: Annotated[DbId | None, Query()] = None,
+    email: Annotated[SearchText | None, Query()] = None,
     is_active: bool | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Users, by id, optionally filtered (admin only)."""
     return await auth_service.list_users(
@@ -299,10 +317,11 @@ async def update_user(
 @users_router.post(
     "/{user_id}/password-reset",
     response_model=PasswordResetOut,
+    dependencies=NO_STORE,
     responses={
         403: {"description": "Staff resetting a non-customer user"},
         404: {"description": "Not found"},
-        503: {"description": "The e-mail could not be sent"},
+        503: {"description": "The e-mail could not be sent (ask for another link)"},
     },
 )
 async def issue_password_reset(
@@ -313,6 +332,9 @@ async def issue_password_reset(
     issued = await reset_service.issue_for_user(
         session, user_id=user_id, actor=actor, client=client, settings=settings
     )
+    # The mail goes out only once its token exists: a failed commit sends no dead link.
+    await session.commit()
+    await reset_service.deliver(settings, issued)
     return PasswordResetOut(
         reset_token=None if issued.emailed else issued.token,
         reset_url=None if issued.emailed else issued.url,

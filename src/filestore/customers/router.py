@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
 from filestore.customers import service as customers_service
 from filestore.customers.schemas import CustomerCreate, CustomerOut
 from filestore.deps import ClientDep, CurrentUser, IdPath, SessionDep, StaffUser
+from filestore.schemas import PageOffset, SearchText
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -35,9 +36,9 @@ async def create_customer(
 async def list_customers(
     session: SessionDep,
     user: CurrentUser,
-    email: str | None = Query(default=None, max_length=320),
+    email: Annotated[SearchText | None, Query()] = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Customers visible to you, optionally filtered by e-mail (case-insensitive)."""
     return await customers_service.list_visible(

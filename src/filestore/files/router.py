@@ -16,6 +16,7 @@ from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
 from filestore.files.schemas import DownloadUrlOut, FileOut
+from filestore.schemas import PageOffset
 from filestore.tickets import service as tickets_service
 
 router = APIRouter(prefix="/files", tags=["files"])
@@ -90,7 +91,7 @@ async def visible_file(
 
 VisibleFile = Annotated[FileUpload, Depends(visible_file)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[PageOffset, Query()]
 
 
 @router.post(

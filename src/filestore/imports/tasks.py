@@ -11,12 +11,14 @@ import psycopg
 import structlog
 from obstore.exceptions import NotFoundError
 
-from filestore.auth import reset as reset_service
 from filestore.files.models import FileUpload, UploadStatus
+from filestore.imports import invites
+from filestore.imports.records import ImportSource
 from filestore.imports.rows import ImportFileError
-from filestore.imports.runner import CustomerImport, ImportSource, fail_job
-from filestore.jobs.models import BackgroundJob, JobStatus
-from filestore.jobs.resources import WorkerResources, resources_of
+from filestore.imports.runner import CustomerImport
+from filestore.jobs.models import BackgroundJob
+from filestore.jobs.resources import resources_of
+from filestore.jobs.running import fail_job
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -70,6 +72,7 @@ async def run_customer_import(context: Any, job_id: str) -> None:
         job_id=job_uuid,
         source=object_source(resources.storage, file),
         hash_pool=resources.hash_pool,
+        mailer=invites.Mailer(resources.sessionmaker, resources.settings),
     )
     try:
         await runner.run()
@@ -82,24 +85,6 @@ async def run_customer_import(context: Any, job_id: str) -> None:
                 resources.database_url,
                 job_uuid,
                 f"The import stopped on an internal error ({type(exc).__name__})",
+                attempt=runner.attempt,
             )
         raise
-    rules = job.params.get("validation_rules") or {}
-    if rules.get("send_invites") and not rules.get("dry_run"):
-        await send_invites(resources, job_uuid)
-
-
-async def send_invites(resources: WorkerResources, job_id: uuid.UUID) -> None:
-    """After a completed import: a set-your-password e-mail to each customer it created without
-    a password. Also runs when the job is run again after a crash, for the invites not sent."""
-    async with resources.sessionmaker() as session:
-        job = await session.get(BackgroundJob, job_id)
-    if job is None or job.status is not JobStatus.completed:
-        return
-    try:
-        await reset_service.send_import_invites(
-            resources.sessionmaker, job_id=job_id, settings=resources.settings
-        )
-    except Exception:
-        # The import itself succeeded; its result says how many invites went out.
-        log.exception("import.invites_error", job_id=str(job_id))

@@ -14,6 +14,7 @@ from filestore.jobs import service as jobs_service
 from filestore.jobs.errors_csv import stream_csv
 from filestore.jobs.models import BackgroundJob, JobStatus, JobType
 from filestore.jobs.schemas import JobOut
+from filestore.schemas import PageOffset
 
 router = APIRouter(prefix="/files/jobs", tags=["jobs"])
 
@@ -33,7 +34,7 @@ async def list_jobs(
     status: JobStatus | None = None,
     job_type: JobType | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Jobs, newest first, filtered by status and type (admin, staff)."""
     return await jobs_service.list_jobs(

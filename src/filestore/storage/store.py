@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from obstore.store import LocalStore, S3Store
 
 from filestore.errors import ServiceUnavailable
 from filestore.settings import Settings
+from filestore.storage.presign import Credentials, presign
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -64,6 +65,7 @@ class ObjectStorage:
         self._stores: dict[str, Any] = {}
         self._minio: Minio | None = None
         self._signer: Minio | None = None
+        self._public_url: str | None = None
         self._local_root: Path | None = None
         if settings.uses_s3:
             self._init_s3(settings)
@@ -119,6 +121,7 @@ class ObjectStorage:
         if "://" not in public:
             public = f"{scheme}://{public}"
         public_scheme, _, public_host = public.partition("://")
+        self._public_url = f"{public_scheme}://{public_host.rstrip('/')}"
         self._signer = Minio(
             public_host.rstrip("/"),
             access_key=settings.minio_access_key,
@@ -199,6 +202,34 @@ class ObjectStorage:
             bucket, key, expires=expires, response_headers=overrides
         )
         return url
+
+    def presigned_put(
+        self, bucket: str, key: str, *, expires: timedelta, headers: dict[str, str]
+    ) -> str | None:
+        """A time-limited PUT link to `bucket/key` whose signature also binds `headers` (the
+        client must send each with exactly this value), or None for the local store."""
+        if self._public_url is None:
+            return None
+        settings = self._settings
+        return presign(
+            "PUT",
+            base_url=self._public_url,
+            path=f"/{bucket}/{key}",
+            credentials=Credentials(
+                settings.minio_access_key, settings.minio_secret_key, settings.minio_region
+            ),
+            now=datetime.now(UTC),
+            expires=expires,
+            headers=headers,
+        )
+
+    async def size_of(self, bucket: str, key: str) -> int | None:
+        """The stored object's size in bytes, or None when there is none."""
+        try:
+            meta = await obstore.head_async(self._store(bucket), key)
+        except (NotFoundError, FileNotFoundError):
+            return None
+        return int(meta["size"])
 
     async def delete(self, bucket: str, key: str) -> None:
         """Delete `bucket/key`; a missing object is not an error."""

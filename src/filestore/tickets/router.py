@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
 from filestore.deps import CurrentUser, IdPath, SessionDep
-from filestore.schemas import MAX_DB_ID
+from filestore.schemas import DbId, PageOffset
 from filestore.tickets import service as tickets_service
 from filestore.tickets.schemas import TicketCreate, TicketOut, TicketStatus
 
@@ -29,10 +29,10 @@ async def create_ticket(ticket_in: TicketCreate, session: SessionDep, user: Curr
 async def list_tickets(
     session: SessionDep,
     user: CurrentUser,
-    customer_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
+    customer_id: Annotated[DbId | None, Query()] = None,
     status: TicketStatus | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Tickets visible to you, newest first."""
     return await tickets_service.list_visible(
