@@ -4,26 +4,23 @@ Filestore runs in production mode on a SeaweedFS cluster (three volume servers, 
 001: two copies of every volume). During 40 concurrent uploads of 1-3 MiB and downloads of
 files stored before, the volume server holding the most volumes is SIGKILLed. What a user and
 an operator must see: every upload that got a 201 reads back byte for byte, every other one
-got a JSON 503 and left no row, `/health` tells the truth, and once the server is back one
-cleanup sweep leaves the buckets and the table in agreement (no orphan either way).
+got a JSON 503 and left no row, `/health` says storage ok exactly when an upload works, and
+once the server is back one cleanup sweep leaves the buckets and the table in agreement (no
+orphan either way). With two of three down no write can be placed at all: uploads get a JSON
+503 and leave nothing behind.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import random
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
@@ -33,26 +30,23 @@ from tests.fixtures.cluster import SeaweedCluster
 from tests.fixtures.inspect import StoreInspector
 from tests.fixtures.live import Api, LiveServer, clean_environ, production_env
 from tests.fixtures.servers import s3_env
+from tests.fixtures.storm import (
+    HealthProbe,
+    MiB,
+    Outcome,
+    is_error_body,
+    json_or_none,
+    payload,
+    run_storm,
+    sha256,
+    verify_all,
+)
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
-UPLOADS = 40
-STORED_BEFORE = 8
-DOWNLOADS_EACH = 4  # downloads of each file stored before the storm, mixed into it
-THREADS = 8
+STORED_BEFORE = 8  # files stored before the storm, each downloaded 4 times in it
 KILL_AFTER = 10  # requests finished before the volume server is killed
 GRACE_SECONDS = 2
-
-
-def payload(seed: int, size: int) -> bytes:
-    """A PDF-looking file of `size` bytes that no other seed produces."""
-    header = b"%PDF-1.4\n"
-    return header + random.Random(seed).randbytes(size - len(header))
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -79,156 +73,10 @@ def cluster_server(
     return start_filestore(env)
 
 
-@dataclass
-class Outcome:
-    """One request of the storm."""
-
-    kind: str  # "upload" or "download"
-    name: str
-    expected_sha: str
-    started: float
-    ended: float = 0.0
-    status: int = 0
-    body: Any = None
-    file_id: int | None = None
-    got_sha: str | None = None
-    error: str | None = None
-
-
-def json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def is_error_body(body: Any) -> bool:
-    return isinstance(body, dict) and set(body) >= {"detail", "code"}
-
-
 def sql(server: LiveServer, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(libpq_url(server.env["DATABASE_URL"]), autocommit=True) as conn:
         cursor = conn.execute(query, params)
         return cursor.fetchall() if cursor.description else []
-
-
-class HealthProbe:
-    """Polls `/health` in a thread; `samples` are (time, status code, storage field)."""
-
-    def __init__(self, server: LiveServer) -> None:
-        self.server = server
-        self.samples: list[tuple[float, int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.server.base_url, timeout=15) as client:
-            while not self._stop.is_set():
-                response = client.get("/health")
-                body = json_or_none(response) or {}
-                self.samples.append(
-                    (time.monotonic(), response.status_code, str(body.get("storage")))
-                )
-                self._stop.wait(0.25)
-
-
-def downloaded_sha(api: Api, file_id: int) -> tuple[int, str | None, Any]:
-    response = api.get(f"/files/download/{file_id}")
-    if response.status_code == 200:
-        return 200, sha256(response.content), None
-    return response.status_code, None, json_or_none(response)
-
-
-def verify_all(server: LiveServer, token: str, expected: dict[int, str]) -> None:
-    """Download every file in `expected` (4 at a time) and compare SHA-256."""
-    local = threading.local()
-
-    def check(item: tuple[int, str]) -> tuple[int, int, bool]:
-        if not hasattr(local, "api"):
-            local.api = server.api(token)
-        status, digest, _ = downloaded_sha(local.api, item[0])
-        return item[0], status, digest == item[1]
-
-    with ThreadPoolExecutor(4) as pool:
-        bad = [result for result in pool.map(check, expected.items()) if not result[2]]
-    assert not bad, f"(file id, status, sha ok) of files not read back intact: {bad}"
-
-
-def run_storm(
-    server: LiveServer,
-    cluster: SeaweedCluster,
-    token: str,
-    customer: int,
-    stored: dict[int, str],
-    victim: int,
-) -> tuple[list[Outcome], float]:
-    """40 uploads and the downloads in a shuffled mix on 8 threads; the volume server
-    `victim` is SIGKILLed once KILL_AFTER requests have finished. Returns outcomes and the
-    moment of the kill."""
-    local = threading.local()
-    finished = 0
-    lock = threading.Lock()
-    killed_at = threading.Event()
-    kill_time = [0.0]
-
-    def client() -> Api:
-        if not hasattr(local, "api"):
-            local.api = server.api(token)
-        api: Api = local.api
-        return api
-
-    def done() -> None:
-        nonlocal finished
-        with lock:
-            finished += 1
-            kill_now = finished == KILL_AFTER
-        if kill_now:
-            kill_time[0] = time.monotonic()
-            cluster.volume(victim).kill()
-            killed_at.set()
-
-    def upload(index: int) -> Outcome:
-        size = MiB + (index * 389_017) % (2 * MiB)  # 1-3 MiB, all different
-        content = payload(1000 + index, size)
-        outcome = Outcome("upload", f"storm-{index}.pdf", sha256(content), time.monotonic())
-        try:
-            response = client().upload(
-                content, outcome.name, content_type="application/pdf", customer_id=customer
-            )
-            outcome.status, outcome.body = response.status_code, json_or_none(response)
-            if response.status_code == 201:
-                outcome.file_id = int(outcome.body["id"])
-        except httpx.HTTPError as exc:
-            outcome.error = repr(exc)
-        outcome.ended = time.monotonic()
-        done()
-        return outcome
-
-    def download(file_id: int) -> Outcome:
-        outcome = Outcome("download", str(file_id), stored[file_id], time.monotonic())
-        try:
-            outcome.status, outcome.got_sha, outcome.body = downloaded_sha(client(), file_id)
-        except httpx.HTTPError as exc:
-            outcome.error = repr(exc)
-        outcome.ended = time.monotonic()
-        done()
-        return outcome
-
-    tasks: list[tuple[Any, int]] = [(upload, i) for i in range(UPLOADS)]
-    tasks += [(download, file_id) for file_id in stored for _ in range(DOWNLOADS_EACH)]
-    random.Random(13).shuffle(tasks)
-    with ThreadPoolExecutor(THREADS) as pool:
-        outcomes = list(pool.map(lambda task: task[0](task[1]), tasks))
-    assert killed_at.is_set()
-    return outcomes, kill_time[0]
 
 
 def run_cleanup(server: LiveServer) -> dict[str, Any]:
@@ -305,7 +153,14 @@ def test_volume_server_killed_mid_storm(
 
     try:
         with HealthProbe(server) as health:
-            outcomes, kill_time = run_storm(server, cluster, admin.token, customer, stored, victim)
+            outcomes, kill_time = run_storm(
+                server,
+                admin.token,
+                customer,
+                stored,
+                fault=cluster.volume(victim).kill,
+                after=KILL_AFTER,
+            )
         log.info(
             "storm (%.1f s): %s", time.monotonic() - started, summary(outcomes, health, kill_time)
         )
@@ -351,3 +206,62 @@ def test_volume_server_killed_mid_storm(
     assert store.row_count() == len(completed) == len(expected)
     verify_all(server, admin.token, expected)
     log.info("storm to verified sweep: %.1f s", time.monotonic() - started)
+
+
+def test_no_volume_server_left_to_write_to(
+    cluster_server: LiveServer, seaweed_cluster: SeaweedCluster
+) -> None:
+    """Two of three volume servers down: replication 001 cannot place a write anywhere.
+    Uploads fail as JSON 503 and leave nothing once the servers are back and swept.
+
+    Slow (~35 s): SeaweedFS retries for ~30 s before it answers, and Filestore's storage read
+    timeout is 30 s."""
+    server, cluster = cluster_server, seaweed_cluster
+    admin = server.admin()
+    assert admin.token is not None
+    customer = int(admin.new_customer()["id"])
+    store = StoreInspector(server, cluster)
+    before = store.snapshot()
+    victims = [i for i in range(len(cluster.volumes)) if i != cluster.busiest_volume_server()]
+    started = time.monotonic()
+
+    def upload(index: int) -> tuple[str, int, Any]:
+        name = f"nowhere-{index}.pdf"
+        response = server.api(admin.token).upload(
+            payload(2000 + index, 2 * MiB),
+            name,
+            content_type="application/pdf",
+            customer_id=customer,
+        )
+        return name, response.status_code, json_or_none(response)
+
+    try:
+        for index in victims:
+            cluster.volume(index).kill()
+        cluster.wait_for_volume_servers(1)
+        with HealthProbe(server) as health, ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(upload, range(3)))
+        seconds = time.monotonic() - started
+        log.info(
+            "writes impossible: %s after %.1f s; /health said %s",
+            answers,
+            seconds,
+            sorted({(code, storage) for _, code, storage in health.samples}),
+        )
+        for name, status, body in answers:
+            assert status == 503, (name, status, body)
+            assert is_error_body(body), body
+            assert body["code"] == "storage_unavailable", body
+        assert seconds < 60
+        names = [name for name, _, _ in answers]
+        assert sql(server, "SELECT id FROM file_uploads WHERE filename = ANY(%s)", (names,)) == []
+    finally:
+        for index in victims:
+            cluster.volume(index).restart()
+        cluster.wait_for_volume_servers(3)
+
+    # Whatever the store finished after Filestore gave up is swept: nothing new remains.
+    time.sleep(GRACE_SECONDS + 0.5)
+    report = run_cleanup(server)
+    log.info("cleanup after the failed writes: %s", json.dumps(report))
+    store.assert_nothing_new(before)
