@@ -89,11 +89,8 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # Every mapper must be known before the first query (foreign keys across domains), also
-    # in processes that never import the routers: workers and the CLI.
-    from filestore.models import load_all_models
-
-    load_all_models()
+    """Sessions on `engine`. The process's entry point must have called
+    `filestore.models.load_all_models()` first: the mappers refer to each other's tables."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 

@@ -10,12 +10,12 @@ from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filestore.audit.service import ClientInfo
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
 from filestore.auth.security import decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
+from filestore.requests import ClientInfo, client_of
 from filestore.schemas import DbId
 from filestore.settings import Settings
 from filestore.state import AppState
@@ -46,15 +46,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
 
 
-def get_client(request: Request) -> ClientInfo:
-    """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies) and agent."""
-    return ClientInfo(
-        ip=request.client.host if request.client else None,
-        user_agent=(request.headers.get("user-agent") or "")[:300] or None,
-    )
-
-
-ClientDep = Annotated[ClientInfo, Depends(get_client)]
+ClientDep = Annotated[ClientInfo, Depends(client_of)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:

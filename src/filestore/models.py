@@ -1,4 +1,8 @@
-"""Imports every domain's models so that `Base.metadata` knows all tables (Alembic, tests)."""
+"""Imports every domain's models so that `Base.metadata` knows all tables.
+
+Called by each entry point before its first query (the API's lifespan, the worker, the CLI,
+Alembic's `env.py`, tests): the mappers refer to each other's tables by name. `db.py` stays
+below the domains and never calls it."""
 
 from __future__ import annotations
 

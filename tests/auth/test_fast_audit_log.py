@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from filestore.audit import service as audit
-from filestore.audit.service import Action, ClientInfo, Who
+from filestore.audit.service import Action, Who
+from filestore.requests import ClientInfo
 from tests.fixtures.app import bound_sessionmaker
 from tests.fixtures.logs import capture_logs
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from filestore.audit.service import NO_CLIENT
 from filestore.auth import credentials, security
 from filestore.auth import reset as reset_service
 from filestore.errors import Conflict
+from filestore.requests import NO_CLIENT
 from filestore.settings import Settings
 from tests.fixtures.app import AsyncApi, bound_sessionmaker
 

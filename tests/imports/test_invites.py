@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from filestore import mail
-from filestore.audit.service import NO_CLIENT
 from filestore.auth import reset as reset_service
 from filestore.db import create_engine, create_sessionmaker
 from filestore.imports import invites
@@ -26,6 +25,7 @@ from filestore.imports.records import ImportSource
 from filestore.imports.runner import CustomerImport
 from filestore.jobs import service as jobs_service
 from filestore.jobs.models import BackgroundJob, JobStatus, JobType
+from filestore.requests import NO_CLIENT
 from filestore.settings import Settings
 from tests.auth.support import SmtpSink, start_smtp, strong_password, token_in
 from tests.conftest import Postgres

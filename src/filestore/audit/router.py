@@ -10,9 +10,12 @@ from fastapi import APIRouter, Query
 from filestore.audit import service as audit_service
 from filestore.audit.schemas import AuditEventOut
 from filestore.deps import AdminUser, SessionDep
+from filestore.errors import ALWAYS, error_responses
 from filestore.schemas import DbId, SearchText
 
-router = APIRouter(prefix="/audit-events", tags=["audit"])
+router = APIRouter(
+    prefix="/audit-events", tags=["audit"], responses=error_responses(401, 403, 422, *ALWAYS)
+)
 
 
 @router.get("", response_model=list[AuditEventOut])

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from filestore.audit.models import AuditEvent
+from filestore.requests import NO_CLIENT, ClientInfo
 
 log = structlog.get_logger(__name__)
 
@@ -37,17 +38,6 @@ class Action(enum.StrEnum):
     user_reactivated = "user.reactivated"
     role_changed = "user.role_changed"
     setup_completed = "setup.completed"
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    """Where a request came from; empty for the CLI and background jobs."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-
-
-NO_CLIENT = ClientInfo()
 
 
 @dataclass(frozen=True)

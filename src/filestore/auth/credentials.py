@@ -17,13 +17,14 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit
-from filestore.audit.service import Action, ClientInfo, Who
+from filestore.audit.service import Action, Who
 from filestore.auth import passwords, throttle
 from filestore.auth import sessions as auth_sessions
 from filestore.auth.models import PasswordResetToken, User
 from filestore.auth.security import hash_password, verify_password
 from filestore.db import side_transaction
 from filestore.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from filestore.requests import ClientInfo
 from filestore.settings import Settings
 
 

@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore import mail
 from filestore.audit import service as audit
-from filestore.audit.service import Action, ClientInfo, Who
+from filestore.audit.service import Action, Who
 from filestore.auth import credentials, passwords
 from filestore.auth.models import PasswordResetToken, Role, User
 from filestore.auth.security import hash_password, new_opaque_token, token_digest
 from filestore.db import side_transaction
 from filestore.errors import BadRequest, Forbidden, NotFound
+from filestore.requests import ClientInfo
 from filestore.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -34,11 +34,13 @@ from filestore.deps import (
     SettingsDep,
     StaffUser,
 )
-from filestore.errors import BadRequest, Unprocessable
+from filestore.errors import ALWAYS, BadRequest, Unprocessable, error_responses
 from filestore.schemas import DbId, PageOffset, SearchText
 
-router = APIRouter(prefix="/auth", tags=["auth"])
-users_router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(422, *ALWAYS))
+users_router = APIRouter(
+    prefix="/users", tags=["users"], responses=error_responses(401, 403, 422, *ALWAYS)
+)
 
 _LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
@@ -59,12 +61,8 @@ _LOGIN_BODY: dict[str, Any] = {
         },
     }
 }
-_WEAK: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Invalid body, or the password breaks a rule (`code` says which)"}
-}
-_LOCKED: dict[int | str, dict[str, Any]] = {
-    429: {"description": "Too many failed attempts; see `Retry-After`"}
-}
+_WEAK = error_responses((422, "Invalid body, or the password breaks a rule (`code` says which)"))
+_LOCKED = error_responses((429, "Too many failed attempts; see `Retry-After`"))
 
 
 def _no_store(response: Response) -> None:
@@ -105,7 +103,7 @@ def _tokens(pair: auth_sessions.TokenPair) -> TokenResponse:
     response_model=TokenResponse,
     dependencies=NO_STORE,
     openapi_extra=_LOGIN_BODY,
-    responses={401: {"description": "Incorrect username or password"}, **_LOCKED},
+    responses={**error_responses((401, "Incorrect username or password")), **_LOCKED},
 )
 async def login(
     request: Request, session: SessionDep, settings: SettingsDep, client: ClientDep
@@ -126,7 +124,7 @@ async def login(
     "/refresh",
     response_model=TokenResponse,
     dependencies=NO_STORE,
-    responses={401: {"description": "Unknown, expired, revoked or already used refresh token"}},
+    responses=error_responses((401, "Unknown, expired, revoked or already used refresh token")),
 )
 async def refresh(
     body: RefreshRequest, session: SessionDep, settings: SettingsDep, client: ClientDep
@@ -149,14 +147,14 @@ async def logout(body: RefreshRequest, session: SessionDep, client: ClientDep) -
     "/setup",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "An admin exists already"}, **_WEAK},
+    responses={**error_responses((409, "An admin exists already")), **_WEAK},
 )
 async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> Any:
     """Create the first admin of a new installation (no token; only while there is no admin)."""
     return await auth_service.setup(session, setup_in=body, client=client)
 
 
-@router.get("/me", response_model=UserOut, dependencies=NO_STORE)
+@router.get("/me", response_model=UserOut, dependencies=NO_STORE, responses=error_responses(401))
 async def me(user: CurrentUser) -> Any:
     """The user this token belongs to."""
     return user
@@ -166,8 +164,9 @@ async def me(user: CurrentUser) -> Any:
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
-        400: {"description": "Wrong current password"},
-        409: {"description": "The account changed meanwhile"},
+        **error_responses(
+            (400, "Wrong current password"), 401, (409, "The account changed meanwhile")
+        ),
         **_WEAK,
         **_LOCKED,
     },
@@ -194,7 +193,7 @@ async def change_password(
 @router.post(
     "/reset-password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={400: {"description": "Invalid, used or expired reset token"}, **_WEAK},
+    responses={**error_responses((400, "Invalid, used or expired reset token")), **_WEAK},
 )
 async def reset_password(
     body: ResetPasswordRequest, session: SessionDep, client: ClientDep
@@ -256,7 +255,7 @@ async def reset_password_page() -> HTMLResponse:
     "",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Username or e-mail taken"}, **_WEAK},
+    responses={**error_responses((409, "Username or e-mail taken")), **_WEAK},
 )
 async def create_user(
     user_in: UserCreate, session: SessionDep, admin: AdminUser, client: ClientDep
@@ -288,9 +287,7 @@ async def list_users(
     )
 
 
-@users_router.get(
-    "/{user_id}", response_model=UserOut, responses={404: {"description": "Not found"}}
-)
+@users_router.get("/{user_id}", response_model=UserOut, responses=error_responses(404))
 async def get_user(user_id: IdPath, session: SessionDep, _: AdminUser) -> Any:
     """One user (admin only)."""
     return await auth_service.get_or_404(session, user_id)
@@ -299,10 +296,7 @@ async def get_user(user_id: IdPath, session: SessionDep, _: AdminUser) -> Any:
 @users_router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses={
-        404: {"description": "Not found"},
-        409: {"description": "Would leave no active admin"},
-    },
+    responses=error_responses(404, (409, "Would leave no active admin")),
 )
 async def update_user(
     user_id: IdPath, changes: UserUpdate, session: SessionDep, admin: AdminUser, client: ClientDep
@@ -318,11 +312,11 @@ async def update_user(
     "/{user_id}/password-reset",
     response_model=PasswordResetOut,
     dependencies=NO_STORE,
-    responses={
-        403: {"description": "Staff resetting a non-customer user"},
-        404: {"description": "Not found"},
-        503: {"description": "The e-mail could not be sent (ask for another link)"},
-    },
+    responses=error_responses(
+        (403, "Staff resetting a non-customer user"),
+        404,
+        (503, "The e-mail could not be sent, or the database is unavailable"),
+    ),
 )
 async def issue_password_reset(
     user_id: IdPath, session: SessionDep, actor: StaffUser, settings: SettingsDep, client: ClientDep

@@ -20,11 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit
-from filestore.audit.service import Action, ClientInfo, Who
+from filestore.audit.service import Action, Who
 from filestore.auth.models import AuthSession, RefreshToken, User
 from filestore.auth.security import create_access_token, new_opaque_token, token_digest
 from filestore.db import side_transaction
 from filestore.errors import Unauthorized
+from filestore.requests import ClientInfo
 from filestore.settings import Settings
 
 INVALID_REFRESH = "Invalid or expired refresh token"

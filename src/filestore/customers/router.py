@@ -9,19 +9,23 @@ from fastapi import APIRouter, Query, status
 from filestore.customers import service as customers_service
 from filestore.customers.schemas import CustomerCreate, CustomerOut
 from filestore.deps import ClientDep, CurrentUser, IdPath, SessionDep, StaffUser
+from filestore.errors import ALWAYS, error_responses
 from filestore.schemas import PageOffset, SearchText
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(
+    prefix="/customers", tags=["customers"], responses=error_responses(401, 422, *ALWAYS)
+)
 
 
 @router.post(
     "",
     response_model=CustomerOut,
     status_code=status.HTTP_201_CREATED,
-    responses={
-        409: {"description": "E-mail already used"},
-        422: {"description": "Invalid body, or the password breaks a rule (`code` says which)"},
-    },
+    responses=error_responses(
+        403,
+        (409, "E-mail already used"),
+        (422, "Invalid body, or the password breaks a rule (`code` says which)"),
+    ),
 )
 async def create_customer(
     customer_in: CustomerCreate, session: SessionDep, staff: StaffUser, client: ClientDep
@@ -46,9 +50,7 @@ async def list_customers(
     )
 
 
-@router.get(
-    "/{customer_id}", response_model=CustomerOut, responses={404: {"description": "Not found"}}
-)
+@router.get("/{customer_id}", response_model=CustomerOut, responses=error_responses(404))
 async def get_customer(customer_id: IdPath, session: SessionDep, user: CurrentUser) -> Any:
     """One customer."""
     return await customers_service.get_visible(session, customer_id=customer_id, user=user)

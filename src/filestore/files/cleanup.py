@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore.files.models import FileUpload, UploadStatus
+from filestore.storage.errors import StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -48,41 +49,68 @@ async def expire_files(
     *,
     now: datetime,
     report: SweepReport,
+    batch: int = EXPIRY_BATCH,
 ) -> None:
+    """Delete the objects of expired files and mark their rows `expired`.
+
+    One pass over the expired rows in id order: a row whose object cannot be deleted is
+    counted as an error and left for the next sweep, never tried again in this one, so rows
+    that keep failing cannot hold up the others or keep the sweep going. No row lock and no
+    database connection is held while the store is called. A store that is down ends the
+    sweep (after recording what was done).
+    """
+    after_id = 0
     while True:
         async with maker() as session:
             rows = (
-                (
-                    await session.execute(
-                        select(FileUpload)
-                        .where(
-                            FileUpload.upload_status == UploadStatus.completed,
-                            FileUpload.expires_at.is_not(None),
-                            FileUpload.expires_at <= now,
-                        )
-                        .order_by(FileUpload.expires_at)
-                        .limit(EXPIRY_BATCH)
-                        .with_for_update(skip_locked=True)
+                await session.execute(
+                    select(FileUpload.id, FileUpload.bucket, FileUpload.object_key)
+                    .where(
+                        FileUpload.upload_status == UploadStatus.completed,
+                        FileUpload.expires_at.is_not(None),
+                        FileUpload.expires_at <= now,
+                        FileUpload.id > after_id,
                     )
+                    .order_by(FileUpload.id)
+                    .limit(batch)
                 )
-                .scalars()
-                .all()
-            )
-            if not rows:
-                return
-            for file in rows:
+            ).all()
+        if not rows:
+            return
+        after_id = rows[-1].id
+        deleted: list[int] = []
+        try:
+            for row in rows:
                 try:
-                    await storage.delete(file.bucket, file.object_key)
+                    await storage.delete(row.bucket, row.object_key)
+                except StorageUnavailable:
+                    report.errors += 1
+                    raise
                 except Exception as exc:
                     report.errors += 1
-                    log.warning("cleanup.expire_failed", file_id=file.id, error=str(exc)[:200])
+                    log.warning("cleanup.expire_failed", file_id=row.id, error=str(exc)[:200])
                     continue
-                file.upload_status = UploadStatus.expired
-                file.deleted_at = now
-                report.expired_files += 1
-            await session.commit()
-            if len(rows) < EXPIRY_BATCH:
-                return
+                deleted.append(row.id)
+        finally:
+            await _mark_expired(maker, deleted, now=now, report=report)
+        if len(rows) < batch:
+            return
+
+
+async def _mark_expired(
+    maker: async_sessionmaker[AsyncSession], ids: list[int], *, now: datetime, report: SweepReport
+) -> None:
+    if not ids:
+        return
+    async with maker() as session:
+        result = await session.execute(
+            update(FileUpload)
+            .where(FileUpload.id.in_(ids), FileUpload.upload_status == UploadStatus.completed)
+            .values(upload_status=UploadStatus.expired, deleted_at=now)
+            .returning(FileUpload.id)
+        )
+        report.expired_files += len(result.all())
+        await session.commit()
 
 
 async def remove_orphan_objects(

@@ -22,11 +22,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import mail
-from filestore.audit.service import NO_CLIENT
 from filestore.auth import credentials
 from filestore.auth import reset as reset_service
 from filestore.imports.models import AccountInvite
 from filestore.jobs.running import RunningJob
+from filestore.requests import NO_CLIENT
 from filestore.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -19,6 +19,7 @@ from filestore.imports.runner import CustomerImport
 from filestore.jobs.models import BackgroundJob
 from filestore.jobs.resources import resources_of
 from filestore.jobs.running import fail_job
+from filestore.storage.errors import StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -51,7 +52,7 @@ def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
     retry=procrastinate.RetryStrategy(
         max_attempts=MAX_ATTEMPTS,
         exponential_wait=2,
-        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError},
+        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError, StorageUnavailable},
     ),
 )
 async def run_customer_import(context: Any, job_id: str) -> None:
@@ -79,7 +80,9 @@ async def run_customer_import(context: Any, job_id: str) -> None:
     except Exception as exc:
         attempts = context.job.attempts + 1
         log.exception("import.error", job_id=job_id, attempt=attempts)
-        retryable = isinstance(exc, psycopg.OperationalError | OSError | TimeoutError)
+        retryable = isinstance(
+            exc, psycopg.OperationalError | OSError | TimeoutError | StorageUnavailable
+        )
         if not retryable or attempts >= MAX_ATTEMPTS:
             await fail_job(
                 resources.database_url,

@@ -7,18 +7,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from filestore.deps import CurrentUser, IdPath, SessionDep
+from filestore.errors import ALWAYS, error_responses
 from filestore.schemas import DbId, PageOffset
 from filestore.tickets import service as tickets_service
 from filestore.tickets.schemas import TicketCreate, TicketOut, TicketStatus
 
-router = APIRouter(prefix="/tickets", tags=["tickets"])
+router = APIRouter(
+    prefix="/tickets", tags=["tickets"], responses=error_responses(401, 422, *ALWAYS)
+)
 
 
 @router.post(
     "",
     response_model=TicketOut,
     status_code=status.HTTP_201_CREATED,
-    responses={404: {"description": "Customer not found"}},
+    responses=error_responses((404, "Customer not found")),
 )
 async def create_ticket(ticket_in: TicketCreate, session: SessionDep, user: CurrentUser) -> Any:
     """Open a ticket for a customer (a customer user: for itself)."""
@@ -40,7 +43,7 @@ async def list_tickets(
     )
 
 
-@router.get("/{ticket_id}", response_model=TicketOut, responses={404: {"description": "Not found"}})
+@router.get("/{ticket_id}", response_model=TicketOut, responses=error_responses(404))
 async def get_ticket(ticket_id: IdPath, session: SessionDep, user: CurrentUser) -> Any:
     """One ticket."""
     return await tickets_service.get_visible(session, ticket_id=ticket_id, user=user)
