@@ -135,7 +135,11 @@ class TestRoundTrip:
             detected = detect_encoding(data, complete=True)
             text = decode_all(data, detected, sizes)
         except EncodingError as exc:
-            assert "validation_rules.encoding" in str(exc) or "not a CSV text file" in str(exc)
+            message = str(exc)
+        else:
+            message = ""
+        if message:
+            assert "validation_rules.encoding" in message or "not a CSV text file" in message
             return
         assert "\ufffd" not in text or "\ufffd".encode(detected.encoding) in data
         assert text.encode(detected.encoding) == data[detected.bom :]
@@ -164,16 +168,12 @@ class TestTranscoder:
         out = bytearray()
         # The file offset just past each line, by encoding the text before it.
         expected = {}
-        position = transcoder.start_offset
-        for line in lines:
-            position += len(line.encode("utf-8")) + 1
         u, f = transcoder.start_offset, len(prefix)
         for line in lines:
             u += len((line + "\n").encode("utf-8"))
             f += encoded_length(line + "\n", encoding)
             expected[u] = f
-        assert position == u
-        for chunk in pieces(data, sizes) + [b""]:
+        for chunk in [*pieces(data, sizes), b""]:
             emitted_from = transcoder.start_offset + len(out)
             out += transcoder.feed(chunk) if chunk else transcoder.finish()
             for boundary, file_offset in expected.items():
@@ -293,9 +293,12 @@ class TestStreamErrors:
     def test_offset_of_bad_byte_is_exact_whatever_the_chunks(self, cut: int) -> None:
         data = "ab€".encode() + b"\xff" + b"cd"
         decoder = StreamDecoder(Detected(UTF8, 0, "test"))
-        with pytest.raises(EncodingError, match="offset 5"):
-            for chunk in pieces(data, [cut]):
-                decoder.feed(chunk)
+        for chunk in pieces(data, [cut]):
+            if b"\xff" in chunk:
+                with pytest.raises(EncodingError, match="offset 5"):
+                    decoder.feed(chunk)
+                return
+            decoder.feed(chunk)
 
     def test_nul_in_decoded_text(self) -> None:
         decoder = StreamDecoder(Detected(UTF16LE, 0, "test"))
