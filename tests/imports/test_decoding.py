@@ -35,7 +35,7 @@ from filestore.imports.decoding import (
 
 BOMS = {UTF8: codecs.BOM_UTF8, UTF16LE: codecs.BOM_UTF16_LE, UTF16BE: codecs.BOM_UTF16_BE}
 # Any character but NUL and lone surrogates (which no encoding may carry).
-ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"))
+ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
 CP1252_TEXT = st.text(
     st.characters(codec="cp1252", exclude_characters="\x00"), min_size=0, max_size=300
 )

@@ -112,5 +112,12 @@ class TestSniff:
             0,
         )
         assert (
-            list(csv.reader(io.StringIO(written(rows, delimiter)), **dialect.csv_options())) == rows
+            list(
+                csv.reader(
+                    io.StringIO(written(rows, delimiter)),
+                    delimiter=dialect.delimiter,
+                    quotechar=dialect.quotechar,
+                )
+            )
+            == rows
         )

