@@ -20,8 +20,8 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from filestore import worker as job_worker
 from filestore.db import libpq_url, sqlalchemy_url
-from filestore.jobs import queue as job_queue
 from filestore.migrate import upgrade
 from filestore.settings import Settings
 from tests.fixtures.app import (
@@ -248,10 +248,10 @@ async def fast_engine(
 @pytest.fixture(scope="session")
 async def fast_queue(fast_database_url: str) -> AsyncIterator[procrastinate.App]:
     """The process's one procrastinate app (blueprints can be bound once per process)."""
-    queue = job_queue.create_queue(fast_database_url)
-    await queue.open_async()
-    yield queue
-    await queue.close_async()
+    with job_worker.queue_on(fast_database_url) as queue:
+        await queue.open_async()
+        yield queue
+        await queue.close_async()
 
 
 @pytest.fixture

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # it). Links last DOWNLOAD_URL_TTL_SECONDS (at most 5 minutes).
     minio_public_endpoint: str | None = None
     download_url_ttl_seconds: int = Field(default=300, ge=1, le=300)
+    # Direct uploads (POST /files/direct-uploads): how long the presigned PUT works.
+    direct_upload_url_ttl_seconds: int = Field(default=900, ge=1, le=900)
 
     minio_bucket_customer_uploads: str = "customer-uploads"
     minio_bucket_ticket_media: str = "ticket-media"
@@ -120,11 +122,15 @@ class Settings(BaseSettings):
 
     # HTTP.
     public_base_url: str | None = None
+    # Every request body but the upload's (which MAX_FILE_SIZE limits): JSON, the login form.
+    max_json_body_size: int = Field(default=1_048_576, ge=1)
+    # Swagger UI (/docs), ReDoc (/redoc) and /openapi.json; turn off to hide the API's map.
+    filestore_api_docs: bool = True
     # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: str | None = None
     log_level: str = "INFO"
 
-    @field_validator("max_file_size", mode="before")
+    @field_validator("max_file_size", "max_json_body_size", mode="before")
     @classmethod
     def _size_without_comment(cls, value: object) -> object:
         return _strip_inline_comment(value)

@@ -27,10 +27,26 @@ EXPIRES_AT_LATEST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 class UploadStatus(enum.StrEnum):
+    """pending (reserved, bytes not checked) -> verifying -> completed, or rejected / expired.
+    Only `completed` files are listed or served."""
+
+    pending = "pending"
     uploading = "uploading"
+    verifying = "verifying"
     completed = "completed"
+    rejected = "rejected"
     deleted = "deleted"
     expired = "expired"
+
+
+class RejectionReason(enum.StrEnum):
+    """Why verification refused an upload's bytes."""
+
+    size = "size"
+    checksum = "checksum"
+    type = "type"
+    virus = "virus"
+    missing = "missing"
 
 
 class ScanStatus(enum.StrEnum):
@@ -76,6 +92,9 @@ class FileUpload(TimestampMixin, Base):
         Enum(ScanStatus, name="scan_status", values_callable=lambda e: [m.value for m in e]),
         server_default=ScanStatus.disabled.value,
     )
+    rejection_reason: Mapped[str | None] = mapped_column(String(32))
+    # Until when a pending reservation (a direct upload's presigned PUT) may be completed.
+    reserved_until: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint(
@@ -90,5 +109,10 @@ class FileUpload(TimestampMixin, Base):
             "ix_file_uploads_expires_at",
             "expires_at",
             postgresql_where=text("expires_at IS NOT NULL AND upload_status = 'completed'"),
+        ),
+        Index(
+            "ix_file_uploads_reserved_until",
+            "reserved_until",
+            postgresql_where=text("reserved_until IS NOT NULL"),
         ),
     )

@@ -3,6 +3,10 @@
 obstore streams an async iterator straight into a multipart upload and aborts that upload
 when the iterator raises, so a failed upload leaves nothing behind. It cannot create buckets
 or copy across buckets, which is what the minio SDK is used for (control plane only).
+
+Transport errors of either client leave this class as `StorageUnavailable` (see `errors.py`);
+a missing object stays `FileNotFoundError`/`NotFoundError`, and anything else (credentials,
+bucket, configuration) passes through unchanged.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +23,13 @@ import structlog
 from obstore.exceptions import NotFoundError
 from obstore.store import LocalStore, S3Store
 
-from filestore.errors import ServiceUnavailable
 from filestore.settings import Settings
+from filestore.storage.errors import (
+    StorageUnavailable,
+    as_unavailable,
+    transport_errors_as_unavailable,
+)
+from filestore.storage.presign import Credentials, presign
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -64,6 +73,7 @@ class ObjectStorage:
         self._stores: dict[str, Any] = {}
         self._minio: Minio | None = None
         self._signer: Minio | None = None
+        self._public_url: str | None = None
         self._local_root: Path | None = None
         if settings.uses_s3:
             self._init_s3(settings)
@@ -119,6 +129,7 @@ class ObjectStorage:
         if "://" not in public:
             public = f"{scheme}://{public}"
         public_scheme, _, public_host = public.partition("://")
+        self._public_url = f"{public_scheme}://{public_host.rstrip('/')}"
         self._signer = Minio(
             public_host.rstrip("/"),
             access_key=settings.minio_access_key,
@@ -147,30 +158,41 @@ class ObjectStorage:
 
         minio = self._minio
         for bucket in self._buckets:
-            exists = await asyncio.to_thread(minio.bucket_exists, bucket)
-            if not exists:
+            with transport_errors_as_unavailable("ensure_buckets"):
+                exists = await asyncio.to_thread(minio.bucket_exists, bucket)
+                if exists:
+                    continue
                 try:
                     await asyncio.to_thread(minio.make_bucket, bucket)
                 except S3Error as exc:
                     # Another API process created it between our check and our create.
                     if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                         raise
-                log.info("storage.bucket_created", bucket=bucket)
+            log.info("storage.bucket_created", bucket=bucket)
 
     async def put_stream(
         self, bucket: str, key: str, chunks: AsyncIterator[memoryview], *, content_type: str
     ) -> None:
-        """Stream `chunks` into `bucket/key`; if the iterator raises, nothing is kept."""
+        """Stream `chunks` into `bucket/key`; if the iterator raises, nothing is kept and its
+        exception is not taken for a storage error."""
         # The local store cannot keep attributes; its Content-Type lives in the database anyway.
         attributes: Attributes | None = {"Content-Type": content_type} if self._minio else None
-        await obstore.put_async(
-            self._store(bucket),
-            key,
-            chunks,
-            attributes=attributes,
-            chunk_size=self._settings.upload_chunk_size,
-            max_concurrency=self._settings.upload_concurrency,
-        )
+        source = _WatchedSource(chunks)
+        try:
+            await obstore.put_async(
+                self._store(bucket),
+                key,
+                source,
+                attributes=attributes,
+                chunk_size=self._settings.upload_chunk_size,
+                max_concurrency=self._settings.upload_concurrency,
+            )
+        except Exception as exc:
+            # A source that failed (client gone, size overrun, scanner) is not the store's fault.
+            unavailable = None if source.error is not None else as_unavailable(exc, "put")
+            if unavailable is None:
+                raise
+            raise unavailable from exc
 
     async def open(
         self, bucket: str, key: str, *, start: int = 0, end: int | None = None
@@ -181,7 +203,8 @@ class ObjectStorage:
             options["range"] = (start, end)
         elif start:
             options["range"] = {"offset": start}
-        result = await obstore.get_async(self._store(bucket), key, options=options)
+        with transport_errors_as_unavailable("get"):
+            result = await obstore.get_async(self._store(bucket), key, options=options)
         first, last = result.range
         return StoredObject(
             chunks=_as_chunks(result.stream(DOWNLOAD_CHUNK_SIZE)), size=last - first
@@ -200,22 +223,56 @@ class ObjectStorage:
         )
         return url
 
+    def presigned_put(
+        self, bucket: str, key: str, *, expires: timedelta, headers: dict[str, str]
+    ) -> str | None:
+        """A time-limited PUT link to `bucket/key` whose signature also binds `headers` (the
+        client must send each with exactly this value), or None for the local store."""
+        if self._public_url is None:
+            return None
+        settings = self._settings
+        return presign(
+            "PUT",
+            base_url=self._public_url,
+            path=f"/{bucket}/{key}",
+            credentials=Credentials(
+                settings.minio_access_key, settings.minio_secret_key, settings.minio_region
+            ),
+            now=datetime.now(UTC),
+            expires=expires,
+            headers=headers,
+        )
+
+    async def size_of(self, bucket: str, key: str) -> int | None:
+        """The stored object's size in bytes, or None when there is none."""
+        try:
+            meta = await obstore.head_async(self._store(bucket), key)
+        except (NotFoundError, FileNotFoundError):
+            return None
+        return int(meta["size"])
+
     async def delete(self, bucket: str, key: str) -> None:
         """Delete `bucket/key`; a missing object is not an error."""
         try:
-            await obstore.delete_async(self._store(bucket), key)
+            with transport_errors_as_unavailable("delete"):
+                await obstore.delete_async(self._store(bucket), key)
         except (NotFoundError, FileNotFoundError):
             pass
 
     async def exists(self, bucket: str, key: str) -> bool:
         try:
-            await obstore.head_async(self._store(bucket), key)
+            with transport_errors_as_unavailable("head"):
+                await obstore.head_async(self._store(bucket), key)
         except (NotFoundError, FileNotFoundError):
             return False
         return True
 
     async def move(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         """Server-side move (copy + delete); used when an upload's bucket is known only late."""
+        with transport_errors_as_unavailable("move"):
+            await self._move(src_bucket, src_key, dst_bucket, dst_key)
+
+    async def _move(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         if src_bucket == dst_bucket:
             await obstore.rename_async(self._store(src_bucket), src_key, dst_key)
             return
@@ -234,14 +291,15 @@ class ObjectStorage:
 
     async def list_objects(self, bucket: str) -> AsyncIterator[list[ListedObject]]:
         """Every object of `bucket`, in pages."""
-        stream = obstore.list(self._store(bucket), chunk_size=1000)
-        async for page in stream:
-            yield [
-                ListedObject(
-                    key=meta["path"], last_modified=meta["last_modified"], size=meta["size"]
-                )
-                for meta in page
-            ]
+        with transport_errors_as_unavailable("list"):
+            stream = obstore.list(self._store(bucket), chunk_size=1000)
+            async for page in stream:
+                yield [
+                    ListedObject(
+                        key=meta["path"], last_modified=meta["last_modified"], size=meta["size"]
+                    )
+                    for meta in page
+                ]
 
     async def incomplete_uploads(self, bucket: str) -> list[IncompleteUpload]:
         """Multipart uploads begun and never completed nor aborted (S3 only; none locally)."""
@@ -253,13 +311,14 @@ class ObjectStorage:
         upload_marker: str | None = None
         while True:
             # The minio SDK reaches ListMultipartUploads only through this private method.
-            result = await asyncio.to_thread(
-                minio._list_multipart_uploads,
-                bucket,
-                key_marker=key_marker,
-                upload_id_marker=upload_marker,
-                max_uploads=1000,
-            )
+            with transport_errors_as_unavailable("list_uploads"):
+                result = await asyncio.to_thread(
+                    minio._list_multipart_uploads,
+                    bucket,
+                    key_marker=key_marker,
+                    upload_id_marker=upload_marker,
+                    max_uploads=1000,
+                )
             found.extend(
                 IncompleteUpload(
                     key=u.object_name, upload_id=u.upload_id or "", initiated=u.initiated_time
@@ -278,24 +337,47 @@ class ObjectStorage:
 
     async def abort_upload(self, bucket: str, upload: IncompleteUpload) -> None:
         if self._minio is not None:
-            await asyncio.to_thread(
-                self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id
-            )
+            with transport_errors_as_unavailable("abort_upload"):
+                await asyncio.to_thread(
+                    self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id
+                )
 
     async def ping(self) -> None:
-        """Raise ServiceUnavailable unless the store answers within the storage timeout."""
+        """Raise StorageUnavailable unless the store answers within the storage timeout (for
+        `/health`: whatever the reason, a store that does not answer is not usable)."""
         bucket = self._settings.minio_bucket_customer_uploads
         try:
             await asyncio.wait_for(
                 self.exists(bucket, HEALTH_PROBE_KEY), self._settings.storage_timeout_seconds
             )
         except Exception as exc:
-            raise ServiceUnavailable(
-                f"Object storage is unavailable: {str(exc)[:200] or type(exc).__name__}",
-                code="storage_unavailable",
+            raise StorageUnavailable(
+                f"Object storage is unavailable: {str(exc)[:200] or type(exc).__name__}"
             ) from exc
 
 
 async def _as_chunks(stream: Any) -> AsyncIterator[bytes | memoryview]:
-    async for chunk in stream:
-        yield memoryview(chunk)
+    with transport_errors_as_unavailable("read"):
+        async for chunk in stream:
+            yield memoryview(chunk)
+
+
+class _WatchedSource:
+    """The bytes of a put, remembering whether the source itself failed: a client that
+    disconnects or a scanner that gives up is not an outage of the store."""
+
+    def __init__(self, chunks: AsyncIterator[memoryview]) -> None:
+        self._chunks = chunks
+        self.error: BaseException | None = None
+
+    def __aiter__(self) -> _WatchedSource:
+        return self
+
+    async def __anext__(self) -> memoryview:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise
