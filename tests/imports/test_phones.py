@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import phonenumbers
 import pytest
 from hypothesis import assume, given, settings
@@ -21,11 +24,21 @@ PLAN = ColumnPlan(
     header=["full_name", "email", "phone"],
     field_index={"full_name": 0, "email": 1, "phone": 2},
 )
+_SEED_NOISE = re.compile(r"[\s\-.()]")
 
 
-def seed_import(phone: str) -> str | RowError:
-    """What the import before this module stored for `phone` (or its row error)."""
-    result = validate_row(2, ["Ana", "ana@example.com", phone], PLAN, ValidationRules())
+def seed_digits_only(phone: str) -> str | None:
+    """The seed's rule, as validate_row had it before phones.py: the stored digits, or None
+    for "phone must contain digits only"."""
+    digits = _SEED_NOISE.sub("", phone).removeprefix("+")
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    return digits
+
+
+def imported(phone: str, **rules: Any) -> str | RowError:
+    """What an import stores for `phone` under `rules` (or the row's error)."""
+    result = validate_row(2, ["Ana", "ana@example.com", phone], PLAN, ValidationRules(**rules))
     assert result is not None
     if isinstance(result, ValidRow):
         return result.values["phone"] or ""
@@ -43,13 +56,13 @@ class TestDigitsOnly:
     def test_identical_to_the_seed(self, phone: str) -> None:
         # Longer values fail the field's length check before the phone format is applied.
         assume(phone and len(phone) <= 32)
-        seed = seed_import(phone)
-        if isinstance(seed, RowError):
-            with pytest.raises(PhoneError) as caught:
-                digits_only(phone)
-            assert str(caught.value) == seed.error
+        seed = seed_digits_only(phone)
+        row = imported(phone)
+        if seed is None:
+            assert isinstance(row, RowError)
+            assert (row.column, row.error) == ("phone", "phone must contain digits only")
         else:
-            assert digits_only(phone) == seed
+            assert row == seed
 
     @pytest.mark.parametrize(
         ("value", "stored"),
@@ -122,5 +135,16 @@ class TestRules:
         with pytest.raises(PhoneRulesError, match="phone_format must be one of"):
             check_rules("international", None)
 
-    def test_other_formats_keep_the_value_as_the_seed_did(self) -> None:
-        assert normalise_phone("+1 (555) 123", "as_is") == "+1 (555) 123"
+    def test_any_keeps_the_value_as_written(self) -> None:
+        assert normalise_phone("+1 (555) 123", "any") == "+1 (555) 123"
+        assert imported("+1 (555) 123", phone_format="any") == "+1 (555) 123"
+
+    def test_e164_through_validation(self) -> None:
+        assert imported("(555) 123-4567", phone_format="e164", default_region="US") == (
+            "+15551234567"
+        )
+        row = imported("555 1234", phone_format="e164", default_region="US")
+        assert isinstance(row, RowError)
+        assert row.column == "phone"
+        assert row.value == "555 1234"
+        assert "local number" in row.error

@@ -3,7 +3,6 @@ every file that cannot be read, and never the whole workbook in memory."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import random
 import zipfile
@@ -16,11 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from filestore.files.models import FileUpload
 from filestore.imports import shared_strings as shared_strings_module
-from filestore.imports import xlsx_zip
-from filestore.imports.ranged import Fetch, RangeFile, store_fetcher
+from filestore.imports import xlsx_source, xlsx_zip
+from filestore.imports.ranged import Fetch, RangeFile
+from filestore.imports.rows import ValidationRules
 from filestore.imports.shared_strings import SharedStrings
-from filestore.imports.xlsx import SheetRow, WorkbookError, XlsxReader, stream_rows
+from filestore.imports.tasks import object_source
+from filestore.imports.xlsx import SheetRow, WorkbookError, XlsxReader
 from filestore.imports.xlsx_sheet import MAX_CELL_CHARS, MAX_COLUMNS, SheetScan
 from filestore.storage.store import ObjectStorage
 from tests.fixtures.app import fast_settings
@@ -340,9 +342,10 @@ class TestStreaming:
             yield memoryview(data)
 
         await storage.put_stream("csv-imports", "book.xlsx", chunks(), content_type="x")
-        fetch = store_fetcher(storage, "csv-imports", "book.xlsx", asyncio.get_running_loop())
+        file = FileUpload(bucket="csv-imports", object_key="book.xlsx", file_size=len(data))
+        source = object_source(storage, file)
         got: list[str] = []
-        async for info, batch in stream_rows(fetch, len(data), batch_rows=700):
+        async for info, batch in xlsx_source.rows(source, ValidationRules(), batch_rows=700):
             assert info.shared_strings == 5000
             got.extend(row.cells[0] for row in batch)
         assert got == strings

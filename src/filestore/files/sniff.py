@@ -6,6 +6,8 @@ text formats have none, so for those the head of the file must look like text.
 
 from __future__ import annotations
 
+import codecs
+
 import puremagic
 
 from filestore.errors import UnsupportedMediaType
@@ -79,7 +81,13 @@ SAFE_INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "appl
 
 
 def looks_like_text(head: bytes) -> bool:
-    """UTF-8 (a cut last character allowed) or Latin-1 text without NUL or odd control bytes."""
+    """UTF-8 (a cut last character allowed), Latin-1, or UTF-16 with its byte-order mark (what
+    Excel's "Unicode Text" writes), without NUL or odd control characters."""
+    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            # Incremental: a character cut by the end of the head is held back, not replaced.
+            text = codecs.getincrementaldecoder(encoding)("replace").decode(head[2:])
+            return all(c.isprintable() or c in "\t\n\f\r" for c in text) and "\ufffd" not in text
     if b"\x00" in head:
         return False
     try:

@@ -3,9 +3,9 @@
 `sniff` reads the decoded first bytes of the file (the same bounded prefix the encoding was
 decided on), parses them once per candidate delimiter (`,` `;` TAB `|`), and keeps the one
 that gives the most records, from the header on, the same number of columns; ties go to the
-one that skips fewer records above the header, then to more columns. The header is the first
-record of that width; shorter records before it (a report title, an export date) are reported
-and skipped. European Excel writes `;` because `,` is its decimal separator: split by commas,
+one that skips fewer records above the header, then to more columns. Records above the
+header that look like a title (one cell: a report name, an export date) are reported and
+skipped. European Excel writes `;` because `,` is its decimal separator: split by commas,
 `Ana;1,50;0,2` rows would look regular too, but would leave the header as a "title" above
 them, so `;` wins. The standard library's `csv.Sniffer` was not used: it guesses
 any character as a delimiter (a letter, a space) and has no notion of a title above the header.
@@ -71,9 +71,7 @@ def sniff(
         )
     lines = _sample_lines(sample, complete)
     if not lines:
-        raise DialectError(
-            "The file is empty" if not sample.strip() else "The file has no header row"
-        )
+        raise DialectError("The file is empty: it has no header row")
     quote = quotechar or _guess_quote(lines)
     candidates = [delimiter] if delimiter else list(DELIMITERS)
     # Best: most records of the same width, then fewest records skipped above the header
@@ -100,14 +98,20 @@ def sniff(
 
 def _shape(records: list[list[str]]) -> tuple[int, int, float]:
     """The usual number of columns (the most frequent above one, ties to the wider), the
-    header's index (the first record that wide), and the share of records from the header
-    on that have it."""
+    header's index, and the share of records from the header on that have that width.
+
+    Records above the header are skipped only when they look like a title: narrower than
+    the table and with one non-empty cell at most (a report name, an export date)."""
     counts = Counter(len(r) for r in records)
     wide = {n: hits for n, hits in counts.items() if n > 1} or counts
     columns = max(wide, key=lambda n: (wide[n], n))
-    header_row = next(
-        (i for i, r in enumerate(records[:HEADER_SEARCH_ROWS]) if len(r) == columns), 0
-    )
+    header_row = 0
+    for record in records[:HEADER_SEARCH_ROWS]:
+        if len(record) >= columns or sum(1 for cell in record if cell.strip()) > 1:
+            break
+        header_row += 1
+    if header_row == len(records):
+        header_row = 0
     body = records[header_row:]
     return columns, header_row, sum(1 for r in body if len(r) == columns) / len(body)
 
@@ -166,7 +170,7 @@ def _reason(
         parts.append(f"fields quoted with the {_NAMES[quote]}")
     if header_row:
         parts.append(
-            f"header on record {header_row + 1}: the {header_row} record(s) above it have "
-            "fewer columns (a title?) and are skipped"
+            f"header on record {header_row + 1}: the {header_row} record(s) above it look "
+            "like a title (one cell) and are skipped"
         )
     return "; ".join(parts)

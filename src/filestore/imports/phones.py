@@ -1,7 +1,8 @@
-"""Phone numbers in an import: `phone_format` "digits_only" (the seed's) or "e164".
+"""Phone numbers in an import: `phone_format` "digits_only" (the seed's), "any" or "e164".
 
 "digits_only" strips spaces, dashes, dots, parentheses and one leading `+`, and refuses
 anything that is not then ASCII digits: exactly what the import did before this module.
+"any" stores the value as written.
 
 "e164" parses with `phonenumbers` (Google's libphonenumber metadata), using
 `validation_rules.default_region` for numbers written without a country code, and stores
@@ -20,8 +21,9 @@ import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
 DIGITS_ONLY = "digits_only"
+AS_WRITTEN = "any"
 E164 = "e164"
-PHONE_FORMATS = (DIGITS_ONLY, E164)
+PHONE_FORMATS = (DIGITS_ONLY, AS_WRITTEN, E164)
 _NOISE = re.compile(r"[\s\-.()]")
 _PARSE_REASONS = {
     NumberParseException.INVALID_COUNTRY_CODE: "its country code is unknown",
@@ -67,8 +69,8 @@ def check_rules(phone_format: str, default_region: str | None) -> str | None:
 def normalise_phone(value: str, phone_format: str, default_region: str | None = None) -> str:
     """`value` (already stripped, not empty) as it is stored, or PhoneError with the reason.
 
-    A `phone_format` other than the two known ones leaves the value as it is: that is what
-    the seed's import did, and job parameters saved before this module may carry one.
+    A `phone_format` other than "digits_only" and "e164" leaves the value as it is ("any"),
+    as the import did before this module.
     """
     if phone_format == DIGITS_ONLY:
         return digits_only(value)

@@ -5,17 +5,14 @@ Nothing of an upload is spooled to local disk, and a workbook of up to MAX_FILE_
 read into memory either: `RangeFile` fetches `BLOCK_SIZE` blocks on demand and keeps the
 last `CACHED_BLOCKS` of them, which is all a zip reader needs (the central directory, then
 each part front to back). It is a plain synchronous file for the zip reader running in a
-worker thread; `store_fetcher` bridges to the async object store on the event loop.
+worker thread; `xlsx_source.thread_fetch` bridges it to the async store on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections import OrderedDict
 from collections.abc import Callable
-
-from filestore.storage.store import ObjectStorage
 
 BLOCK_SIZE = 1024 * 1024
 CACHED_BLOCKS = 4
@@ -85,19 +82,3 @@ class RangeFile(io.RawIOBase):
         while len(self._blocks) > self._cached:
             self._blocks.popitem(last=False)
         return block
-
-
-def store_fetcher(
-    storage: ObjectStorage, bucket: str, key: str, loop: asyncio.AbstractEventLoop
-) -> Fetch:
-    """A `fetch` for a thread other than the event loop's: each call runs a ranged GET on
-    `loop` and waits for it."""
-
-    async def get(start: int, end: int) -> bytes:
-        stored = await storage.open(bucket, key, start=start, end=end)
-        return b"".join([bytes(chunk) async for chunk in stored.chunks])
-
-    def fetch(start: int, end: int) -> bytes:
-        return asyncio.run_coroutine_threadsafe(get(start, end), loop).result()
-
-    return fetch
