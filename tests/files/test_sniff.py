@@ -57,6 +57,17 @@ class TestMatchingContent:
         assert sniff(b"\x00\x01\x02\x03\x04", "dat") == "application/octet-stream"
 
 
+class TestOfficeContainers:
+    @pytest.mark.parametrize("extension", ["xlsx", "docx", "pptx"])
+    def test_encrypted_office_file_says_so(self, extension: str) -> None:
+        """Office encrypts a password-protected .xlsx into an OLE2 container (like .xls)."""
+        with pytest.raises(UnsupportedMediaType) as caught:
+            sniff(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), extension)
+        assert caught.value.code == "content_mismatch"
+        assert "password-protected" in caught.value.message
+        assert f"save it as .{extension}" in caught.value.message
+
+
 class TestMismatchRefused:
     @pytest.mark.parametrize(
         ("head", "extension"),

@@ -222,6 +222,12 @@ class TestDetection:
             (b"name\nab\x81c\n", ["nor Windows-1252", "latin-1"]),
             ("Ñandú ".encode() * 3 + b"caf\xe9", ["mostly UTF-8", "offset 27"]),
             (("Иван Петров;ivan@x.ru\n" * 3).encode("cp1251"), ["accented", "windows-1251"]),
+            (
+                "full_name,email,address,city\nИван Петров,ivan@example.com,1 Main St,Anytown\n"  # noqa: RUF001
+                "Анна Иванова,anna@example.com,2 Oak Avenue,Springfield\n".encode("cp1251"),
+                ["'Èâàí Ïåòðîâ", "windows-1251"],
+            ),
+            ("Γιώργος Παπαδόπουλος,g@example.gr\n".encode("cp1253"), ["accented letters only", "windows-1253"]),
             ("Lech Wałęsa\n".encode("cp1250"), ["symbols inside words", "windows-1250"]),
         ],
     )

@@ -84,9 +84,18 @@ class TestSniff:
         with pytest.raises(DialectError, match=message):
             sniff(text, complete=True)
 
-    def test_broken_quoting_everywhere(self) -> None:
+    def test_broken_quoting_from_the_first_record(self) -> None:
         with pytest.raises(DialectError, match="not valid CSV"):
-            sniff('name,email\n"Ana;a|b\tc\n', complete=True)
+            sniff('"name,email\nAna;a|b\tc\n', complete=True)
+
+    def test_unterminated_quote_later_is_left_to_the_import(self) -> None:
+        """The import reports it with its line; the sniff uses the records before it."""
+        dialect = sniff('name;email\nAna;a@x\n"Bob;b@x\n', complete=True)
+        assert (dialect.delimiter, dialect.columns) == (";", 2)
+
+    def test_trailing_delimiters_do_not_make_the_header_a_title(self) -> None:
+        dialect = sniff("name,email\nAna,a@x,\nBo,b@x,\n", complete=True)
+        assert dialect.header_row == 0
 
     @given(
         delimiter=st.sampled_from(DELIMITERS),

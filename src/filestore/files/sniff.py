@@ -31,6 +31,9 @@ _ALIASES = {
     "tiff": {"tif", "tiff"},
 }
 
+_OOXML = {"xlsx", "docx", "pptx"}
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
 _EXECUTABLE_MIMES = {
     "application/vnd.microsoft.portable-executable",
     "application/x-msdownload",
@@ -122,6 +125,15 @@ def sniff(head: bytes, extension: str) -> str:
     if _is_executable(head, mimes):
         raise UnsupportedMediaType(
             f"Executable content is not accepted (file named .{extension})", code="content_mismatch"
+        )
+    if extension in _OOXML and head.startswith(_OLE2_MAGIC):
+        # What Office writes for a password-protected .xlsx/.docx/.pptx (or an old binary file
+        # renamed): puremagic would call it a .doc, which helps nobody.
+        raise UnsupportedMediaType(
+            f"This .{extension} file is password-protected (encrypted), or an old Office "
+            f"97-2003 file renamed: remove the password, or save it as .{extension}, and "
+            "upload it again",
+            code="content_mismatch",
         )
     accepted = _ALIASES.get(extension, {extension})
     for match in matches:

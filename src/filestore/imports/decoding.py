@@ -52,6 +52,7 @@ _UTF8_MULTI = re.compile(
 )
 # A symbol between two letters: Polish or Czech Windows-1250 read as Windows-1252
 # ("Wa³êsa"). Not the middle dot, which Catalan writes between two l's.
+_WORD = re.compile(r"[^\W\d_]+")
 _SYMBOL_IN_WORD = re.compile(r"[^\W\d_][\xa1-\xb6\xb8-\xbf\xd7\xf7][^\W\d_]")
 
 
@@ -212,13 +213,17 @@ def _count_invalid_utf8(data: bytes) -> int:
 
 
 def _mojibake(text: str) -> str | None:
-    """Why `text`, decoded as Windows-1252, looks like another code page, or None."""
-    letters = [c for c in text if c.isalpha()]
-    foreign = sum(1 for c in letters if not c.isascii())
-    if len(letters) >= 20 and foreign > len(letters) * 0.3:
+    """Why `text`, decoded as Windows-1252, looks like another code page, or None.
+
+    Western European words mix accented letters with plain ones (`Müller`, `déjà`); Cyrillic,
+    Greek, Hebrew or Arabic read as Windows-1252 become words of accented letters only
+    (`Èâàí Ïåòðîâ`), however much ASCII (e-mails, numbers) surrounds them."""
+    accented = [w for w in _WORD.findall(text) if not w.isascii()]
+    only = [w for w in accented if len(w) >= 4 and not any(c.isascii() for c in w)]
+    if only and len(only) >= len(accented) * 0.3:
         return (
-            f"would have {foreign} of its {len(letters)} letters accented "
-            "(Cyrillic, Greek or Hebrew text reads like that)"
+            f"would have words of accented letters only ({' '.join(only[:3])!r}), as Cyrillic, "
+            "Greek, Hebrew or Arabic text read in the wrong code page does"
         )
     match = _SYMBOL_IN_WORD.search(text)
     if match:

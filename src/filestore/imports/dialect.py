@@ -142,15 +142,19 @@ def _guess_quote(lines: list[str]) -> str:
 
 
 def _parse(lines: list[str], delimiter: str, quote: str) -> list[list[str]] | None:
+    """The non-blank records, up to the first that is not valid CSV (an unterminated quote
+    at the end is the import's to report, with its line); None when the first one is not."""
+    records: list[list[str]] = []
+    reader = csv.reader(lines, delimiter=delimiter, quotechar=quote, strict=True)
     try:
-        records = [
-            r
-            for r in csv.reader(lines, delimiter=delimiter, quotechar=quote, strict=True)
-            if any(cell.strip() for cell in r)
-        ]
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                records.append(record)
+            if len(records) >= SAMPLE_RECORDS:
+                break
     except csv.Error:
-        return None
-    return records[:SAMPLE_RECORDS] or None
+        pass
+    return records or None
 
 
 def _reason(
