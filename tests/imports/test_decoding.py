@@ -227,7 +227,10 @@ class TestDetection:
                 "Анна Иванова,anna@example.com,2 Oak Avenue,Springfield\n".encode("cp1251"),
                 ["'Èâàí Ïåòðîâ", "windows-1251"],
             ),
-            ("Γιώργος Παπαδόπουλος,g@example.gr\n".encode("cp1253"), ["accented letters only", "windows-1253"]),
+            (
+                "Γιώργος Παπαδόπουλος,g@example.gr\n".encode("cp1253"),
+                ["accented letters only", "windows-1253"],
+            ),
             ("Lech Wałęsa\n".encode("cp1250"), ["symbols inside words", "windows-1250"]),
         ],
     )
