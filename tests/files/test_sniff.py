@@ -36,6 +36,15 @@ class TestMatchingContent:
     def test_latin1_csv_is_text(self) -> None:
         assert sniff("café,Zürich\n".encode("latin-1"), "csv") == "text/csv"
 
+    @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+    def test_utf16_csv_with_bom_is_text(self, encoding: str) -> None:
+        """Excel's "Unicode Text" and many billing exports; cut anywhere by the 8 KiB head."""
+        head = ("\ufeff" + "name\temail\nZoë\tzoe@example.com\n" * 40).encode(encoding)[:1001]
+        assert sniff(head, "csv") == "text/csv"
+
+    def test_utf16_bom_then_binary_is_not_text(self) -> None:
+        assert not looks_like_text(b"\xff\xfe" + bytes(range(256)))
+
     def test_utf8_cut_inside_last_character_is_still_text(self) -> None:
         head = ("é" * 100).encode()[:-1]  # the 8 KiB head can end mid-character
         assert looks_like_text(head)
@@ -46,6 +55,17 @@ class TestMatchingContent:
 
     def test_unknown_extension_with_binary_is_octet_stream(self) -> None:
         assert sniff(b"\x00\x01\x02\x03\x04", "dat") == "application/octet-stream"
+
+
+class TestOfficeContainers:
+    @pytest.mark.parametrize("extension", ["xlsx", "docx", "pptx"])
+    def test_encrypted_office_file_says_so(self, extension: str) -> None:
+        """Office encrypts a password-protected .xlsx into an OLE2 container (like .xls)."""
+        with pytest.raises(UnsupportedMediaType) as caught:
+            sniff(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), extension)
+        assert caught.value.code == "content_mismatch"
+        assert "password-protected" in caught.value.message
+        assert f"save it as .{extension}" in caught.value.message
 
 
 class TestMismatchRefused:

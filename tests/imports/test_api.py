@@ -709,14 +709,22 @@ class TestBadFiles:
         assert job["result"]["unknown_columns"] == []
         assert customers(api, f"p1-{t}@example.com")[0]["full_name"] == "Zoë Łódź"
 
-    def test_latin1_fails_with_a_message_about_utf8(
-        self, import_server: LiveServer, api: Api
-    ) -> None:
+    def test_latin1_is_read_as_windows_1252(self, import_server: LiveServer, api: Api) -> None:
         t = tag()
         content = csv_text([person(t, 1), person(t, 2, full_name="Zoë")]).decode().encode("latin-1")
         job = import_csv(api, content)
+        assert job["status"] == "completed", job
+        assert job["result"]["source"]["encoding"] == "windows-1252"
+        assert customers(api, f"p2-{t}@example.com")[0]["full_name"] == "Zoë"
+
+    def test_undecidable_encoding_fails_before_writing(
+        self, import_server: LiveServer, api: Api
+    ) -> None:
+        t = tag()
+        rows = [person(t, i, full_name=f"Иван Петров {i}") for i in range(3)]
+        job = import_csv(api, csv_text(rows).decode().encode("cp1251"))
         assert job["status"] == "failed", job
-        assert "UTF-8" in job["message"]
+        assert "validation_rules.encoding" in job["message"]
         assert job["finished_at"] is not None
         assert customer_count(import_server, t) == 0  # checked before anything is written
 
@@ -908,8 +916,8 @@ class TestCli:
     def test_failed_import_exits_non_zero_with_the_reason(
         self, import_server: LiveServer, tmp_path: Path
     ) -> None:
-        path = tmp_path / "latin1.csv"
-        path.write_bytes("full_name,email\nZoë,zoe@example.com\n".encode("latin-1"))
+        path = tmp_path / "cyrillic.csv"
+        path.write_bytes("full_name,email\nИван Петров,ivan@example.com\n".encode("cp1251"))  # noqa: RUF001
         result = run_cli(import_server, str(path), cwd=tmp_path)
         assert result.returncode == 1, result.stdout + result.stderr
         assert "UTF-8" in result.stdout + result.stderr

@@ -6,6 +6,8 @@ text formats have none, so for those the head of the file must look like text.
 
 from __future__ import annotations
 
+import codecs
+
 import puremagic
 
 from filestore.errors import UnsupportedMediaType
@@ -28,6 +30,9 @@ _ALIASES = {
     "tif": {"tif", "tiff"},
     "tiff": {"tif", "tiff"},
 }
+
+_OOXML = {"xlsx", "docx", "pptx"}
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 _EXECUTABLE_MIMES = {
     "application/vnd.microsoft.portable-executable",
@@ -79,7 +84,13 @@ SAFE_INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "appl
 
 
 def looks_like_text(head: bytes) -> bool:
-    """UTF-8 (a cut last character allowed) or Latin-1 text without NUL or odd control bytes."""
+    """UTF-8 (a cut last character allowed), Latin-1, or UTF-16 with its byte-order mark (what
+    Excel's "Unicode Text" writes), without NUL or odd control characters."""
+    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            # Incremental: a character cut by the end of the head is held back, not replaced.
+            text = codecs.getincrementaldecoder(encoding)("replace").decode(head[2:])
+            return all(c.isprintable() or c in "\t\n\f\r" for c in text) and "\ufffd" not in text
     if b"\x00" in head:
         return False
     try:
@@ -114,6 +125,15 @@ def sniff(head: bytes, extension: str) -> str:
     if _is_executable(head, mimes):
         raise UnsupportedMediaType(
             f"Executable content is not accepted (file named .{extension})", code="content_mismatch"
+        )
+    if extension in _OOXML and head.startswith(_OLE2_MAGIC):
+        # What Office writes for a password-protected .xlsx/.docx/.pptx (or an old binary file
+        # renamed): puremagic would call it a .doc, which helps nobody.
+        raise UnsupportedMediaType(
+            f"This .{extension} file is password-protected (encrypted), or an old Office "
+            f"97-2003 file renamed: remove the password, or save it as .{extension}, and "
+            "upload it again",
+            code="content_mismatch",
         )
     accepted = _ALIASES.get(extension, {extension})
     for match in matches:

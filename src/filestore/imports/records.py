@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import gc
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,10 +20,28 @@ MAX_RECORD_BYTES = 64 * 1024
 
 @dataclass
 class ImportSource:
-    """Where the CSV bytes come from: `open(offset)` streams the file from a byte offset."""
+    """Where the file's bytes come from: `open(offset)` streams the file from a byte offset;
+    `read_range(start, end)`, when given, reads one range (a workbook is read by seeking)."""
 
     size: int
     open: Callable[[int], AsyncIterator[bytes | memoryview]]
+    read_range: Callable[[int, int], Awaitable[bytes]] | None = None
+
+    async def read(self, start: int, end: int) -> bytes:
+        """Bytes `start..end` (end exclusive, cut at the end of the file)."""
+        if self.read_range is not None:
+            return await self.read_range(start, min(end, self.size))
+        out = bytearray()
+        stream = self.open(start)
+        try:
+            async for chunk in stream:
+                out += chunk
+                if len(out) >= end - start:
+                    break
+        finally:
+            if isinstance(stream, AsyncGenerator):
+                await stream.aclose()
+        return bytes(out[: end - start])
 
 
 @contextmanager
@@ -76,8 +94,15 @@ class RecordSplitter:
     """Push bytes in, take complete records out, with offsets. Memory: one record at most."""
 
     def __init__(
-        self, *, start_offset: int = 0, start_line: int = 1, max_record_bytes: int
+        self,
+        *,
+        start_offset: int = 0,
+        start_line: int = 1,
+        max_record_bytes: int,
+        quote: bytes = b'"',
     ) -> None:
+        # A newline ends a record when the record holds an even number of quote characters.
+        self.quote = quote
         self.offset = start_offset  # offset of the first byte not yet consumed into a record
         self.line = start_line  # line number of the next record's first line
         self.max_record_bytes = max_record_bytes
@@ -108,11 +133,12 @@ class RecordSplitter:
         records: list[Record] = []
         lines = chunk.split(b"\n")
         tail = lines.pop()  # after the last newline: the start of a record still incomplete
-        quoted = b'"' in chunk
+        quote = self.quote
+        quoted = quote in chunk
         longest = self.max_record_bytes + 1
         offset, line = self.offset, self.line
         for raw in lines:
-            if self._pending_len or len(raw) > longest or (quoted and raw.count(b'"') % 2):
+            if self._pending_len or len(raw) > longest or (quoted and raw.count(quote) % 2):
                 # Continued from an earlier chunk, spanning lines, or over the size cap: the
                 # byte-exact path through the pending buffer.
                 self.offset, self.line = offset, line
@@ -133,7 +159,7 @@ class RecordSplitter:
     def _append(self, chunk: bytes, start: int, end: int) -> None:
         if end <= start:
             return
-        self._pending_quotes += chunk.count(b'"', start, end)
+        self._pending_quotes += chunk.count(self.quote, start, end)
         room = self.max_record_bytes + 2 - len(self._pending)
         if room > 0:
             self._pending += chunk[start : min(end, start + room)]
@@ -181,12 +207,16 @@ async def record_batches(
     max_record_bytes: int,
     batch_rows: int,
     max_batch_bytes: int = 16 * 1024 * 1024,
+    quote: bytes = b'"',
 ) -> AsyncIterator[RecordBatch]:
     """Batches of non-blank records, each ending with the offset and line just past its last
     record (blank lines after it are consumed by the next batch). The last batch may be empty;
     it carries the offset of the end of the file."""
     splitter = RecordSplitter(
-        start_offset=start_offset, start_line=start_line, max_record_bytes=max_record_bytes
+        start_offset=start_offset,
+        start_line=start_line,
+        max_record_bytes=max_record_bytes,
+        quote=quote,
     )
     batch = RecordBatch(end_offset=start_offset, end_line=start_line)
     batch_bytes = 0

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from filestore.auth import passwords
-from filestore.imports import fields
+from filestore.imports import fields, phones
 from filestore.imports.fields import FIELD_LIMITS, normalise
 
 REDACTED = "***"
 _EMAIL = re.compile(r"^[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+\.[^@\s,;<>()\[\]\\\".]{2,}$")
-_PHONE_NOISE = re.compile(r"[\s\-.()]")
 
 
 class ImportFileError(ValueError):
@@ -25,12 +24,16 @@ class ImportFileError(ValueError):
 
 @dataclass
 class ValidationRules:
-    """The seed's rules by default: e-mail required, phone digits only."""
+    """The seed's rules by default: e-mail required, phone digits only. `encoding` and
+    `sheet` choose how the file is read (None: detected, the first sheet)."""
 
     email_required: bool = True
     phone_format: str = "digits_only"
     dry_run: bool = False
     send_invites: bool = False
+    default_region: str | None = None
+    encoding: str | None = None
+    sheet: str | None = None
 
     @classmethod
     def from_params(cls, rules: dict[str, Any]) -> ValidationRules:
@@ -39,6 +42,9 @@ class ValidationRules:
             phone_format=str(rules.get("phone_format") or "digits_only"),
             dry_run=bool(rules.get("dry_run", False)),
             send_invites=bool(rules.get("send_invites", False)),
+            default_region=rules.get("default_region") or None,
+            encoding=rules.get("encoding") or None,
+            sheet=rules.get("sheet") or None,
         )
 
 
@@ -69,8 +75,8 @@ class ColumnPlan:
         )
 
 
-def parse_header(line: str) -> list[str]:
-    rows = list(csv.reader([line]))
+def parse_header(line: str, *, delimiter: str = ",", quotechar: str = '"') -> list[str]:
+    rows = list(csv.reader([line], delimiter=delimiter, quotechar=quotechar))
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise ImportFileError("The file has no header row")
     return [cell.strip() for cell in rows[0]]
@@ -185,13 +191,13 @@ def validate_row(
             line, _column(plan, "email"), email[:200], "email is not a valid e-mail address"
         )
     phone = values.get("phone")
-    if phone and rules.phone_format == "digits_only":
-        digits = _PHONE_NOISE.sub("", phone).removeprefix("+")
-        if not digits.isdigit() or not digits.isascii():
-            return RowError(
-                line, _column(plan, "phone"), phone[:200], "phone must contain digits only"
+    if phone:
+        try:
+            values["phone"] = phones.normalise_phone(
+                phone, rules.phone_format, rules.default_region
             )
-        values["phone"] = digits
+        except phones.PhoneError as exc:
+            return RowError(line, _column(plan, "phone"), phone[:200], str(exc))
     row = ValidRow(line, values)
     password = values.get("password")
     if password:

@@ -1,19 +1,20 @@
 """Running a customer import: exactly-once in effect, resumable after a crash.
 
-Orchestration only. The run claims its job (`jobs/running.py`); the first time, a first pass
-checks the file and counts its rows (`prescan.py`) and the header is mapped to fields
-(`rows.py`), and that plan is saved on the job. Then the file is streamed from the job's
-checkpoint in batches of records (`records.py`), each parsed and validated (`parsing.py`), its
-passwords hashed (`password_hashing.py`) and written together with the job's checkpoint
-(`writer.py`). Last come the invites (`invites.py`), then the job's final status. A run that
-another one superseded (see `jobs/running.py`) stops at its next write, having written nothing
-more.
+Orchestration only. The run claims its job (`jobs/running.py`); the first time, the file's
+kind is told from its first bytes: a CSV's encoding and dialect are decided and a first pass
+checks and counts it (`csv_source.py`), a workbook's header is read (`xlsx_source.py`); the
+header is mapped to fields (`rows.py`), and that plan, with how the file is read, is saved on
+the job. Then the file is streamed from the job's checkpoint in batches of records or
+worksheet rows, each parsed and validated (`parsing.py`), its passwords hashed
+(`password_hashing.py`) and written together with the job's checkpoint (`writer.py`). Last
+come the invites (`invites.py`), then the job's final status. A run that another one
+superseded (see `jobs/running.py`) stops at its next write, having written nothing more.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -21,11 +22,11 @@ import psycopg
 import structlog
 
 from filestore.db import libpq_url
-from filestore.imports import invites, writer
-from filestore.imports.parsing import parse_batch
+from filestore.imports import csv_source, invites, writer, xlsx_source
+from filestore.imports.decoding import PREFIX_BYTES
+from filestore.imports.parsing import BatchOutcome, parse_batch, validate_sheet_rows
 from filestore.imports.password_hashing import hash_passwords
-from filestore.imports.prescan import prescan
-from filestore.imports.records import MAX_RECORD_BYTES, ImportSource, record_batches
+from filestore.imports.records import ImportSource
 from filestore.imports.rows import (
     ColumnPlan,
     ImportFileError,
@@ -33,6 +34,7 @@ from filestore.imports.rows import (
     parse_header,
     plan_columns,
 )
+from filestore.imports.xlsx_zip import OLE2_MAGIC, ZIP_MAGIC
 from filestore.jobs.models import JobStatus
 from filestore.jobs.running import JobCancelled, JobProgress, JobSuperseded, RunningJob
 
@@ -103,25 +105,18 @@ class CustomerImport:
 
     async def _run(self, job: RunningJob) -> dict[str, Any]:
         rules = ValidationRules.from_params(job.params.get("validation_rules") or {})
-        plan = await self._plan(job, rules)
+        plan, source = await self._plan(job, rules)
         await writer.prepare(job.conn, rules)
         # With passwords a batch is minutes of hashing: keep it to seconds, so progress moves
         # and a crash loses little work.
         hashing = "password" in plan.field_index and not rules.dry_run
-        batches = record_batches(
-            self.source.open(job.offset),
-            start_offset=job.offset,
-            start_line=job.line,
-            max_record_bytes=MAX_RECORD_BYTES,
-            batch_rows=PASSWORDS_PER_BATCH if hashing else BATCH_ROWS,
-        )
-        async for batch in batches:
-            outcome = parse_batch(batch.records, plan, rules)
+        batch_rows = PASSWORDS_PER_BATCH if hashing else BATCH_ROWS
+        async for outcome, end_offset, end_line in self._outcomes(
+            job, plan, rules, source, batch_rows
+        ):
             if hashing:
                 await hash_passwords(outcome.valid, self.hash_pool)
-            await writer.write(
-                job, writer.BatchWrite(outcome, batch.end_offset, batch.end_line, rules)
-            )
+            await writer.write(job, writer.BatchWrite(outcome, end_offset, end_line, rules))
             self._report(job.progress)
         if not rules.send_invites or rules.dry_run:
             return {}
@@ -129,26 +124,71 @@ class CustomerImport:
             return {"invites_error": "This run cannot send e-mail"}
         return await invites.send(self.mailer, job)
 
-    async def _plan(self, job: RunningJob, rules: ValidationRules) -> ColumnPlan:
-        """The column plan: saved on the job by its first run, made now otherwise."""
+    async def _outcomes(
+        self,
+        job: RunningJob,
+        plan: ColumnPlan,
+        rules: ValidationRules,
+        source: dict[str, Any],
+        batch_rows: int,
+    ) -> AsyncIterator[tuple[BatchOutcome, int, int]]:
+        """Validated batches from the checkpoint on, each with the checkpoint after it."""
+        if source.get("kind") == "xlsx":
+            # The checkpoint is the next row number (offset and line alike).
+            async for sheet_rows in xlsx_source.batches(
+                self.source, rules, after_line=job.line - 1, batch_rows=batch_rows
+            ):
+                end = sheet_rows[-1].line + 1
+                yield validate_sheet_rows(sheet_rows, plan, rules), end, end
+            return
+        fmt = csv_source.CsvFormat.from_json(source) if source else csv_source.LEGACY
+        delimiter, quotechar = fmt.dialect.delimiter, fmt.dialect.quotechar
+        async for batch in csv_source.batches(
+            self.source, fmt, offset=job.offset, line=job.line, batch_rows=batch_rows
+        ):
+            outcome = parse_batch(
+                batch.records, plan, rules, delimiter=delimiter, quotechar=quotechar
+            )
+            yield outcome, batch.end_offset, batch.end_line
+
+    async def _plan(
+        self, job: RunningJob, rules: ValidationRules
+    ) -> tuple[ColumnPlan, dict[str, Any]]:
+        """The column plan and how the file is read: saved on the job by its first run, made
+        now otherwise."""
         if job.has_plan and "plan" in job.params:
-            return ColumnPlan.from_json(job.params["plan"])
-        scan = await prescan(self.source)
+            return ColumnPlan.from_json(job.params["plan"]), job.params.get("source") or {}
+        prefix = await self.source.read(0, PREFIX_BYTES)
         mapping = job.params.get("mapping_config") or {}
-        plan = plan_columns(parse_header(scan.header_text), mapping, rules)
-        warnings = list(plan.warnings)
+        if prefix.startswith(ZIP_MAGIC) or prefix.startswith(OLE2_MAGIC):
+            sheet = await xlsx_source.prescan(self.source, rules)
+            plan = plan_columns(sheet.header, mapping, rules)
+            source, warnings = sheet.to_json(), sheet.warnings
+            total, offset, line = sheet.data_rows, sheet.header_line + 1, sheet.header_line + 1
+        else:
+            fmt = await csv_source.inspect(self.source, prefix, rules)
+            scan = await csv_source.prescan(self.source, fmt)
+            header = parse_header(
+                scan.header_text,
+                delimiter=fmt.dialect.delimiter,
+                quotechar=fmt.dialect.quotechar,
+            )
+            plan = plan_columns(header, mapping, rules)
+            source, warnings = fmt.to_json(), []
+            total, offset, line = scan.data_rows, scan.data_offset, scan.data_line
+        warnings += plan.warnings
         if plan.unknown_columns:
             warnings.append(f"Columns not imported: {', '.join(plan.unknown_columns)}")
         await job.save_plan(
-            total_rows=scan.data_rows,
-            params={"plan": plan.to_json()},
+            total_rows=total,
+            params={"plan": plan.to_json(), "source": source},
             warnings=warnings,
-            offset=scan.data_offset,
-            line=scan.data_line,
-            result={"unknown_columns": plan.unknown_columns},
+            offset=offset,
+            line=line,
+            result={"unknown_columns": plan.unknown_columns, "source": source},
         )
         self._report(job.progress)
-        return plan
+        return plan, source
 
     def _report(self, progress: JobProgress) -> None:
         if self.on_progress is not None:

@@ -6,19 +6,57 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from filestore.imports import fields
+from filestore.imports import decoding, fields, phones
 from filestore.schemas import DbId, StrictInput
 
 
 class ValidationRulesIn(StrictInput):
     email_required: bool = True
-    phone_format: Literal["digits_only", "any"] = "digits_only"
+    phone_format: Literal["digits_only", "any", "e164"] = Field(
+        default="digits_only",
+        description="digits_only: strip formatting; any: as written; e164: +<country><number> "
+        "(numbers without a country code need default_region), impossible numbers fail",
+    )
+    default_region: str | None = Field(
+        default=None,
+        max_length=2,
+        description="Two-letter country code for phone numbers written without one (e164)",
+    )
     dry_run: bool = False
     send_invites: bool = Field(
         default=False,
         description="E-mail a set-your-password link to every customer created without a "
         "password, after the import completes (needs SMTP_HOST)",
     )
+    encoding: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The CSV's encoding when detection is not wanted: utf-8, utf-16-le, "
+        "utf-16-be, windows-1252, latin-1, windows-1250 … windows-1258",
+    )
+    sheet: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The worksheet of an .xlsx to import (default: the first visible one)",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return decoding.canonical(value)
+        except decoding.EncodingError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        try:
+            return phones.check_rules(phones.DIGITS_ONLY, value)
+        except phones.PhoneRulesError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class CsvImportRequest(StrictInput):

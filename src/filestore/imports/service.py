@@ -21,11 +21,24 @@ from filestore.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+IMPORTABLE = ("csv", "xlsx")
+
+
 def check_is_csv(file: FileUpload) -> None:
-    if file.file_type != "csv" and not file.filename.lower().endswith(".csv"):
+    """A CSV or an .xlsx workbook, by type or name; an old .xls gets its own message."""
+    extension = file.filename.lower().rpartition(".")[2]
+    if file.file_type in IMPORTABLE or extension in IMPORTABLE:
+        return
+    if file.file_type == "xls" or extension == "xls":
         raise Unprocessable(
-            f"File {file.id} is not a CSV file (file_type {file.file_type!r})", code="not_csv"
+            f"File {file.id} is an Excel 97-2003 workbook (.xls), which imports do not read: "
+            "open it in Excel and save it as .xlsx or as CSV UTF-8",
+            code="xls_not_supported",
         )
+    raise Unprocessable(
+        f"File {file.id} is not a CSV file or an .xlsx workbook (file_type {file.file_type!r})",
+        code="not_csv",
+    )
 
 
 async def start(

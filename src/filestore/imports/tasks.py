@@ -42,7 +42,15 @@ def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
         async for chunk in stored.chunks:
             yield chunk
 
-    return ImportSource(size=file.file_size, open=open_from)
+    async def read_range(start: int, end: int) -> bytes:
+        # A workbook is read by seeking: one ranged GET per block (`ranged.RangeFile`).
+        try:
+            stored = await storage.open(file.bucket, file.object_key, start=start, end=end)
+        except (FileNotFoundError, NotFoundError) as exc:
+            raise ImportFileError(FILE_GONE) from exc
+        return b"".join([bytes(chunk) async for chunk in stored.chunks])
+
+    return ImportSource(size=file.file_size, open=open_from, read_range=read_range)
 
 
 @blueprint.task(
