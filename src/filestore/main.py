@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from filestore import __version__
 from filestore.audit.router import router as audit_router
@@ -22,6 +23,10 @@ from filestore.db import create_engine, create_sessionmaker
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
 from filestore.files.router import router as files_router
+from filestore.files.tus.headers import TusResumableHeader
+from filestore.files.tus.protocol import EXPOSED_HEADERS
+from filestore.files.tus.router import router as tus_router
+from filestore.forwarded import ForwardedHeadersMiddleware
 from filestore.health import router as health_router
 from filestore.imports.router import router as imports_router
 from filestore.jobs import queue as job_queue
@@ -114,6 +119,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(TusResumableHeader)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=list(EXPOSED_HEADERS),
+            max_age=600,
+        )
+    # Outermost: the peer address and the URLs built from the Host header are the real ones.
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
@@ -123,5 +140,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
     app.include_router(imports_router)
     app.include_router(jobs_router)
+    app.include_router(tus_router)
     app.include_router(files_router)
     return app

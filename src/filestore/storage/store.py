@@ -231,6 +231,26 @@ class ObjectStorage:
             return None
         return int(meta["size"])
 
+    @property
+    def s3_client(self) -> Minio | None:
+        """The minio client (S3 control plane and resumable multipart uploads), None locally."""
+        return self._minio
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        """Where `bucket/key` lives in the local store, or None on S3."""
+        if self._local_root is None:
+            return None
+        return self._local_root / bucket / key
+
+    async def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
+        """Store a small object in one request."""
+        await obstore.put_async(self._store(bucket), key, data)
+
+    async def get_bytes(self, bucket: str, key: str) -> bytes:
+        """A small object's bytes, read whole."""
+        result = await obstore.get_async(self._store(bucket), key)
+        return bytes(await result.bytes_async())
+
     async def delete(self, bucket: str, key: str) -> None:
         """Delete `bucket/key`; a missing object is not an error."""
         try:
@@ -263,9 +283,11 @@ class ObjectStorage:
         )
         await self.delete(src_bucket, src_key)
 
-    async def list_objects(self, bucket: str) -> AsyncIterator[list[ListedObject]]:
-        """Every object of `bucket`, in pages."""
-        stream = obstore.list(self._store(bucket), chunk_size=1000)
+    async def list_objects(
+        self, bucket: str, *, prefix: str | None = None
+    ) -> AsyncIterator[list[ListedObject]]:
+        """Every object of `bucket` (under `prefix`, if given), in pages."""
+        stream = obstore.list(self._store(bucket), prefix=prefix, chunk_size=1000)
         async for page in stream:
             yield [
                 ListedObject(
