@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -91,7 +91,7 @@ def check_resumable(value: str | None) -> None:
 
 def http_date(moment: datetime) -> str:
     """RFC 9110 date, as `Upload-Expires` wants it."""
-    return format_datetime(moment, usegmt=True)
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 def parse_size(name: str, value: str | None) -> int | None:
