@@ -5,6 +5,9 @@
    removal failed), older than a grace period so uploads in flight are never touched.
 3. Rows stuck in `uploading` longer than the grace period.
 4. Incomplete multipart uploads older than the grace period (S3).
+5. Resumable (tus) uploads past their expiry: multipart upload aborted, tail objects or partial
+   file deleted, row removed (`files/tus/cleanup.py`). Steps 2 and 4 leave a live tus upload's
+   bytes alone.
 
 Each step only removes what it is sure about; the counts go on the job's `result`.
 """
@@ -19,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.tus import cleanup as tus_cleanup
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -32,11 +36,18 @@ class SweepReport:
     orphan_objects: int = 0
     stuck_rows: int = 0
     aborted_uploads: int = 0
+    expired_tus_uploads: int = 0
     errors: int = 0
 
     @property
     def total(self) -> int:
-        return self.expired_files + self.orphan_objects + self.stuck_rows + self.aborted_uploads
+        return (
+            self.expired_files
+            + self.orphan_objects
+            + self.stuck_rows
+            + self.aborted_uploads
+            + self.expired_tus_uploads
+        )
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -113,6 +124,7 @@ async def remove_orphan_objects(
                         )
                     ).scalars()
                 )
+            live |= await tus_cleanup.protected_keys(maker, bucket, keys)
             for key in keys:
                 if key in live:
                     continue
@@ -145,12 +157,20 @@ async def remove_stuck_rows(
 
 
 async def abort_stale_uploads(
-    storage: ObjectStorage, buckets: list[str], *, older_than: datetime, report: SweepReport
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    buckets: list[str],
+    *,
+    older_than: datetime,
+    report: SweepReport,
 ) -> None:
+    resumable = await tus_cleanup.protected_multipart_ids(maker)
     for bucket in buckets:
         for upload in await storage.incomplete_uploads(bucket):
             if upload.initiated is not None and upload.initiated >= older_than:
                 continue
+            if upload.upload_id in resumable:
+                continue  # a tus upload may take a day between two requests
             try:
                 await storage.abort_upload(bucket, upload)
                 report.aborted_uploads += 1
@@ -176,6 +196,9 @@ async def sweep(
     await expire_files(maker, storage, now=now, report=report)
     await remove_stuck_rows(maker, older_than=older_than, report=report)
     await remove_orphan_objects(maker, storage, buckets, older_than=older_than, report=report)
-    await abort_stale_uploads(storage, buckets, older_than=older_than, report=report)
+    await abort_stale_uploads(maker, storage, buckets, older_than=older_than, report=report)
+    removed, errors = await tus_cleanup.expire_uploads(maker, storage, now=now)
+    report.expired_tus_uploads += removed
+    report.errors += errors
     log.info("cleanup.sweep_done", **report.to_json())
     return report

@@ -97,12 +97,18 @@ class _Counting:
 @pytest.fixture
 def proxy(tus_server: LiveServer) -> Iterator[CuttingProxy]:
     host, port = tus_server.base_url.removeprefix("http://").split(":")
-    with CuttingProxy(host, int(port)) as cutting:
+    cutting = CuttingProxy(host, int(port))
+    cutting.start()
+    try:
         yield cutting
+    finally:
+        cutting.stop()
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def final_file_id(uploader: Any) -> str:
+    """The file id the last PATCH's response named."""
+    file_id: str = uploader.request.response_headers["filestore-file-id"]
+    return file_id
 
 
 class TestTuspy:
@@ -135,15 +141,15 @@ class TestTuspy:
             resumed_at.append(offset)
             return offset
 
-        uploader.get_offset = recording_head  # type: ignore[method-assign]
-        uploader.upload_chunk()  # creates the upload, sends the first 5 MiB
+        uploader.get_offset = recording_head
+        uploader.upload_chunk()  # type: ignore[no-untyped-call]  # creates the upload, sends the first 5 MiB
         assert uploader.offset == CHUNK
         proxy.arm(CHUNK + CHUNK // 2)  # cut 2.5 MiB into the chunk after next
         uploader.upload()
         assert proxy.cuts == 1
         # The server kept what arrived before the cut: the client resumed inside a chunk.
         assert any(offset % CHUNK for offset in resumed_at), resumed_at
-        file_id = uploader.request.response_headers["filestore-file-id"]
+        file_id = final_file_id(uploader)
         stored = admin.get(f"/files/{file_id}").json()
         assert stored["sha256"] == hashlib.sha256(data).hexdigest()
         assert stored["file_size"] == BIG
@@ -166,7 +172,7 @@ class TestTuspy:
             str(path), chunk_size=CHUNK, metadata={"filename": "sum.csv"}, upload_checksum=True
         )
         uploader.upload()
-        file_id = uploader.request.response_headers["filestore-file-id"]
+        file_id = final_file_id(uploader)
         assert admin.get(f"/files/{file_id}").json()["sha256"] == hashlib.sha256(data).hexdigest()
 
 

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import User
@@ -216,24 +216,3 @@ async def commit_progress(
     )
     await session.commit()
     return result.scalar_one_or_none() is not None
-
-
-async def set_length(session: AsyncSession, *, upload: TusUpload, length: int) -> None:
-    """Fix a deferred length (creation-defer-length), once."""
-    upload.upload_length = length
-    await session.flush()
-
-
-async def live_temp_ids(session: AsyncSession, upload_ids: list[str]) -> set[str]:
-    """Which of `upload_ids` still have a row (their temporary objects are in use)."""
-    if not upload_ids:
-        return set()
-    rows = await session.execute(select(TusUpload.id).where(TusUpload.id.in_(upload_ids)))
-    return set(rows.scalars())
-
-
-async def live_multipart_ids(session: AsyncSession) -> set[str]:
-    rows = await session.execute(
-        select(TusUpload.multipart_id).where(TusUpload.multipart_id.is_not(None))
-    )
-    return {value for value in rows.scalars() if value}
