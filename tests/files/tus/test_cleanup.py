@@ -16,8 +16,8 @@ from tests.conftest import Postgres, ServerFactory
 from tests.files.tus.client import TUS, metadata_header
 from tests.fixtures.inspect import StoreInspector
 from tests.fixtures.live import LiveServer, production_env
-from tests.ops.test_cleanup import GRACE_SECONDS, run_cleanup, sql
 from tests.fixtures.servers import SeaweedFS, s3_env
+from tests.ops.test_cleanup import GRACE_SECONDS, run_cleanup, sql
 
 MiB = 1024 * 1024
 SIZE = 20 * MiB
