@@ -17,8 +17,6 @@ from filestore.settings import Settings
 from tests.files.tus.client import TUS, Tus, checksum_header, csv_bytes, path_of
 from tests.fixtures.app import FAST_MAX_FILE_SIZE, AsyncApi
 
-pytestmark = pytest.mark.asyncio
-
 
 @pytest.fixture
 def tus(admin_client: AsyncApi) -> Tus:
