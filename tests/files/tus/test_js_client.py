@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import repo_root
-from tests.files.tus.conftest import MiB, CuttingProxy, random_csv
+from tests.files.tus.conftest import CuttingProxy, MiB, random_csv
 from tests.fixtures.live import LiveServer
 
 JS_DIR = repo_root() / "tests" / "js"
