@@ -21,7 +21,7 @@ from tests.ops.test_cleanup import GRACE_SECONDS, run_cleanup, sql
 
 MiB = 1024 * 1024
 SIZE = 20 * MiB
-FIRST = 9 * MiB + 5  # one 8 MiB part and a tail
+FIRST = 9 * MiB + 5  # one 5 MiB part and a tail
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ the customer) since creation loses the upload, and no file row appears. Fast tie
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from filestore.auth.models import User
 from filestore.errors import NotFound
 from filestore.files.models import FileUpload
 from filestore.files.tus import patch as tus_patch
+from filestore.files.tus import running
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
@@ -111,3 +113,32 @@ class TestLocalStore:
         assert done.status_code == 204
         got = await admin_client.get(f"/files/download/{done.headers['Filestore-File-Id']}")
         assert got.content == data
+
+
+class TestReadBack:
+    """When this process did not hash every byte (another process took a request, or it
+    restarted), verification reads the stored object back: same result."""
+
+    async def test_read_back_gives_the_same_hashes(self, admin_client: AsyncApi) -> None:
+        tus = Tus(admin_client)
+        data = csv_bytes(3000)
+        path = await tus.new(len(data))
+        assert (await tus.patch(path, 0, data[:1000])).status_code == 204
+        running._entries.clear()  # as if the next request reached another process
+        done = await tus.patch(path, 1000, data[1000:])
+        assert done.status_code == 204, done.text
+        file = (await admin_client.get(f"/files/{done.headers['Filestore-File-Id']}")).json()
+        assert file["sha256"] == hashlib.sha256(data).hexdigest()
+        assert file["md5"] == hashlib.md5(data).hexdigest()
+        assert file["mime_type"] == "text/csv"
+
+    async def test_read_back_still_sniffs(self, admin_client: AsyncApi) -> None:
+        tus = Tus(admin_client)
+        png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 3000
+        path = await tus.new(len(png), {"filename": "fake.csv"})
+        assert (await tus.patch(path, 0, png[:1000])).status_code == 204
+        running._entries.clear()
+        refused = await tus.patch(path, 1000, png[1000:])
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "content_mismatch"
+        assert (await tus.head(path)).status_code == 410

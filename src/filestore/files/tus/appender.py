@@ -1,8 +1,9 @@
 """Appending one request's bytes to a resumable upload's stored bytes, as they arrive.
 
 S3 (tusd's layout, minus its disk spool): one multipart upload per tus upload. Bytes are cut
-into parts of `part_size` (≥ 5 MiB, S3's minimum for all parts but the last) and each part is
-uploaded while the next one fills, so a request holds at most two parts in memory. Bytes left
+into parts of exactly 5 MiB (S3's minimum for all parts but the last: clients that send 5 MiB
+or 50 MiB chunks then never leave a tail; 10,000 parts allow 48 GiB) and each part is uploaded
+while the next one fills, so a request holds at most two parts (10 MiB) in memory. Bytes left
 over when the request ends (less than a part) go to a small *tail* object under
 `.tus/<id>/`; the next request reads it back and puts it in front of its own bytes. Each tail
 gets a new key and the old one is deleted only after the database points at the new one, so a
@@ -49,7 +50,7 @@ class Appender(Protocol):
         ...
 
 
-async def open_appender(storage: ObjectStorage, upload: TusUpload, *, part_size: int) -> Appender:
+async def open_appender(storage: ObjectStorage, upload: TusUpload) -> Appender:
     if upload.upload_length is not None and upload.upload_offset == upload.upload_length:
         # Every byte arrived but verification never finished: the object is at its final key.
         await storage.delete(upload.bucket, upload.object_key)
@@ -61,13 +62,12 @@ async def open_appender(storage: ObjectStorage, upload: TusUpload, *, part_size:
         await local.open()
         return local
     s3 = S3Appender(storage, upload, S3Multipart(client, upload.bucket, upload.object_key))
-    s3.part_size = max(MIN_PART_SIZE, part_size)
     await s3.open()
     return s3
 
 
 class S3Appender:
-    """Parts of `part_size` to the multipart upload, the rest to a tail object."""
+    """Parts of `part_size` (5 MiB) to the multipart upload, the rest to a tail object."""
 
     part_size = MIN_PART_SIZE
 

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from filestore.auth.models import User
 from filestore.errors import BadRequest, PayloadTooLarge
 from filestore.files.models import FileUpload
-from filestore.files.tus import complete
+from filestore.files.tus import complete, running
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.appender import Appender, open_appender
 from filestore.files.tus.models import TusStatus, TusUpload
@@ -144,10 +144,13 @@ async def _append_locked(
     if length is not None and offset == length:
         # Every byte is stored but verification did not finish (a 503, a crash): run it again.
         return await _finish(ctx, upload, length)
-    appender = await open_appender(ctx.storage, upload, part_size=ctx.settings.upload_chunk_size)
+    appender = await open_appender(ctx.storage, upload)
+    hashes = running.take(upload.id, offset) if ctx.settings.virus_scan == "off" else None
     try:
         hasher = hashlib.new(checksum[0]) if checksum else None
-        disconnected = await _receive(ctx, upload.id, token, appender, hasher, body, offset, limit)
+        disconnected = await _receive(
+            ctx, upload.id, token, appender, Hashes(hasher, hashes), body, offset, limit
+        )
         if hasher is not None and checksum is not None:
             if disconnected:
                 raise ClientDisconnect()  # unverifiable: nothing of it is kept
@@ -176,10 +179,29 @@ async def _append_locked(
         raise Locked("Another request took over this upload; resume from HEAD")
     await appender.forget_previous()
     log.info("tus.appended", upload_id=upload.id, offset=progress.offset, final=final)
+    if hashes is not None:
+        await hashes.settle(progress.offset)
+        if not final:
+            running.keep(upload.id, hashes)
     if final:
         assert length is not None
-        return await _finish(ctx, upload, length)
+        return await _finish(ctx, upload, length, hashes)
     return Appended(progress.offset, length, expires_at)
+
+
+@dataclass
+class Hashes:
+    """What each chunk of the body is hashed into: the request's own `Upload-Checksum`, and
+    the upload's running MD5 + SHA-256 (when this process has them)."""
+
+    checksum: hashlib._Hash | None
+    running: running.RunningHash | None
+
+    async def write(self, chunk: bytes) -> None:
+        if self.checksum is not None:
+            self.checksum.update(chunk)
+        if self.running is not None:
+            await self.running.write(memoryview(chunk))
 
 
 async def _receive(
@@ -187,7 +209,7 @@ async def _receive(
     upload_id: str,
     token: str,
     appender: Appender,
-    hasher: hashlib._Hash | None,
+    hashes: Hashes,
     body: AsyncIterator[bytes],
     offset: int,
     limit: int,
@@ -200,9 +222,8 @@ async def _receive(
                 continue
             if offset + appender.received + len(chunk) > limit:
                 raise _past_length(limit)
-            if hasher is not None:
-                hasher.update(chunk)
             await appender.write(memoryview(chunk))
+            await hashes.write(chunk)
             if time.monotonic() - renewed > RENEW_EVERY_SECONDS:
                 async with ctx.sessionmaker() as session:
                     held = await tus_service.renew(
@@ -224,8 +245,15 @@ def _past_length(limit: int) -> PayloadTooLarge:
     )
 
 
-async def _finish(ctx: TusContext, upload: TusUpload, length: int) -> Appended:
+async def _finish(
+    ctx: TusContext, upload: TusUpload, length: int, hashes: running.RunningHash | None = None
+) -> Appended:
     file = await complete.finish(
-        ctx.sessionmaker, ctx.storage, ctx.settings, upload=upload, now=datetime.now(ctx.now.tzinfo)
+        ctx.sessionmaker,
+        ctx.storage,
+        ctx.settings,
+        upload=upload,
+        now=datetime.now(ctx.now.tzinfo),
+        hashes=hashes,
     )
     return Appended(length, length, upload.expires_at, file)
