@@ -10,10 +10,10 @@ const offsets = [];
 let fileId = null;
 let lastError = null;
 
-const upload = new tus.Upload(fs.createReadStream(path), {
+// A Buffer, like a browser's File: the client can re-read any range after a cut.
+const upload = new tus.Upload(fs.readFileSync(path), {
   endpoint,
   chunkSize,
-  uploadSize: fs.statSync(path).size,
   metadata: JSON.parse(metadataJson),
   headers: { Authorization: `Bearer ${token}` },
   retryDelays: [200, 500, 1000, 1000, 2000, 2000, 3000],
@@ -36,6 +36,7 @@ const upload = new tus.Upload(fs.createReadStream(path), {
   },
   onSuccess() {
     console.log(JSON.stringify({ ok: true, url: upload.url, fileId, offsets, lastError }));
+    process.exit(0);
   },
 });
 upload.start();
