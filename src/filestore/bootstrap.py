@@ -31,6 +31,7 @@ async def bootstrap_accounts(settings: Settings, maker: async_sessionmaker[Async
     if password is None:
         return
     async with maker() as session:
+        await auth_service.lock_admins(session)
         if not await auth_service.admin_exists(session):
             # The password rules apply, except to embedded dev mode's known `admin123` (warned
             # about below; settings refuse it outside dev mode). A weak ADMIN_PASSWORD stops the
@@ -43,10 +44,12 @@ async def bootstrap_accounts(settings: Settings, maker: async_sessionmaker[Async
                 check_password=password != DEFAULT_ADMIN_PASSWORD,
             )
             if password == DEFAULT_ADMIN_PASSWORD:
+                # Never the password itself, dev mode included: the README says what it is.
                 log.warning(
                     "bootstrap.default_admin",
                     username=settings.admin_username,
-                    message="Embedded dev mode: admin/admin123 created. Never in production.",
+                    message="Embedded dev mode: admin created with the documented default "
+                    "password (README, Quick Start). Never in production.",
                 )
             else:
                 log.info("bootstrap.admin_created", username=settings.admin_username)

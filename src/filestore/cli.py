@@ -77,10 +77,12 @@ def create_user(
     from filestore.db import create_engine, create_sessionmaker
     from filestore.errors import FilestoreError
     from filestore.migrate import upgrade
+    from filestore.models import load_all_models
 
     settings = _settings()
     url = database_url_for(settings)
     upgrade(url)
+    load_all_models()
 
     async def _create() -> int:
         engine = create_engine(settings, url)
@@ -121,13 +123,15 @@ def reset_password(
     from filestore.auth import service as auth_service
     from filestore.db import create_engine, create_sessionmaker
     from filestore.migrate import upgrade
+    from filestore.models import load_all_models
 
     settings = _settings()
     url = database_url_for(settings)
     upgrade(url)
+    load_all_models()
 
     async def _issue() -> tuple[str, str] | None:
-        from filestore.audit.service import ClientInfo
+        from filestore.requests import ClientInfo
 
         engine = create_engine(settings, url)
         try:
@@ -164,7 +168,7 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs run at the same time")] = 2,
 ) -> None:
     """Run a background-job worker (CSV imports, cleanup) until SIGINT/SIGTERM."""
-    from filestore.jobs.worker import run_standalone_worker
+    from filestore.worker import run_standalone_worker
 
     settings = _settings()
     url = database_url_for(settings)
@@ -178,7 +182,7 @@ def worker(
 @app.command()
 def cleanup() -> None:
     """Run the cleanup sweep now: expired files, orphan objects, stuck rows, stale uploads."""
-    from filestore.jobs.worker import run_cleanup_once
+    from filestore.worker import run_cleanup_once
 
     settings = _settings()
     result = asyncio.run(run_cleanup_once(settings, database_url_for(settings)))
@@ -226,8 +230,10 @@ def import_customers(
     settings = _settings()
     url = database_url_for(settings)
     from filestore.migrate import upgrade
+    from filestore.models import load_all_models
 
     upgrade(url)
+    load_all_models()
     params = {
         "import_type": "customers",
         "mapping_config": _parse_mapping(mapping or [], mapping_json),

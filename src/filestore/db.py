@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -52,23 +53,44 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + sqlalchemy_url(url).partition("://")[2]
 
 
+def _without_row_values(context: ExceptionContext) -> None:
+    """Keep the values of a failed statement out of its error, and so out of every log line.
+
+    `hide_parameters` drops SQLAlchemy's `[parameters: ...]`; PostgreSQL's DETAIL repeats them
+    ("Failing row contains (..., <password hash>, ...)", "Key (email)=(...)"), so the message is
+    cut to the primary line. The constraint and SQLSTATE stay on `orig.diag` for the code.
+    """
+    original = context.original_exception
+    diag = getattr(original, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary or not getattr(diag, "message_detail", None):
+        return
+    original.args = (primary,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.args:
+        name = f"{type(original).__module__}.{type(original).__name__}"
+        wrapped.args = (f"({name}) {primary}",)
+
+
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_connect_timeout_seconds + 2,
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, round(settings.db_connect_timeout_seconds))},
+        # A failed statement's error (logged with its traceback) must not carry its parameters:
+        # they include password hashes.
+        hide_parameters=True,
     )
+    event.listen(engine.sync_engine, "handle_error", _without_row_values)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # Every mapper must be known before the first query (foreign keys across domains), also
-    # in processes that never import the routers: workers and the CLI.
-    from filestore.models import load_all_models
-
-    load_all_models()
+    """Sessions on `engine`. The process's entry point must have called
+    `filestore.models.load_all_models()` first: the mappers refer to each other's tables."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 

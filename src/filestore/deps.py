@@ -10,18 +10,18 @@ from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filestore.audit.service import ClientInfo
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
 from filestore.auth.security import decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
-from filestore.schemas import MAX_DB_ID
+from filestore.requests import ClientInfo, client_of
+from filestore.schemas import DbId
 from filestore.settings import Settings
 from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
 
-IdPath = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+IdPath = Annotated[DbId, Path()]
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 
@@ -46,15 +46,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
 
 
-def get_client(request: Request) -> ClientInfo:
-    """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies) and agent."""
-    return ClientInfo(
-        ip=request.client.host if request.client else None,
-        user_agent=(request.headers.get("user-agent") or "")[:300] or None,
-    )
-
-
-ClientDep = Annotated[ClientInfo, Depends(get_client)]
+ClientDep = Annotated[ClientInfo, Depends(client_of)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:

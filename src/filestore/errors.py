@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from obstore.exceptions import BaseError as ObstoreError
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -122,12 +123,14 @@ _HTTP_CODES = {
 }
 
 
-def _is_storage_error(exc: BaseException) -> bool:
-    return type(exc).__module__.startswith("obstore") or type(exc).__module__.startswith("minio")
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers that make every error a JSON body with a `code`."""
+    """Register the handlers that make every expected error a JSON body with a `code`.
+
+    Only outages become 503: `ServiceUnavailable` and its kin (the object store's transport
+    errors arrive as `StorageUnavailable`), and a database that cannot be reached. Anything
+    else that escapes a route is a bug or a misconfiguration: `server_errors` logs it with
+    its traceback and answers 500.
+    """
 
     @app.exception_handler(FilestoreError)
     async def _domain(_: Request, exc: FilestoreError) -> JSONResponse:
@@ -146,31 +149,69 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return _json(exc.status_code, exc.detail, code, dict(exc.headers or {}))
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(PoolTimeoutError)
-    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
-        log.error("database.unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
+    async def _db_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "database.unavailable",
+            error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            path=request.url.path,
+        )
         return _json(503, "Database is unavailable, try again shortly", "database_unavailable")
 
-    async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
-        log.error("storage.unavailable", error=str(exc)[:300], path=request.url.path)
-        return _json(503, "Object storage is unavailable, try again shortly", "storage_unavailable")
+    for outage in (OperationalError, PoolTimeoutError, psycopg.OperationalError):
+        app.add_exception_handler(outage, _db_down)
 
-    # Registered by class, not left to the catch-all below: Starlette re-raises whatever reaches
-    # the catch-all after answering, and uvicorn then drops the client's keep-alive connection.
-    from minio.error import MinioException
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _db_down(request, exc)
+        raise exc  # a bug: `server_errors.UnhandledErrorMiddleware` logs it and answers 500
 
-    for storage_error in (ObstoreError, MinioException, OSError):
-        app.add_exception_handler(storage_error, _storage_down)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if _is_storage_error(exc) or isinstance(exc, OSError | TimeoutError):
-            log.error("storage.unavailable", error=str(exc)[:300], path=request.url.path)
-            return _json(
-                503, "Object storage is unavailable, try again shortly", "storage_unavailable"
-            )
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return _json(503, "Database is unavailable, try again shortly", "database_unavailable")
-        log.exception("request.unhandled_error", path=request.url.path)
-        return _json(500, "Internal server error", "internal_error")
+class ErrorBody(BaseModel):
+    """Every error answer: a human-readable `detail` and a stable machine-readable `code`."""
+
+    detail: str
+    code: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class ValidationErrorBody(BaseModel):
+    """A 422: the fields FastAPI refused (a list), or a rule a service refused (a sentence)."""
+
+    detail: list[FieldError] | str
+    code: str
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not authenticated: token missing, invalid or expired",
+    403: "Your role may not do this",
+    404: "Not found (or not yours to see)",
+    409: "Conflict with the current state",
+    413: "Too large",
+    415: "Unsupported file type",
+    416: "Range not satisfiable",
+    422: "Invalid input (`code` says which rule)",
+    429: "Too many requests; see `Retry-After`",
+    500: "Internal error (logged with its traceback)",
+    503: "A dependency (database, object storage) is unavailable; try again shortly",
+}
+
+# What any route may answer: a bug, or an outage of the database or the store.
+ALWAYS = (500, 503)
+
+
+def error_responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route or router: each status with the `{detail, code}` model, and a
+    description (the default one, or the one given as `(status, description)`)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for entry in statuses:
+        status, description = entry if isinstance(entry, tuple) else (entry, _DESCRIPTIONS[entry])
+        model = ValidationErrorBody if status == 422 else ErrorBody
+        responses[status] = {"model": model, "description": description}
+    return responses

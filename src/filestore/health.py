@@ -9,17 +9,37 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from filestore import metrics
+from filestore import gauges, metrics
 from filestore.deps import StateDep
-from filestore.errors import Unauthorized
+from filestore.errors import Unauthorized, error_responses
 from filestore.files import scan as scanning
 from filestore.state import AppState
 
 router = APIRouter(tags=["health"])
 
 WORKER_STALE_SECONDS = 60
+
+
+class ReadyReport(BaseModel):
+    status: str = Field(examples=["healthy"])
+    database: str = Field(examples=["ok"], description='"ok" or "unavailable: <reason>"')
+    storage: str = Field(examples=["ok"], description='"ok" or "unavailable: <reason>"')
+
+
+class WorkerReport(BaseModel):
+    status: str = Field(description="ok, stale, none, unknown, or down (in-process worker died)")
+    last_heartbeat: str | None = None
+    in_process: dict[str, Any] | None = Field(
+        default=None, description="The worker inside this process: status, crashes, last_error"
+    )
+
+
+class HealthReport(ReadyReport):
+    worker: WorkerReport
+    scanner: str | None = None
 
 
 async def _database(state: AppState) -> str:
@@ -61,6 +81,17 @@ async def _worker(state: AppState) -> dict[str, Any]:
     }
 
 
+def _in_process_worker(state: AppState, report: dict[str, Any]) -> bool:
+    """Adds the in-process worker (if this process runs one) to `report`; False if it is down."""
+    if state.worker is None:
+        return True
+    report["in_process"] = state.worker.status()
+    if state.worker.alive:
+        return True
+    report["status"] = "down"
+    return False
+
+
 async def _checks(state: AppState) -> tuple[bool, dict[str, Any]]:
     database, storage = await asyncio.gather(_database(state), _storage(state))
     healthy = database == "ok" and storage == "ok"
@@ -73,19 +104,28 @@ async def _checks(state: AppState) -> tuple[bool, dict[str, Any]]:
 
 @router.get(
     "/health",
-    responses={200: {"description": "All parts are up"}, 503: {"description": "A part is down"}},
+    response_model=HealthReport,
+    responses={
+        503: {"model": HealthReport, "description": "A part is down"},
+        **error_responses(500),
+    },
 )
 async def health(state: StateDep) -> JSONResponse:
-    """Health of the service and what it depends on (no token needed). The job worker is
-    reported but does not make the service unhealthy: uploads work without it. With
-    VIRUS_SCAN=clamd the scanner is reported too, and a scanner that is down makes the service
-    unhealthy unless VIRUS_SCAN_FAIL_OPEN (uploads would be refused otherwise)."""
+    """Health of the service and what it depends on (no token needed). The job workers are
+    reported by their freshest heartbeat; a missing `filestore worker` does not make the
+    service unhealthy (uploads work without it), but a worker inside this process that died
+    does, until it is restarted. With VIRUS_SCAN=clamd the scanner is reported too, and a
+    scanner that is down makes the service unhealthy unless VIRUS_SCAN_FAIL_OPEN (uploads would
+    be refused otherwise)."""
     settings = state.settings
     scanner: asyncio.Task[str] | None = None
     if settings.virus_scan == "clamd":
         scanner = asyncio.create_task(scanning.health(settings))
     healthy, body = await _checks(state)
     body["worker"] = await _worker(state) if body["database"] == "ok" else {"status": "unknown"}
+    if not _in_process_worker(state, body["worker"]):
+        healthy = False
+        body["status"] = "unhealthy"
     if scanner is not None:
         body["scanner"] = await scanner
         if body["scanner"] != "ok" and not settings.virus_scan_fail_open:
@@ -94,13 +134,17 @@ async def health(state: StateDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses=error_responses(500))
 async def live() -> dict[str, str]:
     """Liveness for orchestrators: the process answers."""
     return {"status": "alive"}
 
 
-@router.get("/health/ready", responses={503: {"description": "Not ready"}})
+@router.get(
+    "/health/ready",
+    response_model=ReadyReport,
+    responses={503: {"model": ReadyReport, "description": "Not ready"}, **error_responses(500)},
+)
 async def ready(state: StateDep) -> JSONResponse:
     """Readiness for orchestrators: PostgreSQL and the object store answer."""
     healthy, body = await _checks(state)
@@ -116,6 +160,6 @@ async def prometheus_metrics(request: Request, state: StateDep) -> Response:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("A valid METRICS_TOKEN bearer token is required")
     async with state.sessionmaker() as session:
-        await metrics.refresh_database_gauges(session)
+        await gauges.refresh(session)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from filestore import __version__
+from filestore import worker as job_worker
 from filestore.audit.router import router as audit_router
 from filestore.auth.router import router as auth_router
 from filestore.auth.router import users_router
@@ -32,8 +33,11 @@ from filestore.imports.router import router as imports_router
 from filestore.jobs import queue as job_queue
 from filestore.jobs.resources import WorkerResources
 from filestore.jobs.router import router as jobs_router
+from filestore.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from filestore.migrate import upgrade
+from filestore.models import load_all_models
 from filestore.observability import RequestLogMiddleware, configure_logging
+from filestore.server_errors import UnhandledErrorMiddleware
 from filestore.settings import Settings, get_settings
 from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
@@ -53,57 +57,58 @@ async def _ensure_buckets(storage: ObjectStorage) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    load_all_models()
     database_url = await asyncio.to_thread(database_url_for, settings)
     if settings.auto_migrate:
         await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(settings, database_url)
     storage = ObjectStorage(settings)
     await _ensure_buckets(storage)
-    queue = job_queue.create_queue(database_url)
-    state = AppState(
-        settings=settings,
-        database_url=database_url,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        storage=storage,
-        queue=queue,
-    )
-    await bootstrap_accounts(settings, state.sessionmaker)
-    await queue.open_async()
-    hash_pool = None
-    if settings.runs_in_process_worker:
-        hash_pool = job_queue.create_hash_pool()
-        resources = WorkerResources(
+    with job_worker.queue_on(database_url) as queue:
+        state = AppState(
             settings=settings,
             database_url=database_url,
-            sessionmaker=state.sessionmaker,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
             storage=storage,
-            hash_pool=hash_pool,
+            queue=queue,
         )
-        state.worker_task = asyncio.create_task(
-            job_queue.run_worker(queue, resources, concurrency=settings.worker_concurrency)
+        await bootstrap_accounts(settings, state.sessionmaker)
+        await queue.open_async()
+        hash_pool = None
+        if settings.runs_in_process_worker:
+            hash_pool = job_queue.create_hash_pool()
+            resources = WorkerResources(
+                settings=settings,
+                database_url=database_url,
+                sessionmaker=state.sessionmaker,
+                storage=storage,
+                hash_pool=hash_pool,
+            )
+            state.worker = job_worker.start_in_process(
+                queue, resources, concurrency=settings.worker_concurrency
+            )
+        app.state.filestore = state
+        log.info(
+            "filestore.started",
+            embedded=settings.embedded_mode,
+            in_process_worker=settings.runs_in_process_worker,
+            storage=storage.kind,
+            max_file_size=settings.max_file_size,
         )
-    app.state.filestore = state
-    log.info(
-        "filestore.started",
-        embedded=settings.embedded_mode,
-        in_process_worker=settings.runs_in_process_worker,
-        storage=storage.kind,
-        max_file_size=settings.max_file_size,
-    )
-    try:
-        yield
-    finally:
-        if state.worker_task is not None:
-            await job_queue.stop_worker(state.worker_task)
-        if hash_pool is not None:
-            hash_pool.shutdown(wait=False, cancel_futures=True)
-        await queue.close_async()
-        await engine.dispose()
-        if settings.embedded_mode:
-            from filestore.embedded import stop_embedded_postgres
+        try:
+            yield
+        finally:
+            if state.worker is not None:
+                await state.worker.stop()
+            if hash_pool is not None:
+                hash_pool.shutdown(wait=False, cancel_futures=True)
+            await queue.close_async()
+            await engine.dispose()
+            if settings.embedded_mode:
+                from filestore.embedded import stop_embedded_postgres
 
-            await asyncio.to_thread(stop_embedded_postgres)
+                await asyncio.to_thread(stop_embedded_postgres)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -115,11 +120,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="File storage for the ISP platform: streaming uploads to S3/MinIO, "
         "metadata in PostgreSQL.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.filestore_api_docs else None,
+        redoc_url="/redoc" if settings.filestore_api_docs else None,
+        openapi_url="/openapi.json" if settings.filestore_api_docs else None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_json_body_size,
+        exempt=frozenset({("POST", "/files/upload"), ("POST", "/files/tus")}),
+        exempt_prefixes=frozenset({("PATCH", "/files/tus/")}),
+    )
     app.add_middleware(RequestLogMiddleware)
+    # Added last, so outermost: no unexpected exception reaches Starlette's ServerErrorMiddleware.
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(TusResumableHeader)
+    # Error answers and 404s carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,6 +1,6 @@
-"""Prometheus metrics: counters kept by this process, and gauges read from the database at
-scrape time (jobs, import rows, storage per bucket) so every API process reports the same
-totals however many workers did the work."""
+"""Prometheus metrics: the registry, and the counters and histograms this process keeps
+(requests, uploads, bytes). The gauges read from the database at scrape time are in
+`gauges.py`."""
 
 from __future__ import annotations
 
@@ -8,15 +8,9 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from filestore.files.models import FileUpload, UploadStatus
-from filestore.jobs.models import BackgroundJob, JobType
 
 REGISTRY = CollectorRegistry()
 
@@ -48,72 +42,6 @@ UPLOAD_DURATION = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
     registry=REGISTRY,
 )
-JOBS = Gauge("filestore_jobs", "Jobs by type and status", ["job_type", "status"], registry=REGISTRY)
-CSV_ROWS = Gauge(
-    "filestore_csv_import_rows",
-    "Rows of all CSV imports by outcome",
-    ["outcome"],
-    registry=REGISTRY,
-)
-IMPORT_SECONDS = Gauge(
-    "filestore_csv_import_duration_seconds_sum",
-    "Total run time of finished CSV imports",
-    registry=REGISTRY,
-)
-IMPORTS_FINISHED = Gauge(
-    "filestore_csv_import_duration_seconds_count", "Finished CSV imports", registry=REGISTRY
-)
-STORAGE_BYTES = Gauge(
-    "filestore_storage_bytes", "Bytes of live files per bucket", ["bucket"], registry=REGISTRY
-)
-STORAGE_FILES = Gauge(
-    "filestore_storage_files", "Live files per bucket", ["bucket"], registry=REGISTRY
-)
-
-
-async def refresh_database_gauges(session: AsyncSession) -> None:
-    JOBS.clear()
-    rows = await session.execute(
-        select(BackgroundJob.job_type, BackgroundJob.status, func.count()).group_by(
-            BackgroundJob.job_type, BackgroundJob.status
-        )
-    )
-    for job_type, status, count in rows:
-        JOBS.labels(job_type=job_type.value, status=status.value).set(count)
-    csv_jobs = BackgroundJob.job_type == JobType.csv_import
-    totals = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(BackgroundJob.successful_rows), 0),
-                func.coalesce(func.sum(BackgroundJob.failed_rows), 0),
-                func.coalesce(func.sum(BackgroundJob.skipped_rows), 0),
-                func.coalesce(func.sum(BackgroundJob.warning_rows), 0),
-                func.coalesce(
-                    func.sum(
-                        func.extract("epoch", BackgroundJob.finished_at - BackgroundJob.started_at)
-                    ),
-                    0,
-                ),
-                func.count(BackgroundJob.finished_at),
-            ).where(csv_jobs)
-        )
-    ).one()
-    for outcome, value in zip(
-        ("successful", "failed", "skipped", "warning"), totals[:4], strict=True
-    ):
-        CSV_ROWS.labels(outcome=outcome).set(float(value))
-    IMPORT_SECONDS.set(float(totals[4]))
-    IMPORTS_FINISHED.set(float(totals[5]))
-    STORAGE_BYTES.clear()
-    STORAGE_FILES.clear()
-    per_bucket = await session.execute(
-        select(FileUpload.bucket, func.coalesce(func.sum(FileUpload.file_size), 0), func.count())
-        .where(FileUpload.upload_status == UploadStatus.completed)
-        .group_by(FileUpload.bucket)
-    )
-    for bucket, size, count in per_bucket:
-        STORAGE_BYTES.labels(bucket=bucket).set(float(size))
-        STORAGE_FILES.labels(bucket=bucket).set(float(count))
 
 
 def render() -> tuple[bytes, str]:

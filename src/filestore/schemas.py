@@ -1,8 +1,53 @@
-"""Pydantic bases shared by every domain's schemas."""
+"""Pydantic bases and field types shared by every domain's schemas and query parameters.
+
+Whatever a client sends must be refused with a 422 when PostgreSQL could not store or compare
+it, rather than fail in SQL with a 500: ids beyond BIGINT, text with NUL (U+0000) or with lone
+surrogates (not UTF-8). `StrictInput` checks every text of a request body, dict keys included;
+`SearchText`, `DbId` and `PageOffset` do the same for query and path parameters.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Any
+
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+
+MAX_DB_ID = 9_223_372_036_854_775_807
+"""Largest PostgreSQL BIGINT: ids above it are refused with 422 rather than failing in SQL."""
+
+
+def storable_text(value: str) -> str:
+    """`value` if PostgreSQL can store it as text; a `ValueError` (a 422) otherwise."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _check_texts(value: Any) -> None:
+    if isinstance(value, str):
+        storable_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_texts(key)
+            _check_texts(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_texts(item)
+
+
+SearchText = Annotated[str, StringConstraints(max_length=320), AfterValidator(storable_text)]
+"""A text filter of a listing (an e-mail, an action name) that PostgreSQL can compare."""
+
+DbId = Annotated[int, Ge(1), Le(MAX_DB_ID)]
+"""A row id: a positive BIGINT."""
+
+PageOffset = Annotated[int, Ge(0), Le(MAX_DB_ID)]
+"""How many rows a listing skips: at most a BIGINT."""
 
 
 class Schema(BaseModel):
@@ -12,10 +57,13 @@ class Schema(BaseModel):
 
 
 class StrictInput(BaseModel):
-    """Base of every request body: unknown fields (owner, checksums, status…) are refused."""
+    """Base of every request body: unknown fields (owner, checksums, status…) are refused, and
+    so is any text PostgreSQL cannot store (`storable_text`), however deep in the body."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-MAX_DB_ID = 9_223_372_036_854_775_807
-"""Largest PostgreSQL BIGINT: ids above it are refused with 422 rather than failing in SQL."""
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_texts(cls, value: Any) -> Any:
+        _check_texts(value)
+        return value

@@ -129,11 +129,15 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Proxies whose X-Forwarded-Proto/-For/-Host are believed (uvicorn's own setting and default).
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    # Every request body but the upload's (which MAX_FILE_SIZE limits): JSON, the login form.
+    max_json_body_size: int = Field(default=1_048_576, ge=1)
+    # Swagger UI (/docs), ReDoc (/redoc) and /openapi.json; turn off to hide the API's map.
+    filestore_api_docs: bool = True
     # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: str | None = None
     log_level: str = "INFO"
 
-    @field_validator("max_file_size", mode="before")
+    @field_validator("max_file_size", "max_json_body_size", mode="before")
     @classmethod
     def _size_without_comment(cls, value: object) -> object:
         return _strip_inline_comment(value)

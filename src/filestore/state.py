@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from filestore.jobs.supervisor import WorkerSupervisor
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
@@ -20,4 +20,5 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     storage: ObjectStorage
     queue: procrastinate.App
-    worker_task: asyncio.Task[None] | None = None
+    # The in-process worker, when this process runs one (embedded mode).
+    worker: WorkerSupervisor | None = None

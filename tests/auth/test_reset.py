@@ -5,9 +5,12 @@ weak passwords in import rows, the CLI's link, and e-mail through a real SMTP se
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -45,6 +48,34 @@ def issue(api: Api, user_id: int) -> dict[str, Any]:
 
 def redeem(server: LiveServer, token: str, new_password: str) -> Any:
     return post(server, "/auth/reset-password", json={"token": token, "new_password": new_password})
+
+
+@contextmanager
+def commits_of_reset_tokens_fail(server: LiveServer, user_id: int) -> Iterator[None]:
+    """While inside, a transaction that stored a reset token for `user_id` fails at COMMIT
+    (a deferred constraint trigger), as a commit can: serialisation, a lost connection."""
+    name = f"refuse_reset_{tag()}"
+    sql(
+        server,
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.user_id = {int(user_id)} THEN RAISE EXCEPTION 'commit refused'; END IF; "
+        "RETURN NULL; END $$",
+    )
+    sql(
+        server,
+        f"CREATE CONSTRAINT TRIGGER {name} AFTER INSERT OR UPDATE ON password_reset_tokens "
+        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {name}()",
+    )
+    try:
+        yield
+    finally:
+        sql(server, f"DROP TRIGGER {name} ON password_reset_tokens")
+        sql(server, f"DROP FUNCTION {name}()")
+
+
+def logged_events(server: LiveServer, event: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == event]
 
 
 class TestResetTokens:
@@ -265,6 +296,24 @@ class TestEmail:
         password = strong_password()
         assert redeem(mail_server, token, password).status_code == 204
         assert login(mail_server, customer["email"], password).status_code == 200
+
+    def test_no_mail_and_no_audit_line_when_the_commit_fails(
+        self, mail_server: LiveServer, smtp: SmtpSink
+    ) -> None:
+        admin = mail_server.admin()
+        customer = admin.new_customer(email=f"nocommit-{tag()}@example.com")
+        user, _ = new_user(admin, "customer", customer["id"])
+        with commits_of_reset_tokens_fail(mail_server, user["id"]):
+            failed = admin.post(f"/users/{user['id']}/password-reset")
+        assert failed.status_code == 500, failed.text
+        # The mail would have been sent before the response: none is a link to nothing.
+        assert smtp.to(customer["email"]) == []
+        issued = logged_events(mail_server, "audit.password.reset_issued")
+        assert [e for e in issued if e["target_user_id"] == user["id"]] == []
+
+        assert issue(admin, user["id"])["emailed"] is True
+        (message,) = smtp.wait_for(customer["email"])
+        assert redeem(mail_server, token_in(message), strong_password()).status_code == 204
 
     def test_user_without_email_gets_the_token_in_the_response(
         self, mail_server: LiveServer

@@ -220,6 +220,27 @@ class TestSeedFlow:
         assert ann["full_name"] == "Ann Example"
         assert ann["phone"] == "5550101"
 
+    def test_the_isp_platforms_mapping_and_header_aliases(self, api: Api) -> None:
+        # The ISP platform's own client names fields by alias on the right of the mapping.
+        t = tag()
+        content = f"name,email,phone,zip\nAnn Alias,ann-{t}@example.com,555 0101,90210\n"
+        job = import_csv(
+            api,
+            content.encode(),
+            mapping={"name": "name", "email": "email", "phone": "phone"},
+            rules=SEED_RULES,
+        )
+        assert job["status"] == "completed", job
+        assert counts(job) == (1, 1, 1, 0, 0)
+        assert "column 'name' mapped to 'name', read as full_name" in job["warnings"]
+        assert "column 'zip' read as postal_code" in job["warnings"]
+        [ann] = customers(api, f"ann-{t}@example.com")
+        assert (ann["full_name"], ann["phone"], ann["postal_code"]) == (
+            "Ann Alias",
+            "5550101",
+            "90210",
+        )
+
     def test_columns_matched_by_name_and_unknown_columns_listed(self, api: Api) -> None:
         t = tag()
         content = (
@@ -238,25 +259,46 @@ class TestSeedFlow:
         self, import_server: LiveServer, api: Api
     ) -> None:
         t = tag()
-        job = import_csv(api, csv_text([person(t, 1)]))
+        email = f"p1-{t}@example.com"
+        row = person(t, 1)
+        job = import_csv(api, csv_text([row]))
         assert job["status"] == "completed", job
         rows = query(
             import_server,
-            "SELECT u.password_hash, u.password_reset_required, u.role "
+            "SELECT u.id, u.password_reset_required, u.role "
             "FROM users u JOIN customers c ON c.id = u.customer_id "
             "WHERE lower(c.email) = %s",
-            (f"p1-{t}@example.com",),
+            (email,),
         )
         assert len(rows) == 1
-        password_hash, reset_required, role = rows[0]
-        assert password_hash  # something no password verifies against (checked below)
+        user_id, reset_required, role = rows[0]
         assert reset_required is True
         assert role == "customer"
-        # Nobody knows a password for it: an empty one is refused.
-        response = Api(import_server.base_url).http.post(
-            "/auth/login", json={"username": f"p1-{t}@example.com", "password": ""}
+
+        # Nobody knows a password for it: not what the row could suggest, nor a default an
+        # importer might have picked. Each guess reaches the password check (401, not a 422
+        # for the request's shape); fewer guesses than the lockout threshold, so a lock cannot
+        # be what refuses them.
+        fields = dict(zip(HEADER.split(","), row, strict=True))
+        guesses = [email, fields["full_name"], fields["phone"], "password123"]
+        for guess in guesses:
+            response = Api(import_server.base_url).http.post(
+                "/auth/login", json={"username": email, "password": guess}
+            )
+            assert response.status_code == 401, (guess, response.text)
+            assert response.json()["code"] == "invalid_credentials"
+
+        # The way in is a reset link (what an invite mails): then the account logs in.
+        issued = api.post(f"/users/{user_id}/password-reset")
+        assert issued.status_code == 200, issued.text
+        password = f"Chosen-{uuid.uuid4().hex}"
+        redeemed = Api(import_server.base_url).http.post(
+            "/auth/reset-password",
+            json={"token": issued.json()["reset_token"], "new_password": password},
         )
-        assert response.status_code in (401, 422)
+        assert redeemed.status_code == 204, redeemed.text
+        me = api.as_token(Api(import_server.base_url).login(email, password)).get("/auth/me")
+        assert me.json()["password_reset_required"] is False
 
     def test_email_optional_rows_without_email_are_skipped(self, api: Api) -> None:
         t = tag()

@@ -248,7 +248,7 @@ def record_key(record: Record) -> tuple[int, bytes, int, int, bool]:
     return (record.line, record.data, record.end_offset, record.next_line, record.too_long)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=ROWS,
     terminator=st.sampled_from(["\n", "\r\n"]),

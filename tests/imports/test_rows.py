@@ -14,28 +14,30 @@ import croniter  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from filestore.files import tasks as files_tasks
-from filestore.imports.records import Record
+from filestore.imports.fields import CUSTOMER_FIELDS, FIELD_LIMITS, normalise
+from filestore.imports.parsing import parse_batch
+from filestore.imports.records import MAX_RECORD_BYTES, Record
 from filestore.imports.rows import (
-    CUSTOMER_FIELDS,
-    FIELD_LIMITS,
     REDACTED,
     ColumnPlan,
     ImportFileError,
     RowError,
     ValidationRules,
     ValidRow,
-    normalise,
     parse_header,
     plan_columns,
     validate_row,
 )
-from filestore.imports.runner import MAX_RECORD_BYTES, parse_batch
+from filestore.imports.schemas import CsvImportRequest
 from filestore.jobs import tasks as jobs_tasks
 from filestore.jobs.errors_csv import HEADER, neutralise, render_rows, stream_csv
 
 SEED_MAPPING = {"name": "full_name", "email": "email", "phone": "phone"}
+# What the ISP platform's own test client sends: field aliases on the right.
+ISP_CLIENT_MAPPING = {"name": "name", "email": "email", "phone": "phone"}
 SEED_HEADER = [
     "full_name",
     "email",
@@ -176,6 +178,72 @@ class TestMapping:
 
 
 SEED_PLAN = plan(SEED_HEADER)
+
+
+class TestAliases:
+    """The obvious other words for a field, on the field side of a mapping and in headers."""
+
+    def test_the_isp_platforms_own_payload_is_accepted(self) -> None:
+        request = CsvImportRequest.model_validate(
+            {"file_upload_id": 1, "mapping_config": ISP_CLIENT_MAPPING}
+        )
+        p = plan(["name", "email", "phone"], request.mapping_config)
+        assert p.field_index == {"full_name": 0, "email": 1, "phone": 2}
+        assert p.warnings == ["column 'name' mapped to 'name', read as full_name"]
+
+    @pytest.mark.parametrize(
+        ("alias", "field"),
+        [
+            ("name", "full_name"),
+            ("zip", "postal_code"),
+            ("zip_code", "postal_code"),
+            ("postcode", "postal_code"),
+            ("e-mail", "email"),
+            ("mobile", "phone"),
+            ("telephone", "phone"),
+            ("province", "state"),
+            ("region", "state"),
+            ("street", "address"),
+        ],
+    )
+    def test_a_mapping_target_may_be_an_alias(self, alias: str, field: str) -> None:
+        CsvImportRequest.model_validate({"file_upload_id": 1, "mapping_config": {"col": alias}})
+        header = ["col", *(n for n in ("full_name", "email") if n != field)]
+        p = plan(header, {"col": alias})
+        assert p.field_index[field] == 0
+        assert f"column 'col' mapped to '{alias}', read as {field}" in p.warnings
+
+    @pytest.mark.parametrize("target", ["fullname", "nickname", "password_hash", "zipcode"])
+    def test_other_targets_are_still_refused_naming_them(self, target: str) -> None:
+        with pytest.raises(ValidationError, match=target):
+            CsvImportRequest.model_validate(
+                {"file_upload_id": 1, "mapping_config": {"col": target}}
+            )
+
+    def test_header_aliases_are_read_with_a_warning_each(self) -> None:
+        p = plan(["Name", "E-Mail", "Zip", "Mobile", "Province", "Street", "Notes"])
+        assert p.field_index == {
+            "full_name": 0,
+            "email": 1,
+            "postal_code": 2,
+            "phone": 3,
+            "state": 4,
+            "address": 5,
+        }
+        assert p.unknown_columns == ["Notes"]
+        assert p.warnings == [
+            "column 'Name' read as full_name",
+            "column 'Zip' read as postal_code",
+            "column 'Mobile' read as phone",
+            "column 'Province' read as state",
+            "column 'Street' read as address",
+        ]
+
+    def test_a_field_named_in_the_header_wins_over_an_alias(self) -> None:
+        p = plan(["name", "email", "full_name", "zip", "postal_code"])
+        assert (p.field_index["full_name"], p.field_index["postal_code"]) == (2, 4)
+        assert p.unknown_columns == ["name", "zip"]
+        assert p.warnings == []
 
 
 class TestValidation:

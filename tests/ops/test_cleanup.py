@@ -6,6 +6,7 @@ their objects are orphans from this server's point of view.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -188,3 +190,44 @@ class TestPeriodicCleanup:
             "stuck_rows",
             "aborted_uploads",
         }
+
+
+def test_direct_upload_reservations_never_completed_are_swept(
+    sweep_server: LiveServer, seaweed: SeaweedFS
+) -> None:
+    admin = sweep_server.admin()
+    declared = {"filename": "scan.pdf", "file_size": len(PDF), "file_type": "temp"}
+    declared["sha256"] = hashlib.sha256(PDF).hexdigest()
+    lapsed = admin.post("/files/direct-uploads", json=declared).json()
+    live = admin.post("/files/direct-uploads", json=declared).json()
+    for reservation in (lapsed, live):
+        put = httpx.put(reservation["url"], content=PDF, headers=reservation["headers"])
+        assert put.status_code == 200
+    bucket, key = sql(
+        sweep_server,
+        "SELECT bucket, object_key FROM file_uploads WHERE id = %s",
+        (lapsed["upload_id"],),
+    )[0]
+    # The first reservation lapsed long ago (past the grace period); the second is current.
+    sql(
+        sweep_server,
+        "UPDATE file_uploads SET reserved_until = now() - interval '1 hour' WHERE id = %s",
+        (lapsed["upload_id"],),
+    )
+
+    result = run_cleanup(sweep_server)
+    assert result.returncode == 0, result.stderr
+
+    statuses = dict(
+        sql(
+            sweep_server,
+            "SELECT id, upload_status::text FROM file_uploads WHERE id IN (%s, %s)",
+            (lapsed["upload_id"], live["upload_id"]),
+        )
+    )
+    assert statuses == {lapsed["upload_id"]: "expired", live["upload_id"]: "pending"}
+    assert f"{bucket}/{key}" not in StoreInspector(sweep_server, seaweed).objects()
+    done = admin.post(f"/files/direct-uploads/{live['upload_id']}/complete")
+    assert done.status_code == 201, done.text
+    gone = admin.post(f"/files/direct-uploads/{lapsed['upload_id']}/complete")
+    assert gone.status_code == 404

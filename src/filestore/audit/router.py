@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from filestore.audit import service as audit_service
 from filestore.audit.schemas import AuditEventOut
 from filestore.deps import AdminUser, SessionDep
-from filestore.schemas import MAX_DB_ID
+from filestore.errors import ALWAYS, error_responses
+from filestore.schemas import DbId, SearchText
 
-router = APIRouter(prefix="/audit-events", tags=["audit"])
+router = APIRouter(
+    prefix="/audit-events", tags=["audit"], responses=error_responses(401, 403, 422, *ALWAYS)
+)
 
 
 @router.get("", response_model=list[AuditEventOut])
 async def list_audit_events(
     session: SessionDep,
     _: AdminUser,
-    actor_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
-    target_user_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
-    action: str | None = Query(default=None, max_length=64, examples=["login.failure"]),
+    actor_id: Annotated[DbId | None, Query()] = None,
+    target_user_id: Annotated[DbId | None, Query()] = None,
+    action: Annotated[SearchText | None, Query(examples=["login.failure"])] = None,
     since: datetime | None = Query(default=None, description="ISO 8601; events at or after it"),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=10_000_000),

@@ -1,5 +1,9 @@
 """Recording and listing audit events. No secrets ever go in: callers pass ids, reasons and
-field names, never passwords or tokens."""
+field names, never passwords or tokens.
+
+An event is a row in the caller's transaction; its log line is written only once that
+transaction committed (a session event), so an action that rolled back never logs as done.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from filestore.audit.models import AuditEvent
+from filestore.requests import NO_CLIENT, ClientInfo
 
 log = structlog.get_logger(__name__)
 
@@ -35,42 +41,58 @@ class Action(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class ClientInfo:
-    """Where a request came from; empty for the CLI and background jobs."""
+class Who:
+    """The parties of an event: where the request came from, who acted, on whom."""
 
-    ip: str | None = None
-    user_agent: str | None = None
+    client: ClientInfo = NO_CLIENT
+    actor_id: int | None = None
+    target_user_id: int | None = None
+
+    @classmethod
+    def own(cls, user_id: int, client: ClientInfo) -> Who:
+        """A user acting on their own account."""
+        return cls(client, actor_id=user_id, target_user_id=user_id)
 
 
-NO_CLIENT = ClientInfo()
+_PENDING_LOG = "audit.pending_log"
 
 
 async def record(
-    session: AsyncSession,
-    *,
-    action: Action,
-    client: ClientInfo = NO_CLIENT,
-    actor_id: int | None = None,
-    target_user_id: int | None = None,
-    details: dict[str, Any] | None = None,
+    session: AsyncSession, action: Action, who: Who, details: dict[str, Any] | None = None
 ) -> None:
-    """Add an event to the session's transaction (it commits or rolls back with the action)."""
-    session.add(
-        AuditEvent(
-            action=action.value,
-            actor_id=actor_id,
-            target_user_id=target_user_id,
-            client_ip=client.ip,
-            user_agent=(client.user_agent or None) and client.user_agent[:300],
-            details=details or {},
-        )
+    """Add an event to the session's transaction (it commits or rolls back with the action);
+    its log line follows the commit."""
+    row = AuditEvent(
+        action=action.value,
+        actor_id=who.actor_id,
+        target_user_id=who.target_user_id,
+        client_ip=who.client.ip,
+        user_agent=(who.client.user_agent or None) and who.client.user_agent[:300],
+        details=details or {},
     )
-    log.info(
-        f"audit.{action.value}",
-        actor_id=actor_id,
-        target_user_id=target_user_id,
-        client_ip=client.ip,
-    )
+    session.add(row)
+    session.info.setdefault(_PENDING_LOG, []).append((row, action, who))
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint: the transaction may still roll back
+        return
+    for row, action, who in session.info.pop(_PENDING_LOG, []):
+        # Added inside a savepoint that rolled back: the row is gone, so is its line.
+        if inspect(row).persistent:
+            log.info(
+                f"audit.{action.value}",
+                actor_id=who.actor_id,
+                target_user_id=who.target_user_id,
+                client_ip=who.client.ip,
+            )
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING_LOG, None)
 
 
 async def list_events(

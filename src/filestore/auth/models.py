@@ -124,19 +124,3 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None]
     lockouts: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
-
-
-class AccountInvite(Base):
-    """A customer user an import created without a password, to be sent a reset link
-    (`validation_rules.send_invites`); written in the same transaction as the user."""
-
-    __tablename__ = "account_invites"
-
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("background_jobs.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    sent_at: Mapped[datetime | None]
-    error: Mapped[str | None] = mapped_column(String(300))

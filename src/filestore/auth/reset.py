@@ -1,37 +1,37 @@
 """Password reset tokens: issued by admin/staff (or the CLI), e-mailed when SMTP is set up,
-redeemed once at `POST /auth/reset-password`; and the invites an import sends to the customers
-it created without a password.
+redeemed once at `POST /auth/reset-password`. Import invites (`imports/invites.py`) are the
+same tokens and mail, sent to the customers an import created without a password.
 
 A user has at most one live reset token (issuing replaces the previous one); it is stored as a
-SHA-256 hash, expires after PASSWORD_RESET_TTL_HOURS and is deleted when used.
+SHA-256 hash, expires after PASSWORD_RESET_TTL_HOURS and is deleted when used, and when the
+user's password, role, customer or active flag changes (`credentials.end_all`). A link is
+mailed only after the transaction that stored its token committed (`deliver`).
 """
 
 from __future__ import annotations
 
-import json
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore import mail
 from filestore.audit import service as audit
-from filestore.audit.service import NO_CLIENT, Action, ClientInfo
-from filestore.auth import passwords
-from filestore.auth import service as auth_service
+from filestore.audit.service import Action, Who
+from filestore.auth import credentials, passwords
 from filestore.auth.models import PasswordResetToken, Role, User
-from filestore.auth.security import new_opaque_token, token_digest
-from filestore.errors import BadRequest, Forbidden
+from filestore.auth.security import hash_password, new_opaque_token, token_digest
+from filestore.db import side_transaction
+from filestore.errors import BadRequest, Forbidden, NotFound
+from filestore.requests import ClientInfo
 from filestore.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 INVALID_TOKEN = "This password reset link is invalid, used or expired"
-INVITE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class IssuedReset:
     url: str
     expires_at: datetime
     emailed: bool = False
+    # The mail that carries the link, for `deliver` once the token is committed.
+    mail: mail.Mail | None = None
 
 
 async def issue(
@@ -52,6 +54,10 @@ async def issue(
     emailed: bool = False,
 ) -> IssuedReset:
     """A new reset token for `user`; any earlier one stops working."""
+    # Keeps the account from changing until this transaction ends: a change made meanwhile
+    # waits, then deletes this token with the others (`credentials.end_all`).
+    if await credentials.lock_user(session, user.id, share=True) is None:
+        raise NotFound(f"User {user.id} not found", code="user_not_found")
     token = new_opaque_token()
     expires = datetime.now(UTC) + timedelta(hours=settings.password_reset_ttl_hours)
     values = {"token_hash": token_digest(token), "expires_at": expires, "created_by": actor_id}
@@ -65,11 +71,9 @@ async def issue(
     )
     await audit.record(
         session,
-        action=Action.password_reset_issued,
-        client=client,
-        actor_id=actor_id,
-        target_user_id=user.id,
-        details={"emailed": emailed},
+        Action.password_reset_issued,
+        Who(client, actor_id=actor_id, target_user_id=user.id),
+        {"emailed": emailed},
     )
     return IssuedReset(token, settings.password_reset_link(token), expires, emailed)
 
@@ -96,8 +100,12 @@ async def issue_for_user(
     session: AsyncSession, *, user_id: int, actor: User, client: ClientInfo, settings: Settings
 ) -> IssuedReset:
     """`POST /users/{id}/password-reset`: admins for anyone, staff for customer users only.
-    With SMTP configured and an e-mail on file, the link goes to the user, not the caller."""
-    user = await auth_service.get_or_404(session, user_id)
+    With SMTP configured and an e-mail on file, the link is for the user, not the caller: it
+    comes with its mail, which the caller sends with `deliver` after committing."""
+    # Locked before the role is checked: a promotion committed meanwhile is seen here.
+    user = await credentials.lock_user(session, user_id, share=True)
+    if user is None:
+        raise NotFound(f"User {user_id} not found", code="user_not_found")
     if actor.role is Role.staff and user.role is not Role.customer:
         raise Forbidden("Staff may reset only customer users' passwords", code="forbidden_role")
     if actor.role not in (Role.admin, Role.staff):
@@ -107,8 +115,15 @@ async def issue_for_user(
         session, user=user, actor_id=actor.id, client=client, settings=settings, emailed=emailed
     )
     if emailed:
-        await mail.send(settings, reset_mail(user, issued))
+        issued = replace(issued, mail=reset_mail(user, issued))
     return issued
+
+
+async def deliver(settings: Settings, issued: IssuedReset) -> None:
+    """Mail the link, once the transaction that stored its token has committed: a failed
+    commit must not leave the user holding a link to a token that never existed."""
+    if issued.mail is not None:
+        await mail.send(settings, issued.mail)
 
 
 async def reset_password(
@@ -116,118 +131,46 @@ async def reset_password(
 ) -> User:
     """Redeem a reset token: a new password, every old session gone. The token stays usable
     when the new password is refused (422), so the user can try another."""
-    row = (
-        await session.execute(
-            text(
-                "SELECT user_id, expires_at > now() AS live FROM password_reset_tokens "
-                "WHERE token_hash = :digest FOR UPDATE"
-            ),
-            {"digest": token_digest(token)},
-        )
-    ).first()
-    if row is None or not row.live:
+    digest = token_digest(token)
+    # Like `login`: read in a short transaction of its own, hash with no connection held.
+    async with side_transaction(session) as lookup:
+        holder = (
+            await lookup.execute(
+                select(User)
+                .join(PasswordResetToken, PasswordResetToken.user_id == User.id)
+                .where(
+                    PasswordResetToken.token_hash == digest,
+                    PasswordResetToken.expires_at > func.now(),
+                )
+            )
+        ).scalar_one_or_none()
+    if holder is None:
         raise BadRequest(INVALID_TOKEN, code="invalid_reset_token")
-    user = await auth_service.get_or_404(session, int(row.user_id), for_update=True)
-    passwords.check(new_password, username=user.username, email=user.email)
-    await session.execute(
-        text("DELETE FROM password_reset_tokens WHERE user_id = :id"), {"id": user.id}
+    passwords.check(new_password, username=holder.username, email=holder.email)
+    new_hash = await hash_password(new_password)
+    # The user row first, then the token (the order every writer keeps): spent only if it
+    # is still this user's live token, not replaced or ended by a change meanwhile.
+    user = await credentials.lock_user(session, holder.id)
+    spent = await session.execute(
+        delete(PasswordResetToken)
+        .where(
+            PasswordResetToken.token_hash == digest,
+            PasswordResetToken.user_id == holder.id,
+            PasswordResetToken.expires_at > func.now(),
+        )
+        .returning(PasswordResetToken.user_id)
     )
-    await auth_service.set_password(
-        session, user=user, password=new_password, reason="password_reset"
+    if user is None or spent.first() is None:
+        raise BadRequest(INVALID_TOKEN, code="invalid_reset_token")
+    await credentials.store_password(
+        session, user=user, password_hash=new_hash, reason="password_reset"
     )
-    await audit.record(
-        session,
-        action=Action.password_reset,
-        client=client,
-        actor_id=user.id,
-        target_user_id=user.id,
-    )
+    await audit.record(session, Action.password_reset, Who.own(user.id, client))
     return user
 
 
-async def send_import_invites(
-    maker: async_sessionmaker[AsyncSession], *, job_id: uuid.UUID, settings: Settings
-) -> dict[str, int | str]:
-    """E-mail a reset link to every customer user the import created without a password.
-
-    Runs after the import completed, in batches that commit (tokens + `sent_at`) after their
-    mails were accepted, so a crash re-sends at most one batch. Returns counts for the job.
-    """
-    outcome: dict[str, int | str] = {}
-    while True:
-        async with maker() as session:
-            rows = (
-                (
-                    await session.execute(
-                        text(
-                            "SELECT user_id FROM account_invites WHERE job_id = :job "
-                            "AND sent_at IS NULL AND error IS NULL ORDER BY user_id LIMIT :n"
-                        ),
-                        {"job": job_id, "n": INVITE_BATCH},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not rows:
-                break
-            users = [u for u in [await session.get(User, uid) for uid in rows] if u is not None]
-            mails = []
-            for user in users:
-                issued = await issue(
-                    session,
-                    user=user,
-                    actor_id=None,
-                    client=NO_CLIENT,
-                    settings=settings,
-                    emailed=True,
-                )
-                mails.append(reset_mail(user, issued, invite=True))
-            try:
-                results = await mail.send_many(settings, mails)
-            except mail.MailError as exc:
-                await session.rollback()
-                outcome["invites_error"] = str(exc.message)
-                log.error("invites.failed", job_id=str(job_id), error=str(exc.message))
-                break
-            for user, result in zip(users, results, strict=True):
-                await session.execute(
-                    text(
-                        "UPDATE account_invites SET "
-                        "sent_at = CASE WHEN CAST(:error AS text) IS NULL THEN now() END, "
-                        "error = CAST(:error AS text) WHERE job_id = :job AND user_id = :user"
-                    ),
-                    {"error": result, "job": job_id, "user": user.id},
-                )
-            missing = set(rows) - {u.id for u in users}
-            for user_id in missing:  # deleted meanwhile
-                await session.execute(
-                    text(
-                        "UPDATE account_invites SET error = 'user deleted' "
-                        "WHERE job_id = :job AND user_id = :user"
-                    ),
-                    {"job": job_id, "user": user_id},
-                )
-            await session.commit()
-    async with maker() as session:
-        counts = (
-            await session.execute(
-                text(
-                    "SELECT count(*) FILTER (WHERE sent_at IS NOT NULL), "
-                    "count(*) FILTER (WHERE error IS NOT NULL) "
-                    "FROM account_invites WHERE job_id = :job"
-                ),
-                {"job": job_id},
-            )
-        ).one()
-        outcome.update({"invites_sent": int(counts[0]), "invites_failed": int(counts[1])})
-        await session.execute(
-            text(
-                "UPDATE background_jobs SET result = result || CAST(:result AS jsonb) "
-                "WHERE id = :job"
-            ),
-            {"result": json.dumps(outcome), "job": job_id},
-        )
-        await session.commit()
-    log.info("invites.sent", job_id=str(job_id), **outcome)
-    return outcome
+def invite_is_live(user: User) -> bool:
+    """An import invite speaks for the account as the import created it, at token version 0
+    (the invite is recorded in the transaction that creates the user). Any change since (a
+    password, the role, the customer, the active flag) bumps the version and ends it."""
+    return user.token_version == 0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from filestore.auth import credentials
 from filestore.auth import reset as reset_service
 from filestore.auth import service as auth_service
 from filestore.auth import sessions as auth_sessions
@@ -33,11 +34,13 @@ from filestore.deps import (
     SettingsDep,
     StaffUser,
 )
-from filestore.errors import BadRequest, Unprocessable
-from filestore.schemas import MAX_DB_ID
+from filestore.errors import ALWAYS, BadRequest, Unprocessable, error_responses
+from filestore.schemas import DbId, PageOffset, SearchText
 
-router = APIRouter(prefix="/auth", tags=["auth"])
-users_router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(422, *ALWAYS))
+users_router = APIRouter(
+    prefix="/users", tags=["users"], responses=error_responses(401, 403, 422, *ALWAYS)
+)
 
 _LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
@@ -58,12 +61,16 @@ _LOGIN_BODY: dict[str, Any] = {
         },
     }
 }
-_WEAK: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Invalid body, or the password breaks a rule (`code` says which)"}
-}
-_LOCKED: dict[int | str, dict[str, Any]] = {
-    429: {"description": "Too many failed attempts; see `Retry-After`"}
-}
+_WEAK = error_responses((422, "Invalid body, or the password breaks a rule (`code` says which)"))
+_LOCKED = error_responses((429, "Too many failed attempts; see `Retry-After`"))
+
+
+def _no_store(response: Response) -> None:
+    """Responses that carry tokens or the caller's profile: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+NO_STORE = [Depends(_no_store)]
 
 
 async def _read_login(request: Request) -> LoginRequest:
@@ -94,8 +101,9 @@ def _tokens(pair: auth_sessions.TokenPair) -> TokenResponse:
 @router.post(
     "/login",
     response_model=TokenResponse,
+    dependencies=NO_STORE,
     openapi_extra=_LOGIN_BODY,
-    responses={401: {"description": "Incorrect username or password"}, **_LOCKED},
+    responses={**error_responses((401, "Incorrect username or password")), **_LOCKED},
 )
 async def login(
     request: Request, session: SessionDep, settings: SettingsDep, client: ClientDep
@@ -115,7 +123,8 @@ async def login(
 @router.post(
     "/refresh",
     response_model=TokenResponse,
-    responses={401: {"description": "Unknown, expired, revoked or already used refresh token"}},
+    dependencies=NO_STORE,
+    responses=error_responses((401, "Unknown, expired, revoked or already used refresh token")),
 )
 async def refresh(
     body: RefreshRequest, session: SessionDep, settings: SettingsDep, client: ClientDep
@@ -138,14 +147,14 @@ async def logout(body: RefreshRequest, session: SessionDep, client: ClientDep) -
     "/setup",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "An admin exists already"}, **_WEAK},
+    responses={**error_responses((409, "An admin exists already")), **_WEAK},
 )
 async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> Any:
     """Create the first admin of a new installation (no token; only while there is no admin)."""
     return await auth_service.setup(session, setup_in=body, client=client)
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, dependencies=NO_STORE, responses=error_responses(401))
 async def me(user: CurrentUser) -> Any:
     """The user this token belongs to."""
     return user
@@ -154,7 +163,13 @@ async def me(user: CurrentUser) -> Any:
 @router.post(
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={400: {"description": "Wrong current password"}, **_WEAK, **_LOCKED},
+    responses={
+        **error_responses(
+            (400, "Wrong current password"), 401, (409, "The account changed meanwhile")
+        ),
+        **_WEAK,
+        **_LOCKED,
+    },
 )
 async def change_password(
     body: ChangePasswordRequest,
@@ -164,7 +179,7 @@ async def change_password(
     client: ClientDep,
 ) -> Response:
     """Change your password; every token you held stops working (log in again)."""
-    await auth_service.change_password(
+    await credentials.change_password(
         session,
         user_id=user.id,
         current_password=body.current_password,
@@ -178,7 +193,7 @@ async def change_password(
 @router.post(
     "/reset-password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={400: {"description": "Invalid, used or expired reset token"}, **_WEAK},
+    responses={**error_responses((400, "Invalid, used or expired reset token")), **_WEAK},
 )
 async def reset_password(
     body: ResetPasswordRequest, session: SessionDep, client: ClientDep
@@ -227,7 +242,9 @@ async def reset_password_page() -> HTMLResponse:
         _RESET_PAGE,
         headers={
             "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'",
+            "style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; "
+            "frame-ancestors 'none'",
+            "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
         },
@@ -238,7 +255,7 @@ async def reset_password_page() -> HTMLResponse:
     "",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Username or e-mail taken"}, **_WEAK},
+    responses={**error_responses((409, "Username or e-mail taken")), **_WEAK},
 )
 async def create_user(
     user_in: UserCreate, session: SessionDep, admin: AdminUser, client: ClientDep
@@ -252,11 +269,11 @@ async def list_users(
     session: SessionDep,
     _: AdminUser,
     role: Role | None = None,
-    customer_id: int | None = Query(default=None, ge=1, le=MAX_DB_ID),
-    email: str | None = Query(default=None, max_length=320),
+    customer_id: Annotated[DbId | None, Query()] = None,
+    email: Annotated[SearchText | None, Query()] = None,
     is_active: bool | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Users, by id, optionally filtered (admin only)."""
     return await auth_service.list_users(
@@ -270,9 +287,7 @@ async def list_users(
     )
 
 
-@users_router.get(
-    "/{user_id}", response_model=UserOut, responses={404: {"description": "Not found"}}
-)
+@users_router.get("/{user_id}", response_model=UserOut, responses=error_responses(404))
 async def get_user(user_id: IdPath, session: SessionDep, _: AdminUser) -> Any:
     """One user (admin only)."""
     return await auth_service.get_or_404(session, user_id)
@@ -281,10 +296,7 @@ async def get_user(user_id: IdPath, session: SessionDep, _: AdminUser) -> Any:
 @users_router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses={
-        404: {"description": "Not found"},
-        409: {"description": "Would leave no active admin"},
-    },
+    responses=error_responses(404, (409, "Would leave no active admin")),
 )
 async def update_user(
     user_id: IdPath, changes: UserUpdate, session: SessionDep, admin: AdminUser, client: ClientDep
@@ -299,11 +311,12 @@ async def update_user(
 @users_router.post(
     "/{user_id}/password-reset",
     response_model=PasswordResetOut,
-    responses={
-        403: {"description": "Staff resetting a non-customer user"},
-        404: {"description": "Not found"},
-        503: {"description": "The e-mail could not be sent"},
-    },
+    dependencies=NO_STORE,
+    responses=error_responses(
+        (403, "Staff resetting a non-customer user"),
+        404,
+        (503, "The e-mail could not be sent, or the database is unavailable"),
+    ),
 )
 async def issue_password_reset(
     user_id: IdPath, session: SessionDep, actor: StaffUser, settings: SettingsDep, client: ClientDep
@@ -313,6 +326,9 @@ async def issue_password_reset(
     issued = await reset_service.issue_for_user(
         session, user_id=user_id, actor=actor, client=client, settings=settings
     )
+    # The mail goes out only once its token exists: a failed commit sends no dead link.
+    await session.commit()
+    await reset_service.deliver(settings, issued)
     return PasswordResetOut(
         reset_token=None if issued.emailed else issued.token,
         reset_url=None if issued.emailed else issued.url,

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, EmailStr, Field
 
 from filestore.auth.models import Role
-from filestore.schemas import Schema, StrictInput
+from filestore.schemas import DbId, Schema, StrictInput
 
 # Long enough for any passphrase (ASVS asks for at least 64), short enough that nobody makes
 # the server hash megabytes. The rules themselves (length, common passwords) are checked by
@@ -60,7 +60,7 @@ class UserCreate(StrictInput):
     username: str = Field(min_length=1, max_length=150)
     password: PasswordStr
     role: Role = Role.customer
-    customer_id: int | None = None
+    customer_id: DbId | None = None
     email: str | None = Field(default=None, max_length=320)
     full_name: str | None = Field(default=None, max_length=255)
 
@@ -70,7 +70,7 @@ class UserUpdate(StrictInput):
 
     role: Role | None = None
     is_active: bool | None = None
-    customer_id: int | None = Field(default=None, ge=1, le=9_223_372_036_854_775_807)
+    customer_id: DbId | None = None
 
 
 class UserOut(Schema):

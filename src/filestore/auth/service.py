@@ -1,33 +1,33 @@
-"""Users: lookup, creation, first-run setup, password change, administration. No HTTP here.
+"""Users: lookup, login, creation, first-run setup, administration. No HTTP here.
 
-Whatever makes a user's existing tokens untrustworthy (a new password, deactivation, a role or
-customer change) bumps `token_version` and revokes every login session at once
-(`sessions.revoke_all`): access tokens carry the version, refresh tokens live in the sessions.
+Whatever makes a user's existing credentials untrustworthy (a new password, a role, customer or
+active-flag change) ends all of them at once: `credentials.end_all`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select, text
+from typing import Any
+
+from sqlalchemy import column, func, or_, select, table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit
-from filestore.audit.service import NO_CLIENT, Action, ClientInfo
-from filestore.auth import passwords, throttle
+from filestore.audit.service import Action, Who
+from filestore.auth import credentials, passwords, throttle
 from filestore.auth import sessions as auth_sessions
 from filestore.auth.models import Role, User
 from filestore.auth.schemas import SetupRequest, UserCreate, UserUpdate
 from filestore.auth.security import AccessClaims, hash_password, verify_password
-from filestore.customers.models import Customer
 from filestore.db import side_transaction
 from filestore.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 
 INVALID_CREDENTIALS = "Incorrect username or password"
@@ -86,43 +86,33 @@ async def login(
     user = await session.get(User, found.id) if found is not None and ok else None
     if user is None or not user.is_active:
         reason = "unknown_user" if found is None else "inactive" if ok else "bad_password"
-        target = found.id if found else None
+        who = Who(client, target_user_id=found.id if found else None)
         # Committed apart: the 401 below rolls the request's own transaction back.
         async with side_transaction(session) as side:
             locked = await throttle.record_failure(side, keys, settings)
-            await audit.record(
-                side,
-                action=Action.login_failure,
-                client=client,
-                target_user_id=target,
-                details={"reason": reason},
-            )
+            await audit.record(side, Action.login_failure, who, {"reason": reason})
             if locked is not None:
-                await audit.record(
-                    side,
-                    action=Action.login_locked,
-                    client=client,
-                    target_user_id=target,
-                    details={"seconds": locked},
-                )
+                await audit.record(side, Action.login_locked, who, {"seconds": locked})
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     await throttle.clear_account(session, keys)
     pair = await auth_sessions.start(session, user=user, client=client, settings=settings)
-    await audit.record(
-        session,
-        action=Action.login_success,
-        client=client,
-        actor_id=user.id,
-        target_user_id=user.id,
-    )
+    await audit.record(session, Action.login_success, Who.own(user.id, client))
     return pair
 
 
-async def _customer(session: AsyncSession, customer_id: int) -> Customer:
-    customer = await session.get(Customer, customer_id)
-    if customer is None:
+# Accounts sit below customers (the customers package creates customer logins and decides
+# visibility by user), so a user's customer is read by table name, as its foreign key names it.
+_CUSTOMERS = table("customers", column("id"), column("email"))
+
+
+async def _customer_email(session: AsyncSession, customer_id: int) -> str | None:
+    """The e-mail of customer `customer_id`; 422 if there is no such customer."""
+    stmt = select(_CUSTOMERS.c.email).where(_CUSTOMERS.c.id == customer_id)
+    row = (await session.execute(stmt)).first()
+    if row is None:
         raise Unprocessable(f"Customer {customer_id} does not exist", code="customer_not_found")
-    return customer
+    email: str | None = row.email
+    return email
 
 
 async def create(
@@ -144,7 +134,7 @@ async def create(
             raise Unprocessable(
                 "customer_id is required for a customer user", code="customer_required"
             )
-        email = email or (await _customer(session, user_in.customer_id)).email
+        email = email or await _customer_email(session, user_in.customer_id)
     elif user_in.customer_id is not None:
         raise Unprocessable(
             "Only customer users are linked to a customer", code="customer_not_allowed"
@@ -170,11 +160,9 @@ async def create(
         ) from exc
     await audit.record(
         session,
-        action=Action.user_created,
-        client=client,
-        actor_id=actor_id,
-        target_user_id=user.id,
-        details={"role": user.role.value, "customer_id": user.customer_id},
+        Action.user_created,
+        Who(client, actor_id=actor_id, target_user_id=user.id),
+        {"role": user.role.value, "customer_id": user.customer_id},
     )
     return user
 
@@ -184,13 +172,15 @@ async def admin_exists(session: AsyncSession) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
-async def _lock_admins(session: AsyncSession) -> None:
+async def lock_admins(session: AsyncSession) -> None:
+    """Serialise who creates or changes admins until the transaction ends (API processes that
+    start together each bootstrap the first admin: one creates it, the others then see it)."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADMIN_LOCK})
 
 
 async def setup(session: AsyncSession, *, setup_in: SetupRequest, client: ClientInfo) -> User:
     """The first admin, only while there is none (409 afterwards, saying nothing more)."""
-    await _lock_admins(session)
+    await lock_admins(session)
     if await admin_exists(session):
         raise Conflict("This installation is already set up", code="setup_done")
     user = await create(
@@ -204,66 +194,8 @@ async def setup(session: AsyncSession, *, setup_in: SetupRequest, client: Client
         ),
         client=client,
     )
-    await audit.record(
-        session, action=Action.setup_completed, client=client, target_user_id=user.id
-    )
+    await audit.record(session, Action.setup_completed, Who(client, target_user_id=user.id))
     return user
-
-
-async def set_password(session: AsyncSession, *, user: User, password: str, reason: str) -> None:
-    """Store a new password and end every session and token the user had."""
-    user.password_hash = await hash_password(password)
-    user.password_reset_required = False
-    user.token_version += 1
-    await auth_sessions.revoke_all(session, user_id=user.id, reason=reason)
-    await throttle.clear_account(
-        session, throttle.Keys(account=throttle.account_key(user_id=user.id, login=""), ip=None)
-    )
-    await session.flush()
-
-
-async def change_password(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    current_password: str,
-    new_password: str,
-    client: ClientInfo,
-    settings: Settings,
-) -> None:
-    """Needs the current password (throttled like a login); then every old token is dead."""
-    user = await session.get(User, user_id, with_for_update=True)
-    if user is None:
-        raise NotFound("User not found", code="user_not_found")
-    keys = throttle.Keys(
-        account=throttle.account_key(user_id=user.id, login=""), ip=throttle.ip_key(client.ip)
-    )
-    wait = await throttle.locked_for(session, keys)
-    if wait is not None:
-        raise TooManyRequests(
-            "Too many failed attempts; try again later", retry_after=wait, code="login_locked"
-        )
-    if not await verify_password(current_password, user.password_hash):
-        async with side_transaction(session) as side:
-            await throttle.record_failure(side, keys, settings)
-            await audit.record(
-                side,
-                action=Action.login_failure,
-                client=client,
-                actor_id=user.id,
-                target_user_id=user.id,
-                details={"reason": "bad_password", "via": "change_password"},
-            )
-        raise BadRequest("The current password is not correct", code="invalid_current_password")
-    passwords.check(new_password, username=user.username, email=user.email)
-    await set_password(session, user=user, password=new_password, reason="password_changed")
-    await audit.record(
-        session,
-        action=Action.password_changed,
-        client=client,
-        actor_id=user.id,
-        target_user_id=user.id,
-    )
 
 
 async def list_users(
@@ -298,13 +230,13 @@ async def get_or_404(session: AsyncSession, user_id: int, *, for_update: bool = 
 async def update(
     session: AsyncSession, *, user_id: int, changes: UserUpdate, actor_id: int, client: ClientInfo
 ) -> User:
-    """Change role, activity or customer link. A change of role or customer, or a
-    deactivation, ends every session and token the user had."""
+    """Change role, activity or customer link. Any change ends every session, token and reset
+    link the user had."""
     sent = changes.model_fields_set
     for name in ("role", "is_active"):
         if name in sent and getattr(changes, name) is None:
             raise Unprocessable(f"{name} cannot be null", code="validation_error")
-    await _lock_admins(session)
+    await lock_admins(session)
     user = await get_or_404(session, user_id, for_update=True)
     role = changes.role if changes.role is not None else user.role
     active = changes.is_active if changes.is_active is not None else user.is_active
@@ -314,7 +246,7 @@ async def update(
             raise Unprocessable(
                 "customer_id is required for a customer user", code="customer_required"
             )
-        await _customer(session, customer_id)
+        await _customer_email(session, customer_id)
     else:
         if changes.customer_id is not None:
             raise Unprocessable(
@@ -332,46 +264,24 @@ async def update(
 
     old_role, old_active, old_customer = user.role, user.is_active, user.customer_id
     user.role, user.is_active, user.customer_id = role, active, customer_id
-    revoke_reason = None
+    # (event, its details, why the user's credentials end: the first change's reason)
+    events: list[tuple[Action, dict[str, Any] | None, str]] = []
     if old_role is not role:
-        revoke_reason = "role_changed"
-        await audit.record(
-            session,
-            action=Action.role_changed,
-            client=client,
-            actor_id=actor_id,
-            target_user_id=user.id,
-            details={"from": old_role.value, "to": role.value},
-        )
+        details = {"from": old_role.value, "to": role.value}
+        events.append((Action.role_changed, details, "role_changed"))
     if old_active and not active:
-        revoke_reason = "deactivated"
-        await audit.record(
-            session,
-            action=Action.user_deactivated,
-            client=client,
-            actor_id=actor_id,
-            target_user_id=user.id,
-        )
+        events.append((Action.user_deactivated, None, "deactivated"))
     elif active and not old_active:
-        await audit.record(
-            session,
-            action=Action.user_reactivated,
-            client=client,
-            actor_id=actor_id,
-            target_user_id=user.id,
-        )
+        events.append((Action.user_reactivated, None, "reactivated"))
     if old_customer != customer_id:
-        revoke_reason = revoke_reason or "customer_changed"
-        await audit.record(
-            session,
-            action=Action.user_updated,
-            client=client,
-            actor_id=actor_id,
-            target_user_id=user.id,
-            details={"customer_id": {"from": old_customer, "to": customer_id}},
-        )
-    if revoke_reason is not None:
-        user.token_version += 1
-        await auth_sessions.revoke_all(session, user_id=user.id, reason=revoke_reason)
+        moved = {"customer_id": {"from": old_customer, "to": customer_id}}
+        events.append((Action.user_updated, moved, "customer_changed"))
+    who = Who(client, actor_id=actor_id, target_user_id=user.id)
+    for action, event_details, _ in events:
+        await audit.record(session, action, who, event_details)
+    if events:
+        # Any of these ends the user's tokens, sessions and reset links: a link issued for a
+        # customer user must not work once that user is an admin.
+        await credentials.end_all(session, user=user, reason=events[0][2])
     await session.flush()
     return user

@@ -20,11 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit
-from filestore.audit.service import Action, ClientInfo
+from filestore.audit.service import Action, Who
 from filestore.auth.models import AuthSession, RefreshToken, User
 from filestore.auth.security import create_access_token, new_opaque_token, token_digest
 from filestore.db import side_transaction
 from filestore.errors import Unauthorized
+from filestore.requests import ClientInfo
 from filestore.settings import Settings
 
 INVALID_REFRESH = "Invalid or expired refresh token"
@@ -190,10 +191,9 @@ async def _refused(session: AsyncSession, *, digest: str, client: ClientInfo) ->
             if user_id is not None:
                 await audit.record(
                     side,
-                    action=Action.refresh_reuse_detected,
-                    client=client,
-                    target_user_id=user_id,
-                    details={"session_id": str(found.session_id)},
+                    Action.refresh_reuse_detected,
+                    Who(client, target_user_id=user_id),
+                    {"session_id": str(found.session_id)},
                 )
     raise Unauthorized(INVALID_REFRESH, code="invalid_refresh_token")
 
@@ -207,10 +207,5 @@ async def logout(session: AsyncSession, *, refresh_token: str, client: ClientInf
     user_id = await revoke(session, session_id=found.session_id, reason="logout")
     if user_id is not None:
         await audit.record(
-            session,
-            action=Action.logout,
-            client=client,
-            actor_id=user_id,
-            target_user_id=user_id,
-            details={"session_id": str(found.session_id)},
+            session, Action.logout, Who.own(user_id, client), {"session_id": str(found.session_id)}
         )

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
 from filestore.customers import service as customers_service
 from filestore.customers.schemas import CustomerCreate, CustomerOut
 from filestore.deps import ClientDep, CurrentUser, IdPath, SessionDep, StaffUser
+from filestore.errors import ALWAYS, error_responses
+from filestore.schemas import PageOffset, SearchText
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(
+    prefix="/customers", tags=["customers"], responses=error_responses(401, 422, *ALWAYS)
+)
 
 
 @router.post(
     "",
     response_model=CustomerOut,
     status_code=status.HTTP_201_CREATED,
-    responses={
-        409: {"description": "E-mail already used"},
-        422: {"description": "Invalid body, or the password breaks a rule (`code` says which)"},
-    },
+    responses=error_responses(
+        403,
+        (409, "E-mail already used"),
+        (422, "Invalid body, or the password breaks a rule (`code` says which)"),
+    ),
 )
 async def create_customer(
     customer_in: CustomerCreate, session: SessionDep, staff: StaffUser, client: ClientDep
@@ -35,9 +40,9 @@ async def create_customer(
 async def list_customers(
     session: SessionDep,
     user: CurrentUser,
-    email: str | None = Query(default=None, max_length=320),
+    email: Annotated[SearchText | None, Query()] = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Customers visible to you, optionally filtered by e-mail (case-insensitive)."""
     return await customers_service.list_visible(
@@ -45,9 +50,7 @@ async def list_customers(
     )
 
 
-@router.get(
-    "/{customer_id}", response_model=CustomerOut, responses={404: {"description": "Not found"}}
-)
+@router.get("/{customer_id}", response_model=CustomerOut, responses=error_responses(404))
 async def get_customer(customer_id: IdPath, session: SessionDep, user: CurrentUser) -> Any:
     """One customer."""
     return await customers_service.get_visible(session, customer_id=customer_id, user=user)

@@ -6,7 +6,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filestore.audit.service import NO_CLIENT, ClientInfo
 from filestore.auth import passwords
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
@@ -14,6 +13,7 @@ from filestore.auth.schemas import UserCreate
 from filestore.customers.models import Customer
 from filestore.customers.schemas import CustomerCreate
 from filestore.errors import Conflict, NotFound
+from filestore.requests import NO_CLIENT, ClientInfo
 
 
 async def get(session: AsyncSession, customer_id: int) -> Customer | None:

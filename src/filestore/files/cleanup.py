@@ -18,16 +18,25 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from filestore.files import direct
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
+from filestore.storage.errors import StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
 EXPIRY_BATCH = 500
+# Rows whose object is theirs: a pending direct upload's quarantined bytes are no orphan.
+OWNS_ITS_OBJECT = (
+    UploadStatus.completed,
+    UploadStatus.uploading,
+    UploadStatus.pending,
+    UploadStatus.verifying,
+)
 
 
 @dataclass
@@ -37,6 +46,7 @@ class SweepReport:
     stuck_rows: int = 0
     aborted_uploads: int = 0
     expired_tus_uploads: int = 0
+    expired_reservations: int = 0
     errors: int = 0
 
     @property
@@ -47,6 +57,7 @@ class SweepReport:
             + self.stuck_rows
             + self.aborted_uploads
             + self.expired_tus_uploads
+            + self.expired_reservations
         )
 
     def to_json(self) -> dict[str, int]:
@@ -59,41 +70,68 @@ async def expire_files(
     *,
     now: datetime,
     report: SweepReport,
+    batch: int = EXPIRY_BATCH,
 ) -> None:
+    """Delete the objects of expired files and mark their rows `expired`.
+
+    One pass over the expired rows in id order: a row whose object cannot be deleted is
+    counted as an error and left for the next sweep, never tried again in this one, so rows
+    that keep failing cannot hold up the others or keep the sweep going. No row lock and no
+    database connection is held while the store is called. A store that is down ends the
+    sweep (after recording what was done).
+    """
+    after_id = 0
     while True:
         async with maker() as session:
             rows = (
-                (
-                    await session.execute(
-                        select(FileUpload)
-                        .where(
-                            FileUpload.upload_status == UploadStatus.completed,
-                            FileUpload.expires_at.is_not(None),
-                            FileUpload.expires_at <= now,
-                        )
-                        .order_by(FileUpload.expires_at)
-                        .limit(EXPIRY_BATCH)
-                        .with_for_update(skip_locked=True)
+                await session.execute(
+                    select(FileUpload.id, FileUpload.bucket, FileUpload.object_key)
+                    .where(
+                        FileUpload.upload_status == UploadStatus.completed,
+                        FileUpload.expires_at.is_not(None),
+                        FileUpload.expires_at <= now,
+                        FileUpload.id > after_id,
                     )
+                    .order_by(FileUpload.id)
+                    .limit(batch)
                 )
-                .scalars()
-                .all()
-            )
-            if not rows:
-                return
-            for file in rows:
+            ).all()
+        if not rows:
+            return
+        after_id = rows[-1].id
+        deleted: list[int] = []
+        try:
+            for row in rows:
                 try:
-                    await storage.delete(file.bucket, file.object_key)
+                    await storage.delete(row.bucket, row.object_key)
+                except StorageUnavailable:
+                    report.errors += 1
+                    raise
                 except Exception as exc:
                     report.errors += 1
-                    log.warning("cleanup.expire_failed", file_id=file.id, error=str(exc)[:200])
+                    log.warning("cleanup.expire_failed", file_id=row.id, error=str(exc)[:200])
                     continue
-                file.upload_status = UploadStatus.expired
-                file.deleted_at = now
-                report.expired_files += 1
-            await session.commit()
-            if len(rows) < EXPIRY_BATCH:
-                return
+                deleted.append(row.id)
+        finally:
+            await _mark_expired(maker, deleted, now=now, report=report)
+        if len(rows) < batch:
+            return
+
+
+async def _mark_expired(
+    maker: async_sessionmaker[AsyncSession], ids: list[int], *, now: datetime, report: SweepReport
+) -> None:
+    if not ids:
+        return
+    async with maker() as session:
+        result = await session.execute(
+            update(FileUpload)
+            .where(FileUpload.id.in_(ids), FileUpload.upload_status == UploadStatus.completed)
+            .values(upload_status=UploadStatus.expired, deleted_at=now)
+            .returning(FileUpload.id)
+        )
+        report.expired_files += len(result.all())
+        await session.commit()
 
 
 async def remove_orphan_objects(
@@ -117,9 +155,7 @@ async def remove_orphan_objects(
                             select(FileUpload.object_key).where(
                                 FileUpload.bucket == bucket,
                                 FileUpload.object_key.in_(keys),
-                                FileUpload.upload_status.in_(
-                                    (UploadStatus.completed, UploadStatus.uploading)
-                                ),
+                                FileUpload.upload_status.in_(OWNS_ITS_OBJECT),
                             )
                         )
                     ).scalars()
@@ -154,6 +190,23 @@ async def remove_stuck_rows(
         )
         report.stuck_rows += len(result.scalars().all())
         await session.commit()
+
+
+async def expire_reservations(
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    *,
+    now: datetime,
+    grace: timedelta,
+    report: SweepReport,
+) -> None:
+    """Direct uploads never completed: their quarantined bytes deleted, their rows expired."""
+    while True:
+        async with maker() as session:
+            done = await direct.expire_reservations(session, storage, now=now, grace=grace)
+        report.expired_reservations += done
+        if done < direct.RESERVATION_BATCH:
+            return
 
 
 async def abort_stale_uploads(
@@ -195,6 +248,7 @@ async def sweep(
     older_than = now - grace
     await expire_files(maker, storage, now=now, report=report)
     await remove_stuck_rows(maker, older_than=older_than, report=report)
+    await expire_reservations(maker, storage, now=now, grace=grace, report=report)
     await remove_orphan_objects(maker, storage, buckets, older_than=older_than, report=report)
     await abort_stale_uploads(maker, storage, buckets, older_than=older_than, report=report)
     removed, errors = await tus_cleanup.expire_uploads(maker, storage, now=now)

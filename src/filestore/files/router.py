@@ -1,4 +1,4 @@
-"""`/files`: upload, download, metadata, listing and deletion."""
+"""`/files`: upload (multipart, or direct to the store), download, metadata, listing, deletion."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from fastapi.responses import RedirectResponse
 
 from filestore.customers import service as customers_service
 from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
+from filestore.errors import ALWAYS, error_responses
+from filestore.files import direct
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
-from filestore.files.schemas import DownloadUrlOut, FileOut
+from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
+from filestore.schemas import PageOffset
 from filestore.tickets import service as tickets_service
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = APIRouter(prefix="/files", tags=["files"], responses=error_responses(401, 422, *ALWAYS))
 
 _UPLOAD_FORM: dict[str, Any] = {
     "requestBody": {
@@ -90,7 +93,7 @@ async def visible_file(
 
 VisibleFile = Annotated[FileUpload, Depends(visible_file)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[PageOffset, Query()]
 
 
 @router.post(
@@ -98,14 +101,14 @@ Offset = Annotated[int, Query(ge=0)]
     response_model=FileOut,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_FORM,
-    responses={
-        403: {"description": "Backups are admin-only; customers upload only for themselves"},
-        404: {"description": "customer_id or ticket_id not found"},
-        413: {"description": "File larger than MAX_FILE_SIZE"},
-        415: {"description": "Extension not allowed, or content does not match it"},
-        422: {"description": "Empty file, bad field, checksum mismatch, `virus_found`"},
-        503: {"description": "`scanner_unavailable`: clamd could not scan the file"},
-    },
+    responses=error_responses(
+        (403, "Backups are admin-only; customers upload only for themselves"),
+        (404, "customer_id or ticket_id not found"),
+        (413, "File larger than MAX_FILE_SIZE"),
+        (415, "Extension not allowed, or content does not match it"),
+        (422, "Empty file, bad field, checksum mismatch, `virus_found`"),
+        (503, "Database or object storage unavailable, or `scanner_unavailable`"),
+    ),
 )
 async def upload_file(
     request: Request, state: StateDep, user: CurrentUser, url: BaseUrl
@@ -136,8 +139,7 @@ async def upload_file(
         200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
         206: {"description": "Part of the file (Range)"},
         307: {"description": "`redirect=true` on S3: a presigned link to the store"},
-        404: {"description": "Not found"},
-        416: {"description": "Range not satisfiable"},
+        **error_responses(404, 416),
     },
 )
 async def download_file(
@@ -205,21 +207,21 @@ class Listing:
 ListingDep = Annotated[Listing, Depends()]
 
 
-@router.get("/customer/{customer_id}", response_model=list[FileOut])
+@router.get("/customer/{customer_id}", response_model=list[FileOut], responses=error_responses(404))
 async def list_customer_files(customer_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A customer's files, newest first."""
     await customers_service.get_visible(listing.session, customer_id=customer_id, user=listing.user)
     return await listing.files(customer_id=customer_id)
 
 
-@router.get("/ticket/{ticket_id}", response_model=list[FileOut])
+@router.get("/ticket/{ticket_id}", response_model=list[FileOut], responses=error_responses(404))
 async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A ticket's files, newest first."""
     await tickets_service.get_visible(listing.session, ticket_id=ticket_id, user=listing.user)
     return await listing.files(ticket_id=ticket_id)
 
 
-@router.get("/{file_id}", response_model=FileOut, responses={404: {"description": "Not found"}})
+@router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
 async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     """A file's metadata."""
     return to_out(file, url)
@@ -229,10 +231,7 @@ async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     "/{file_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={
-        403: {"description": "Customers delete only their own uploads"},
-        404: {"description": "Not found"},
-    },
+    responses=error_responses((403, "Customers delete only their own uploads"), 404),
 )
 async def delete_file(
     file: VisibleFile, session: SessionDep, user: CurrentUser, storage: StorageDep
@@ -243,7 +242,9 @@ async def delete_file(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{file_id}/download-url", response_model=DownloadUrlOut)
+@router.get(
+    "/{file_id}/download-url", response_model=DownloadUrlOut, responses=error_responses(404)
+)
 async def download_url(
     file: VisibleFile,
     base: BaseUrl,
@@ -262,3 +263,73 @@ async def download_url(
         api_url = f"{base.rstrip('/')}/files/download/{file.id}"
         return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
     return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
+
+
+@router.post(
+    "/direct-uploads",
+    response_model=DirectUploadOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        (403, "Backups are admin-only; customers upload only for themselves"),
+        (404, "customer_id or ticket_id not found"),
+        (409, "`direct_uploads_unavailable`: the store is not S3"),
+        (413, "Declared size larger than MAX_FILE_SIZE"),
+        (415, "Extension not allowed"),
+    ),
+)
+async def reserve_direct_upload(
+    body: DirectUploadIn,
+    session: SessionDep,
+    state: StateDep,
+    user: CurrentUser,
+    response: Response,
+) -> DirectUploadOut:
+    """Check the upload as `POST /files/upload` would and answer a presigned PUT for exactly
+    these bytes (size and SHA-256 are bound into the signature; it works once, ≤ 15 minutes)."""
+    response.headers["Cache-Control"] = "no-store"
+    reservation = await direct.reserve(
+        session,
+        settings=state.settings,
+        storage=state.storage,
+        user=user,
+        request=body,
+        now=_now(),
+    )
+    return DirectUploadOut(
+        upload_id=reservation.row.id,
+        method="PUT",
+        url=reservation.url,
+        headers=reservation.headers,
+        expires_at=reservation.expires_at,
+    )
+
+
+@router.post(
+    "/direct-uploads/{upload_id}/complete",
+    response_model=FileOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": FileOut, "description": "Completed before: the same file"},
+        **error_responses(
+            (404, "No such upload of yours"),
+            (409, "`upload_verifying` (ask again) or `upload_rejected`"),
+            (422, "The stored bytes differ from the declaration (the detail says how)"),
+            (503, "Store or scanner unavailable: nothing decided, try again"),
+        ),
+    },
+)
+async def complete_direct_upload(
+    upload_id: IdPath, state: StateDep, user: CurrentUser, url: BaseUrl, response: Response
+) -> FileOut:
+    """Verify the uploaded bytes (size, SHA-256, type, virus scan) and make them a file."""
+    row, created = await direct.complete(
+        state.sessionmaker,
+        settings=state.settings,
+        storage=state.storage,
+        user=user,
+        upload_id=upload_id,
+        now=_now(),
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return to_out(row, url)

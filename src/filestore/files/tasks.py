@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
+import psycopg
 import structlog
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from filestore.db import libpq_url
 from filestore.files import cleanup
 from filestore.jobs import service as jobs_service
 from filestore.jobs.models import BackgroundJob, JobStatus, JobType
@@ -24,19 +28,35 @@ CLEANUP_LOCK_ID = 7_240_724
 TICK_CRON = "* * * * * */15"
 
 
+@asynccontextmanager
+async def _sweep_lock(database_url: str, *, connect_timeout: float) -> AsyncIterator[bool]:
+    """Whether this process may sweep now: a session-level advisory lock, held by a connection
+    of its own until the sweep ends. (A transaction-level lock would be released at the sweep's
+    first commit, letting the next tick start a second sweep beside it.) Closing the
+    connection releases the lock, whatever happened meanwhile."""
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(database_url), autocommit=True, connect_timeout=max(1, round(connect_timeout))
+    ) as conn:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (CLEANUP_LOCK_ID,))
+        row = await cursor.fetchone()
+        yield bool(row and row[0])
+
+
 async def run_cleanup(resources: WorkerResources, *, force: bool = False) -> BackgroundJob | None:
     """Record and run one sweep if FILE_CLEANUP_INTERVAL_SECONDS have passed since the last
-    (or always with `force`); one at a time across all workers."""
+    (or always with `force`); one at a time across all workers, None when another one runs."""
+    async with _sweep_lock(
+        resources.database_url, connect_timeout=resources.settings.db_connect_timeout_seconds
+    ) as locked:
+        if not locked:
+            return None
+        return await _sweep_if_due(resources, force=force)
+
+
+async def _sweep_if_due(resources: WorkerResources, *, force: bool) -> BackgroundJob | None:
     settings = resources.settings
     now = datetime.now(UTC)
     async with resources.sessionmaker() as session:
-        locked = (
-            await session.execute(
-                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": CLEANUP_LOCK_ID}
-            )
-        ).scalar()
-        if not locked:
-            return None
         last = (
             await session.execute(
                 select(func.max(BackgroundJob.created_at)).where(

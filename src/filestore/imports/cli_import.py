@@ -13,11 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from filestore.db import create_engine, create_sessionmaker
-from filestore.imports.runner import CustomerImport, ImportSource, fail_job
-from filestore.imports.runner import Progress as ImportProgress
+from filestore.imports.records import ImportSource
+from filestore.imports.runner import CustomerImport
 from filestore.jobs import queue as job_queue
 from filestore.jobs import service as jobs_service
-from filestore.jobs.models import BackgroundJob, JobType
+from filestore.jobs.models import BackgroundJob, JobStatus, JobType
+from filestore.jobs.running import JobProgress, fail_job
 from filestore.settings import Settings
 
 READ_CHUNK = 1024 * 1024
@@ -57,7 +58,7 @@ async def run_cli_import(
         with job_queue.create_hash_pool() as pool, Progress(*columns, console=console) as bar:
             task = bar.add_task("import", total=None)
 
-            def on_progress(progress: ImportProgress) -> None:
+            def on_progress(progress: JobProgress) -> None:
                 bar.update(task, total=progress.total_rows, completed=progress.processed_rows)
 
             runner = CustomerImport(
@@ -72,13 +73,20 @@ async def run_cli_import(
             except (asyncio.CancelledError, KeyboardInterrupt):
                 # Ctrl-C. No queue entry will ever resume this job, so it must not stay
                 # `processing`; what was committed stays, and a rerun skips it as duplicates.
-                await fail_job(database_url, job.id, INTERRUPTED, status="cancelled")
+                await fail_job(
+                    database_url,
+                    job.id,
+                    INTERRUPTED,
+                    status=JobStatus.cancelled,
+                    attempt=runner.attempt,
+                )
                 raise
             except Exception as exc:
                 await fail_job(
                     database_url,
                     job.id,
                     f"The import stopped on an internal error ({type(exc).__name__})",
+                    attempt=runner.attempt,
                 )
                 raise
         async with create_sessionmaker(engine)() as session:

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import codecs
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 UTF8_BOM = codecs.BOM_UTF8
+MAX_RECORD_BYTES = 64 * 1024
+
+
+@dataclass
+class ImportSource:
+    """Where the CSV bytes come from: `open(offset)` streams the file from a byte offset."""
+
+    size: int
+    open: Callable[[int], AsyncIterator[bytes | memoryview]]
 
 
 @contextmanager

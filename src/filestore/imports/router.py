@@ -7,29 +7,31 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from filestore.deps import SessionDep, SettingsDep, StaffUser, StateDep
+from filestore.deps import SessionDep, SettingsDep, StaffUser
+from filestore.errors import ALWAYS, error_responses
 from filestore.imports import service as imports_service
 from filestore.imports.schemas import CsvImportRequest
 from filestore.jobs.schemas import JobCreated
 
-router = APIRouter(prefix="/files", tags=["imports"])
+router = APIRouter(
+    prefix="/files", tags=["imports"], responses=error_responses(401, 403, 422, *ALWAYS)
+)
 
 
 @router.post(
     "/csv-import",
     response_model=JobCreated,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={
-        404: {"description": "The file does not exist (or is not yours)"},
-        422: {"description": "Not a CSV file, or a bad mapping"},
-    },
+    responses=error_responses(
+        (404, "The file does not exist (or is not yours)"),
+        (422, "Not a CSV file, or a bad mapping"),
+    ),
 )
 async def start_csv_import(
     request: CsvImportRequest,
     session: SessionDep,
     user: StaffUser,
     settings: SettingsDep,
-    state: StateDep,
 ) -> Any:
     """Start importing customers from an uploaded CSV; answers at once with the job id."""
     job = await imports_service.start(
@@ -37,7 +39,6 @@ async def start_csv_import(
         request=request,
         user=user,
         settings=settings,
-        queue=state.queue,
         now=datetime.now(UTC),
     )
     return JobCreated(job_id=job.id, status=job.status.value, created_at=job.created_at)

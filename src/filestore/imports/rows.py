@@ -11,29 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from filestore.auth import passwords
+from filestore.imports import fields
+from filestore.imports.fields import FIELD_LIMITS, normalise
 
-CUSTOMER_FIELDS = (
-    "full_name",
-    "email",
-    "phone",
-    "address",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "password",
-)
-FIELD_LIMITS = {
-    "full_name": 255,
-    "email": 320,
-    "phone": 32,
-    "address": 500,
-    "city": 120,
-    "state": 120,
-    "postal_code": 32,
-    "country": 120,
-    "password": 1024,
-}
 REDACTED = "***"
 _EMAIL = re.compile(r"^[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+\.[^@\s,;<>()\[\]\\\".]{2,}$")
 _PHONE_NOISE = re.compile(r"[\s\-.()]")
@@ -41,11 +21,6 @@ _PHONE_NOISE = re.compile(r"[\s\-.()]")
 
 class ImportFileError(ValueError):
     """The file as a whole cannot be imported; the message says why, for the job's user."""
-
-
-def normalise(name: str) -> str:
-    """Column names compare without case, spaces, dashes and underscores."""
-    return re.sub(r"[\s_\-]+", "", name).lower()
 
 
 @dataclass
@@ -102,32 +77,40 @@ def parse_header(line: str) -> list[str]:
 
 
 def plan_columns(header: list[str], mapping: dict[str, str], rules: ValidationRules) -> ColumnPlan:
-    """Map header columns to fields: `mapping` first (CSV column → field), then by name."""
+    """Map header columns to fields: `mapping` first (CSV column → field or alias), then the
+    other columns by field name, then by alias (so `full_name` wins over `name`)."""
     plan = ColumnPlan(header=header, field_index={})
     by_normalised = {normalise(name): index for index, name in enumerate(header)}
     used: set[int] = set()
     for column, target in mapping.items():
         index = header.index(column) if column in header else by_normalised.get(normalise(column))
+        resolved = fields.resolve(target)
         if index is None:
             plan.warnings.append(f"Mapped column {column!r} is not in the file's header")
-            continue
-        if target in plan.field_index:
+        elif resolved is None:  # refused by the request schema; only an old stored job has one
+            plan.warnings.append(f"Column {column!r} ignored: {target!r} is not a customer field")
+        elif resolved.field in plan.field_index:
             plan.warnings.append(
-                f"Column {column!r} ignored: {target!r} already comes from another column"
+                f"Column {column!r} ignored: {resolved.field!r} already comes from another column"
             )
-            continue
-        plan.field_index[target] = index
-        used.add(index)
-    fields_by_normalised = {normalise(name): name for name in CUSTOMER_FIELDS}
-    for index, name in enumerate(header):
-        if index in used:
-            continue
-        field_name = fields_by_normalised.get(normalise(name))
-        if field_name is None or field_name in plan.field_index:
-            plan.unknown_columns.append(name)
-            continue
-        plan.field_index[field_name] = index
-    required = ["full_name"] + (["email"] if rules.email_required else [])
+        else:
+            if resolved.alias is not None:
+                plan.warnings.append(
+                    f"column {column!r} mapped to {target!r}, read as {resolved.field}"
+                )
+            plan.field_index[resolved.field] = index
+            used.add(index)
+    for match in (fields.by_name, fields.by_alias):
+        for index, name in enumerate(header):
+            field_name = match(name)
+            if index in used or field_name is None or field_name in plan.field_index:
+                continue
+            if match is fields.by_alias:
+                plan.warnings.append(f"column {name!r} read as {field_name}")
+            plan.field_index[field_name] = index
+            used.add(index)
+    plan.unknown_columns = [name for index, name in enumerate(header) if index not in used]
+    required = [*fields.REQUIRED, *(["email"] if rules.email_required else [])]
     missing = [name for name in required if name not in plan.field_index]
     if missing:
         raise ImportFileError(

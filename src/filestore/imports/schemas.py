@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from filestore.imports.rows import CUSTOMER_FIELDS
-from filestore.schemas import MAX_DB_ID, StrictInput
+from filestore.imports import fields
+from filestore.schemas import DbId, StrictInput
 
 
 class ValidationRulesIn(StrictInput):
@@ -22,11 +22,13 @@ class ValidationRulesIn(StrictInput):
 
 
 class CsvImportRequest(StrictInput):
-    file_upload_id: int = Field(ge=1, le=MAX_DB_ID)
+    file_upload_id: DbId
     import_type: Literal["customers"] = "customers"
     mapping_config: dict[str, str] = Field(
         default_factory=dict,
-        description='CSV column → customer field, e.g. {"name": "full_name"}',
+        description='CSV column → customer field, e.g. {"name": "full_name"}; a field may '
+        "also be named by an alias (name, zip, postcode, mobile, …), which the job's warnings "
+        "mention",
         max_length=64,
     )
     validation_rules: ValidationRulesIn = Field(default_factory=ValidationRulesIn)
@@ -34,10 +36,9 @@ class CsvImportRequest(StrictInput):
     @field_validator("mapping_config")
     @classmethod
     def _known_fields(cls, mapping: dict[str, str]) -> dict[str, str]:
-        unknown = sorted({target for target in mapping.values() if target not in CUSTOMER_FIELDS})
+        unknown = sorted({target for target in mapping.values() if fields.resolve(target) is None})
         if unknown:
             raise ValueError(
-                f"unknown customer field(s) {', '.join(unknown)}; "
-                f"known: {', '.join(CUSTOMER_FIELDS)}"
+                f"unknown customer field(s) {', '.join(unknown)}; known: {fields.known_names()}"
             )
         return mapping

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import procrastinate
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,14 +12,13 @@ from filestore.auth.models import User
 from filestore.errors import Unprocessable
 from filestore.files import service as files_service
 from filestore.files.models import FileUpload
+from filestore.imports import tasks as imports_tasks
 from filestore.imports.schemas import CsvImportRequest
 from filestore.jobs import service as jobs_service
 from filestore.jobs.models import BackgroundJob, JobType
 from filestore.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-IMPORT_TASK = "imports:run_customer_import"
 
 
 def check_is_csv(file: FileUpload) -> None:
@@ -36,7 +34,6 @@ async def start(
     request: CsvImportRequest,
     user: User,
     settings: Settings,
-    queue: procrastinate.App,
     now: datetime,
 ) -> BackgroundJob:
     """Create the job and its queue entry in the session's transaction: both or neither."""
@@ -62,8 +59,8 @@ async def start(
         file_upload_id=file.id,
     )
     raw = await jobs_service.raw_connection(session)
-    queue_job_id = await queue.configure_task(
-        IMPORT_TASK, connection=raw, lock=f"import:{job.id}"
+    queue_job_id = await imports_tasks.run_customer_import.configure(
+        connection=raw, lock=f"import:{job.id}"
     ).defer_async(job_id=str(job.id))
     job.queue_job_id = queue_job_id
     await session.flush()

@@ -11,12 +11,15 @@ import psycopg
 import structlog
 from obstore.exceptions import NotFoundError
 
-from filestore.auth import reset as reset_service
 from filestore.files.models import FileUpload, UploadStatus
+from filestore.imports import invites
+from filestore.imports.records import ImportSource
 from filestore.imports.rows import ImportFileError
-from filestore.imports.runner import CustomerImport, ImportSource, fail_job
-from filestore.jobs.models import BackgroundJob, JobStatus
-from filestore.jobs.resources import WorkerResources, resources_of
+from filestore.imports.runner import CustomerImport
+from filestore.jobs.models import BackgroundJob
+from filestore.jobs.resources import resources_of
+from filestore.jobs.running import fail_job
+from filestore.storage.errors import StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -49,7 +52,7 @@ def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
     retry=procrastinate.RetryStrategy(
         max_attempts=MAX_ATTEMPTS,
         exponential_wait=2,
-        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError},
+        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError, StorageUnavailable},
     ),
 )
 async def run_customer_import(context: Any, job_id: str) -> None:
@@ -70,36 +73,21 @@ async def run_customer_import(context: Any, job_id: str) -> None:
         job_id=job_uuid,
         source=object_source(resources.storage, file),
         hash_pool=resources.hash_pool,
+        mailer=invites.Mailer(resources.sessionmaker, resources.settings),
     )
     try:
         await runner.run()
     except Exception as exc:
         attempts = context.job.attempts + 1
         log.exception("import.error", job_id=job_id, attempt=attempts)
-        retryable = isinstance(exc, psycopg.OperationalError | OSError | TimeoutError)
+        retryable = isinstance(
+            exc, psycopg.OperationalError | OSError | TimeoutError | StorageUnavailable
+        )
         if not retryable or attempts >= MAX_ATTEMPTS:
             await fail_job(
                 resources.database_url,
                 job_uuid,
                 f"The import stopped on an internal error ({type(exc).__name__})",
+                attempt=runner.attempt,
             )
         raise
-    rules = job.params.get("validation_rules") or {}
-    if rules.get("send_invites") and not rules.get("dry_run"):
-        await send_invites(resources, job_uuid)
-
-
-async def send_invites(resources: WorkerResources, job_id: uuid.UUID) -> None:
-    """After a completed import: a set-your-password e-mail to each customer it created without
-    a password. Also runs when the job is run again after a crash, for the invites not sent."""
-    async with resources.sessionmaker() as session:
-        job = await session.get(BackgroundJob, job_id)
-    if job is None or job.status is not JobStatus.completed:
-        return
-    try:
-        await reset_service.send_import_invites(
-            resources.sessionmaker, job_id=job_id, settings=resources.settings
-        )
-    except Exception:
-        # The import itself succeeded; its result says how many invites went out.
-        log.exception("import.invites_error", job_id=str(job_id))

@@ -1,8 +1,11 @@
-"""The procrastinate app (the queue in PostgreSQL) and the worker that runs its tasks."""
+"""Queue plumbing that knows no domain: the connector to PostgreSQL, the process pool for
+password hashing, and running a worker of a procrastinate App.
+
+Which tasks the App holds is decided above, in `filestore.worker`, from the domains'
+blueprints."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import multiprocessing
@@ -15,24 +18,15 @@ import procrastinate
 import structlog
 
 from filestore.db import libpq_url
-from filestore.files import tasks as files_tasks
-from filestore.imports import tasks as imports_tasks
 from filestore.jobs import tasks as jobs_tasks
 from filestore.jobs.resources import CONTEXT_KEY, WorkerResources
 
 log = structlog.get_logger(__name__)
 
 
-def create_queue(database_url: str) -> procrastinate.App:
-    app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(
-            conninfo=libpq_url(database_url), min_size=1, max_size=4
-        ),
-    )
-    app.add_tasks_from(jobs_tasks.blueprint, namespace="jobs")
-    app.add_tasks_from(imports_tasks.blueprint, namespace="imports")
-    app.add_tasks_from(files_tasks.blueprint, namespace="files")
-    return app
+def connector(database_url: str) -> procrastinate.PsycopgConnector:
+    """A connector (a small pool, opened with the App) to the queue's tables in `database_url`."""
+    return procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=4)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -79,9 +73,3 @@ async def run_worker(
         fetch_job_polling_interval=1.0,
         delete_jobs="successful",
     )
-
-
-async def stop_worker(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await asyncio.wait_for(task, timeout=15)

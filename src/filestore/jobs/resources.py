@@ -24,6 +24,6 @@ class WorkerResources:
 
 
 def resources_of(context: Any) -> WorkerResources:
-    """The resources of the worker running this job (see `jobs.worker`)."""
+    """The resources of the worker running this job (see `filestore.worker`)."""
     resources: WorkerResources = context.additional_context[CONTEXT_KEY]
     return resources

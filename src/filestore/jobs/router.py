@@ -10,12 +10,16 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from filestore.deps import SessionDep, StaffUser, StateDep
+from filestore.errors import ALWAYS, error_responses
 from filestore.jobs import service as jobs_service
 from filestore.jobs.errors_csv import stream_csv
 from filestore.jobs.models import BackgroundJob, JobStatus, JobType
 from filestore.jobs.schemas import JobOut
+from filestore.schemas import PageOffset
 
-router = APIRouter(prefix="/files/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/files/jobs", tags=["jobs"], responses=error_responses(401, 403, 422, *ALWAYS)
+)
 
 
 async def staff_job(job_id: uuid.UUID, session: SessionDep, _: StaffUser) -> BackgroundJob:
@@ -33,7 +37,7 @@ async def list_jobs(
     status: JobStatus | None = None,
     job_type: JobType | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
     """Jobs, newest first, filtered by status and type (admin, staff)."""
     return await jobs_service.list_jobs(
@@ -41,7 +45,7 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "Not found"}})
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404))
 async def get_job(job: Job) -> Any:
     """A job with its progress counters and the first errors."""
     return job
@@ -50,7 +54,7 @@ async def get_job(job: Job) -> Any:
 @router.post(
     "/{job_id}/cancel",
     response_model=JobOut,
-    responses={409: {"description": "Already finished"}, 404: {"description": "Not found"}},
+    responses=error_responses(404, (409, "Already finished")),
 )
 async def cancel_job(job: Job, session: SessionDep) -> Any:
     """Cancel a job: a pending one at once, a running import at its next batch."""
@@ -60,7 +64,10 @@ async def cancel_job(job: Job, session: SessionDep) -> Any:
 @router.get(
     "/{job_id}/errors.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "Every failed row"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "Every failed row"},
+        **error_responses(404),
+    },
 )
 async def job_errors_csv(job: Job, state: StateDep) -> StreamingResponse:
     """Every failed row of an import with its error, spreadsheet-safe."""

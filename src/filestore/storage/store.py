@@ -3,6 +3,10 @@
 obstore streams an async iterator straight into a multipart upload and aborts that upload
 when the iterator raises, so a failed upload leaves nothing behind. It cannot create buckets
 or copy across buckets, which is what the minio SDK is used for (control plane only).
+
+Transport errors of either client leave this class as `StorageUnavailable` (see `errors.py`);
+a missing object stays `FileNotFoundError`/`NotFoundError`, and anything else (credentials,
+bucket, configuration) passes through unchanged.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ import structlog
 from obstore.exceptions import NotFoundError
 from obstore.store import LocalStore, S3Store
 
-from filestore.errors import ServiceUnavailable
 from filestore.settings import Settings
+from filestore.storage.errors import (
+    StorageUnavailable,
+    as_unavailable,
+    transport_errors_as_unavailable,
+)
 from filestore.storage.presign import Credentials, presign
 
 if TYPE_CHECKING:
@@ -150,30 +158,41 @@ class ObjectStorage:
 
         minio = self._minio
         for bucket in self._buckets:
-            exists = await asyncio.to_thread(minio.bucket_exists, bucket)
-            if not exists:
+            with transport_errors_as_unavailable("ensure_buckets"):
+                exists = await asyncio.to_thread(minio.bucket_exists, bucket)
+                if exists:
+                    continue
                 try:
                     await asyncio.to_thread(minio.make_bucket, bucket)
                 except S3Error as exc:
                     # Another API process created it between our check and our create.
                     if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                         raise
-                log.info("storage.bucket_created", bucket=bucket)
+            log.info("storage.bucket_created", bucket=bucket)
 
     async def put_stream(
         self, bucket: str, key: str, chunks: AsyncIterator[memoryview], *, content_type: str
     ) -> None:
-        """Stream `chunks` into `bucket/key`; if the iterator raises, nothing is kept."""
+        """Stream `chunks` into `bucket/key`; if the iterator raises, nothing is kept and its
+        exception is not taken for a storage error."""
         # The local store cannot keep attributes; its Content-Type lives in the database anyway.
         attributes: Attributes | None = {"Content-Type": content_type} if self._minio else None
-        await obstore.put_async(
-            self._store(bucket),
-            key,
-            chunks,
-            attributes=attributes,
-            chunk_size=self._settings.upload_chunk_size,
-            max_concurrency=self._settings.upload_concurrency,
-        )
+        source = _WatchedSource(chunks)
+        try:
+            await obstore.put_async(
+                self._store(bucket),
+                key,
+                source,
+                attributes=attributes,
+                chunk_size=self._settings.upload_chunk_size,
+                max_concurrency=self._settings.upload_concurrency,
+            )
+        except Exception as exc:
+            # A source that failed (client gone, size overrun, scanner) is not the store's fault.
+            unavailable = None if source.error is not None else as_unavailable(exc, "put")
+            if unavailable is None:
+                raise
+            raise unavailable from exc
 
     async def open(
         self, bucket: str, key: str, *, start: int = 0, end: int | None = None
@@ -184,7 +203,8 @@ class ObjectStorage:
             options["range"] = (start, end)
         elif start:
             options["range"] = {"offset": start}
-        result = await obstore.get_async(self._store(bucket), key, options=options)
+        with transport_errors_as_unavailable("get"):
+            result = await obstore.get_async(self._store(bucket), key, options=options)
         first, last = result.range
         return StoredObject(
             chunks=_as_chunks(result.stream(DOWNLOAD_CHUNK_SIZE)), size=last - first
@@ -244,29 +264,37 @@ class ObjectStorage:
 
     async def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
         """Store a small object in one request."""
-        await obstore.put_async(self._store(bucket), key, data)
+        with transport_errors_as_unavailable("put"):
+            await obstore.put_async(self._store(bucket), key, data)
 
     async def get_bytes(self, bucket: str, key: str) -> bytes:
         """A small object's bytes, read whole."""
-        result = await obstore.get_async(self._store(bucket), key)
-        return bytes(await result.bytes_async())
+        with transport_errors_as_unavailable("get"):
+            result = await obstore.get_async(self._store(bucket), key)
+            return bytes(await result.bytes_async())
 
     async def delete(self, bucket: str, key: str) -> None:
         """Delete `bucket/key`; a missing object is not an error."""
         try:
-            await obstore.delete_async(self._store(bucket), key)
+            with transport_errors_as_unavailable("delete"):
+                await obstore.delete_async(self._store(bucket), key)
         except (NotFoundError, FileNotFoundError):
             pass
 
     async def exists(self, bucket: str, key: str) -> bool:
         try:
-            await obstore.head_async(self._store(bucket), key)
+            with transport_errors_as_unavailable("head"):
+                await obstore.head_async(self._store(bucket), key)
         except (NotFoundError, FileNotFoundError):
             return False
         return True
 
     async def move(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         """Server-side move (copy + delete); used when an upload's bucket is known only late."""
+        with transport_errors_as_unavailable("move"):
+            await self._move(src_bucket, src_key, dst_bucket, dst_key)
+
+    async def _move(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         if src_bucket == dst_bucket:
             await obstore.rename_async(self._store(src_bucket), src_key, dst_key)
             return
@@ -287,14 +315,15 @@ class ObjectStorage:
         self, bucket: str, *, prefix: str | None = None
     ) -> AsyncIterator[list[ListedObject]]:
         """Every object of `bucket` (under `prefix`, if given), in pages."""
-        stream = obstore.list(self._store(bucket), prefix=prefix, chunk_size=1000)
-        async for page in stream:
-            yield [
-                ListedObject(
-                    key=meta["path"], last_modified=meta["last_modified"], size=meta["size"]
-                )
-                for meta in page
-            ]
+        with transport_errors_as_unavailable("list"):
+            stream = obstore.list(self._store(bucket), prefix=prefix, chunk_size=1000)
+            async for page in stream:
+                yield [
+                    ListedObject(
+                        key=meta["path"], last_modified=meta["last_modified"], size=meta["size"]
+                    )
+                    for meta in page
+                ]
 
     async def incomplete_uploads(self, bucket: str) -> list[IncompleteUpload]:
         """Multipart uploads begun and never completed nor aborted (S3 only; none locally)."""
@@ -306,13 +335,14 @@ class ObjectStorage:
         upload_marker: str | None = None
         while True:
             # The minio SDK reaches ListMultipartUploads only through this private method.
-            result = await asyncio.to_thread(
-                minio._list_multipart_uploads,
-                bucket,
-                key_marker=key_marker,
-                upload_id_marker=upload_marker,
-                max_uploads=1000,
-            )
+            with transport_errors_as_unavailable("list_uploads"):
+                result = await asyncio.to_thread(
+                    minio._list_multipart_uploads,
+                    bucket,
+                    key_marker=key_marker,
+                    upload_id_marker=upload_marker,
+                    max_uploads=1000,
+                )
             found.extend(
                 IncompleteUpload(
                     key=u.object_name, upload_id=u.upload_id or "", initiated=u.initiated_time
@@ -331,24 +361,47 @@ class ObjectStorage:
 
     async def abort_upload(self, bucket: str, upload: IncompleteUpload) -> None:
         if self._minio is not None:
-            await asyncio.to_thread(
-                self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id
-            )
+            with transport_errors_as_unavailable("abort_upload"):
+                await asyncio.to_thread(
+                    self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id
+                )
 
     async def ping(self) -> None:
-        """Raise ServiceUnavailable unless the store answers within the storage timeout."""
+        """Raise StorageUnavailable unless the store answers within the storage timeout (for
+        `/health`: whatever the reason, a store that does not answer is not usable)."""
         bucket = self._settings.minio_bucket_customer_uploads
         try:
             await asyncio.wait_for(
                 self.exists(bucket, HEALTH_PROBE_KEY), self._settings.storage_timeout_seconds
             )
         except Exception as exc:
-            raise ServiceUnavailable(
-                f"Object storage is unavailable: {str(exc)[:200] or type(exc).__name__}",
-                code="storage_unavailable",
+            raise StorageUnavailable(
+                f"Object storage is unavailable: {str(exc)[:200] or type(exc).__name__}"
             ) from exc
 
 
 async def _as_chunks(stream: Any) -> AsyncIterator[bytes | memoryview]:
-    async for chunk in stream:
-        yield memoryview(chunk)
+    with transport_errors_as_unavailable("read"):
+        async for chunk in stream:
+            yield memoryview(chunk)
+
+
+class _WatchedSource:
+    """The bytes of a put, remembering whether the source itself failed: a client that
+    disconnects or a scanner that gives up is not an outage of the store."""
+
+    def __init__(self, chunks: AsyncIterator[memoryview]) -> None:
+        self._chunks = chunks
+        self.error: BaseException | None = None
+
+    def __aiter__(self) -> _WatchedSource:
+        return self
+
+    async def __anext__(self) -> memoryview:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise

@@ -7,17 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from filestore.schemas import MAX_DB_ID, Schema, StrictInput
+from filestore.schemas import DbId, Schema, StrictInput
 
 TicketStatus = Literal["open", "pending", "resolved", "closed"]
 
 
 class TicketCreate(StrictInput):
-    customer_id: int | None = Field(
-        default=None,
-        ge=1,
-        le=MAX_DB_ID,
-        description="Required for staff; a customer's own by default",
+    customer_id: DbId | None = Field(
+        default=None, description="Required for staff; a customer's own by default"
     )
     subject: str = Field(min_length=1, max_length=255)
     status: TicketStatus = "open"

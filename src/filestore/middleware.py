@@ -1,0 +1,158 @@
+"""Pure ASGI guards every request passes: a size limit on request bodies and the security
+headers every response carries.
+
+Pure ASGI rather than `BaseHTTPMiddleware`, so a streamed upload or download passes through
+untouched. The uploads (`POST /files/upload`, tus's `POST /files/tus` and
+`PATCH /files/tus/{id}`) are exempt from the body limit: they stream their bodies and enforce
+`MAX_FILE_SIZE` (and a tus upload's declared length) themselves.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from filestore.errors import error_body
+
+BODY_TOO_LARGE = "body_too_large"
+
+
+class _BodyTooLarge(HTTPException):
+    """Unwinds the app once the 413 is sent; whatever the app answers then is dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="Request body too large")
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+class BodyLimitMiddleware:
+    """Answer 413 `body_too_large` to any request body over `max_bytes`.
+
+    A declared `Content-Length` over the limit is refused before a byte is read (and before
+    authentication). A body without one (chunked) is counted as it streams; the first chunk
+    over the limit stops it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        exempt: frozenset[tuple[str, str]] = frozenset(),
+        exempt_prefixes: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt = exempt
+        # (method, path prefix): resumable uploads' PATCH /files/tus/{id}.
+        self.exempt_prefixes = exempt_prefixes
+
+    def _is_exempt(self, method: str, path: str) -> bool:
+        if (method, path) in self.exempt:
+            return True
+        return any(method == m and path.startswith(p) for m, p in self.exempt_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._is_exempt(scope["method"], _route_path(scope)):
+            await self.app(scope, receive, send)
+            return
+        length = _content_length(scope)
+        if length is not None and length > self.max_bytes:
+            await self._refuse(send)
+            return
+        await _CountingCall(self, scope, receive, send).run()
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            error_body(f"Request body larger than {self.max_bytes} bytes", BODY_TOO_LARGE)
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _CountingCall:
+    """One request whose body is counted as the app reads it."""
+
+    def __init__(self, limit: BodyLimitMiddleware, scope: Scope, receive: Receive, send: Send):
+        self.limit = limit
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.received = 0
+        self.started = False
+        self.refused = False
+
+    async def run(self) -> None:
+        try:
+            await self.limit.app(self.scope, self._receive, self._send)
+        except _BodyTooLarge:
+            if not self.refused:
+                raise
+
+    async def _receive(self) -> Message:
+        if self.refused:
+            return {"type": "http.disconnect"}
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit.max_bytes:
+                if self.started:
+                    # Too late for a 413: stop reading, as if the client had gone.
+                    return {"type": "http.disconnect"}
+                self.refused = True
+                await self.limit._refuse(self.send)
+                raise _BodyTooLarge()
+        return message
+
+    async def _send(self, message: Message) -> None:
+        if self.refused:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+class SecurityHeadersMiddleware:
+    """`X-Content-Type-Options: nosniff` on every response: a browser must never guess that a
+    JSON error or a downloaded file is HTML."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-content-type-options" for name, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

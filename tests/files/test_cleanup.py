@@ -1,0 +1,186 @@
+"""The cleanup sweep makes progress past rows it cannot clean, and runs once at a time.
+
+Real PostgreSQL and the real local object store. The rows that cannot be cleaned belong to a
+bucket whose directory is a regular file, so the store refuses every delete in it (as a store
+answering AccessDenied would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from filestore.db import create_engine, create_sessionmaker
+from filestore.files import cleanup
+from filestore.files import tasks as files_tasks
+from filestore.jobs.models import JobStatus
+from filestore.jobs.resources import WorkerResources
+from filestore.models import load_all_models
+from filestore.settings import Settings
+from filestore.storage.store import ObjectStorage
+from tests.conftest import Postgres
+
+REFUSED_BUCKET = "refused"
+INSERT_FILE = (
+    "INSERT INTO file_uploads (filename, bucket, object_key, file_size, mime_type, file_type, "
+    "md5, sha256, upload_status, created_at, expires_at) "
+    "SELECT 'f.pdf', :bucket, :prefix || n, 1, 'application/pdf', 'document', '', '', "
+    "CAST(:status AS upload_status), now() - interval '2 hours', :expires_at "
+    "FROM generate_series(1, :count) AS n RETURNING id"
+)
+
+
+@dataclass
+class Env:
+    engine: AsyncEngine
+    maker: async_sessionmaker[AsyncSession]
+    storage: ObjectStorage
+    resources: WorkerResources
+
+    async def add_files(
+        self,
+        count: int,
+        *,
+        bucket: str,
+        prefix: str,
+        expires_at: datetime | None,
+        status: str = "completed",
+    ) -> list[int]:
+        async with self.maker() as session:
+            result = await session.execute(
+                text(INSERT_FILE),
+                {
+                    "bucket": bucket,
+                    "prefix": prefix,
+                    "status": status,
+                    "expires_at": expires_at,
+                    "count": count,
+                },
+            )
+            ids = list(result.scalars())
+            await session.commit()
+        return ids
+
+    async def statuses(self, ids: list[int]) -> set[str]:
+        async with self.maker() as session:
+            result = await session.execute(
+                text("SELECT DISTINCT upload_status::text FROM file_uploads WHERE id = ANY(:ids)"),
+                {"ids": ids},
+            )
+            return set(result.scalars())
+
+
+@pytest.fixture
+async def env(postgres: Postgres, tmp_path: Path) -> AsyncIterator[Env]:
+    load_all_models()
+    database_url = postgres.migrated_database("filestore_cleanup")
+    settings = Settings(filestore_data_dir=tmp_path, orphan_grace_seconds=60)
+    storage = ObjectStorage(settings)
+    await storage.ensure_buckets()
+    (settings.objects_dir / REFUSED_BUCKET).write_text("not a directory")
+    engine = create_engine(settings, database_url)
+    maker = create_sessionmaker(engine)
+    resources = WorkerResources(
+        settings=settings,
+        database_url=database_url,
+        sessionmaker=maker,
+        storage=storage,
+        hash_pool=None,
+    )
+    yield Env(engine, maker, storage, resources)
+    await engine.dispose()
+
+
+async def one_chunk() -> AsyncIterator[memoryview]:
+    yield memoryview(b"x")
+
+
+class TestExpiry:
+    async def test_rows_that_keep_failing_do_not_hold_up_the_rest(self, env: Env) -> None:
+        now = datetime.now(UTC)
+        # A full batch of expired rows the store refuses to delete, expired first...
+        refused = await env.add_files(
+            cleanup.EXPIRY_BATCH,
+            bucket=REFUSED_BUCKET,
+            prefix="customers/1/refused-",
+            expires_at=now - timedelta(hours=2),
+        )
+        # ...and three that expired later and can go.
+        deletable = await env.add_files(
+            3, bucket="temp", prefix="customers/1/ok-", expires_at=now - timedelta(hours=1)
+        )
+        for n in range(1, 4):
+            await env.storage.put_stream(
+                "temp", f"customers/1/ok-{n}", one_chunk(), content_type="text/plain"
+            )
+
+        report = await asyncio.wait_for(
+            cleanup.sweep(env.maker, env.storage, ["temp"], now=now, grace=timedelta(seconds=60)),
+            timeout=60,
+        )
+
+        assert report.expired_files == 3
+        assert report.errors == cleanup.EXPIRY_BATCH
+        assert await env.statuses(deletable) == {"expired"}
+        assert await env.statuses(refused) == {"completed"}
+        for n in range(1, 4):
+            assert not await env.storage.exists("temp", f"customers/1/ok-{n}")
+
+
+class TestOneSweepAtATime:
+    async def test_a_second_sweep_does_not_start_while_one_runs(self, env: Env) -> None:
+        # A row stuck in `uploading` that another transaction holds: the first sweep waits on
+        # it in its third step, long after it committed its job row.
+        [stuck] = await env.add_files(
+            1, bucket="temp", prefix="users/1/stuck-", expires_at=None, status="uploading"
+        )
+        async with env.engine.connect() as blocker:
+            await blocker.execute(
+                text("SELECT id FROM file_uploads WHERE id = :id FOR UPDATE"), {"id": stuck}
+            )
+            first = asyncio.create_task(files_tasks.run_cleanup(env.resources, force=True))
+            await wait_for_a_lock_wait(env.engine)
+
+            second = await asyncio.wait_for(
+                files_tasks.run_cleanup(env.resources, force=True), timeout=10
+            )
+            assert second is None, "a second sweep ran while the first was running"
+            await blocker.rollback()
+
+        job = await asyncio.wait_for(first, timeout=30)
+        assert job is not None
+        assert job.status is JobStatus.completed
+        assert job.result["stuck_rows"] == 1
+        async with env.maker() as session:
+            sweeps = await session.execute(
+                text("SELECT count(*) FROM background_jobs WHERE job_type = 'file_cleanup'")
+            )
+            assert sweeps.scalar() == 1
+        # Once it is over, the next sweep runs.
+        again = await files_tasks.run_cleanup(env.resources, force=True)
+        assert again is not None
+        assert again.status is JobStatus.completed
+
+
+async def wait_for_a_lock_wait(engine: AsyncEngine) -> None:
+    """Until some session of this database waits for a lock (the first sweep, on the row).
+    A new connection per look: pg_stat_activity is a snapshot within a transaction."""
+    for _ in range(200):
+        async with engine.connect() as conn:
+            waiting = await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            if waiting.scalar():
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the first sweep never reached the locked row")
