@@ -26,7 +26,7 @@ from filestore.errors import install_error_handlers
 from filestore.files.router import router as files_router
 from filestore.files.tus.headers import TusResumableHeader
 from filestore.files.tus.protocol import EXPOSED_HEADERS
-from filestore.files.tus.router import router as tus_router
+from filestore.files.tus_router import router as tus_router
 from filestore.forwarded import ForwardedHeadersMiddleware
 from filestore.health import router as health_router
 from filestore.imports.router import router as imports_router

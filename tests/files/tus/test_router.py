@@ -151,6 +151,18 @@ class TestUpload:
         file = (await admin_client.get(f"/files/{done.headers['Filestore-File-Id']}")).json()
         assert file["sha256"] == hashlib.sha256(data).hexdigest()
 
+    async def test_bodies_over_the_json_body_limit_pass(
+        self, tus: Tus, fast_settings_base: Settings
+    ) -> None:
+        """PATCH and creation-with-upload stream like the form upload: MAX_JSON_BODY_SIZE is
+        not theirs to obey (MAX_FILE_SIZE and Upload-Length are)."""
+        big = fast_settings_base.max_json_body_size + 1024
+        data = csv_bytes(2 * big)
+        created = await tus.create(len(data), body=data[:big])
+        assert created.status_code == 201, created.text
+        done = await tus.patch(path_of(created), big, data[big:])
+        assert done.status_code == 204, done.text
+
     @pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256"])
     async def test_matching_checksum_is_accepted(self, tus: Tus, algorithm: str) -> None:
         data = csv_bytes(1500)

@@ -1,5 +1,6 @@
 """`/files/tus`: resumable uploads (tus 1.0.0). Headers in, headers out; the work is in
-`service.py` (records, lease), `patch.py` (one request's bytes) and `complete.py` (the last byte).
+`files/tus/`: `service.py` (records, lease), `patch.py` (one request's bytes) and `complete.py`
+(the last byte).
 """
 
 from __future__ import annotations
