@@ -86,7 +86,7 @@ async def create_upload(request: Request, state: StateDep, user: CurrentUser) ->
     """Create a resumable upload (`Upload-Length` or `Upload-Defer-Length: 1`, `Upload-Metadata`
     with the form's fields); a body sent with it is its first bytes (creation-with-upload)."""
     headers = request.headers
-    protocol.check_resumable(headers.get("tus-resumable"))
+    dialect = protocol.dialect_of(headers)
     length = protocol.parse_size("Upload-Length", headers.get("upload-length"))
     deferred = headers.get("upload-defer-length")
     if (length is None) == (deferred is None) or (deferred is not None and deferred != "1"):
@@ -111,13 +111,14 @@ async def create_upload(request: Request, state: StateDep, user: CurrentUser) ->
     if not has_body:
         return Response(status_code=201, headers=created)
     try:
-        protocol.check_patch_content_type(headers.get("content-type"))
+        protocol.check_patch_content_type(headers.get("content-type"), dialect)
         appended = await tus_patch.append(
             _ctx(state, user),
             upload_id=upload.id,
             offset=0,
             length=None,
             checksum=protocol.parse_checksum(headers.get("upload-checksum")),
+            complete=protocol.parse_complete(headers.get("upload-complete")),
             content_length=content_length,
             body=request.stream(),
         )
@@ -135,7 +136,7 @@ async def upload_offset(
     upload_id: UploadId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
     """The upload's offset (where to resume) and length."""
-    protocol.check_resumable(request.headers.get("tus-resumable"))
+    dialect = protocol.dialect_of(request.headers)
     upload = await tus_service.get_owned(session, upload_id=upload_id, user=user, now=_now())
     _refuse_rejected(upload)
     headers = {
@@ -153,6 +154,8 @@ async def upload_offset(
         headers["Upload-Expires"] = protocol.http_date(upload.expires_at)
     if upload.file_id is not None:
         headers[protocol.FILE_ID_HEADER] = str(upload.file_id)
+    if dialect is protocol.Dialect.ietf:
+        headers["Upload-Complete"] = "?1" if upload.file_id is not None else "?0"
     return Response(status_code=200, headers=headers)
 
 
@@ -188,8 +191,8 @@ async def append_bytes(
 ) -> Response:
     """Append the body at `Upload-Offset`."""
     headers = request.headers
-    protocol.check_resumable(headers.get("tus-resumable"))
-    protocol.check_patch_content_type(headers.get("content-type"))
+    dialect = protocol.dialect_of(headers)
+    protocol.check_patch_content_type(headers.get("content-type"), dialect)
     offset = protocol.parse_size("Upload-Offset", headers.get("upload-offset"))
     if offset is None:
         raise BadRequest("Upload-Offset is required", code="invalid_header")
@@ -200,6 +203,7 @@ async def append_bytes(
             offset=offset,
             length=protocol.parse_size("Upload-Length", headers.get("upload-length")),
             checksum=protocol.parse_checksum(headers.get("upload-checksum")),
+            complete=protocol.parse_complete(headers.get("upload-complete")),
             content_length=_content_length(request),
             body=request.stream(),
         )
@@ -237,7 +241,7 @@ async def terminate_upload(
 ) -> Response:
     """Termination: an unfinished upload's bytes are removed at once. A completed upload's
     record is dropped; its file stays (DELETE /files/{id} removes that)."""
-    protocol.check_resumable(request.headers.get("tus-resumable"))
+    protocol.dialect_of(request.headers)
     now = _now()
     async with state.sessionmaker() as session:
         upload, _ = await tus_service.acquire(session, upload_id=upload_id, user=user, now=now)

@@ -1,7 +1,8 @@
 """tus-js-client (the browser/Node client, run in Node) against a live server on S3: a 30 MiB
 file in 5 MiB chunks with the connection cut mid-chunk, and in one PATCH (the client's default)
 cut at about 40 %, resumed from HEAD. The client comes from npm (`tests/js`, installed by
-`make test-deps`); without Node or npm these tests skip and say why."""
+`make test-deps`); without Node or npm these tests skip and say why. The same client speaking
+the IETF draft (`protocol: "ietf-draft-05"`) is served on the same upload state."""
 
 from __future__ import annotations
 
@@ -34,10 +35,18 @@ def node() -> str:
 
 
 def run_client(
-    node: str, endpoint: str, token: str, path: Path, *, chunk: int, metadata: dict[str, str]
+    node: str,
+    endpoint: str,
+    token: str,
+    path: Path,
+    *,
+    chunk: int,
+    metadata: dict[str, str],
+    protocol: str = "tus-v1",
 ) -> dict[str, Any]:
+    args = [endpoint, token, str(path), str(chunk), json.dumps(metadata), protocol]
     result = subprocess.run(
-        [node, "tus_upload.mjs", endpoint, token, str(path), str(chunk), json.dumps(metadata)],
+        [node, "tus_upload.mjs", *args],
         cwd=JS_DIR,
         capture_output=True,
         text=True,
@@ -50,9 +59,13 @@ def run_client(
 
 
 @pytest.mark.parametrize(
-    ("chunk", "cut_at"),
-    [(CHUNK, CHUNK + CHUNK // 2), (0, 12 * MiB)],
-    ids=["5MiB-chunks", "one-patch"],
+    ("chunk", "cut_at", "protocol"),
+    [
+        (CHUNK, CHUNK + CHUNK // 2, "tus-v1"),
+        (0, 12 * MiB, "tus-v1"),
+        (CHUNK, CHUNK + CHUNK // 2, "ietf-draft-05"),
+    ],
+    ids=["5MiB-chunks", "one-patch", "ietf-draft-05"],
 )
 def test_cut_mid_chunk_resumes_and_the_file_matches(
     node: str,
@@ -61,6 +74,7 @@ def test_cut_mid_chunk_resumes_and_the_file_matches(
     tmp_path: Path,
     chunk: int,
     cut_at: int,
+    protocol: str,
 ) -> None:
     data = random_csv(BIG)
     path = tmp_path / "big.csv"
@@ -75,6 +89,7 @@ def test_cut_mid_chunk_resumes_and_the_file_matches(
         path,
         chunk=chunk,
         metadata={"filename": "big.csv", "filetype": "text/csv"},
+        protocol=protocol,
     )
     assert proxy.cuts == 1
     # It resumed from what the server had kept, not from the start of its request.

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.files.tus.models import TusUpload
 from filestore.settings import Settings
-from tests.files.tus.client import TUS, Tus, checksum_header, csv_bytes, path_of
+from tests.files.tus.client import TUS, Tus, checksum_header, csv_bytes, metadata_header, path_of
 from tests.fixtures.app import FAST_MAX_FILE_SIZE, AsyncApi
 
 
@@ -343,3 +343,88 @@ class TestLock:
 
 async def test_expiry_hours_setting(fast_settings_base: Settings) -> None:
     assert fast_settings_base.tus_upload_expiry_hours == 24
+
+
+DRAFT = {"Upload-Draft-Interop-Version": "6"}
+PARTIAL = {"Content-Type": "application/partial-upload"}
+
+
+class TestIetfDraft:
+    """The IETF draft as tus-js-client speaks it (`protocol: "ietf-draft-05"`), on the same
+    upload state: other headers, same rules."""
+
+    async def test_upload_with_draft_headers(self, admin_client: AsyncApi) -> None:
+        data = csv_bytes(3000)
+        created = await admin_client.post(
+            "/files/tus",
+            headers={
+                **DRAFT,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": metadata_header({"filename": "draft.csv"}),
+                "Upload-Complete": "?0",
+            },
+        )
+        assert created.status_code == 201, created.text
+        path = path_of(created)
+        first = await admin_client.patch(
+            path,
+            headers={**DRAFT, **PARTIAL, "Upload-Offset": "0", "Upload-Complete": "?0"},
+            content=data[:1000],
+        )
+        assert first.status_code == 204, first.text
+        head = await admin_client.request("HEAD", path, headers=DRAFT)
+        assert head.headers["Upload-Offset"] == "1000"
+        assert head.headers["Upload-Complete"] == "?0"
+        last = await admin_client.patch(
+            path,
+            headers={**DRAFT, **PARTIAL, "Upload-Offset": "1000", "Upload-Complete": "?1"},
+            content=data[1000:],
+        )
+        assert last.status_code == 204, last.text
+        file = (await admin_client.get(f"/files/{last.headers['Filestore-File-Id']}")).json()
+        assert file["sha256"] == hashlib.sha256(data).hexdigest()
+
+    async def test_upload_complete_fixes_a_deferred_length(self, admin_client: AsyncApi) -> None:
+        data = csv_bytes(2500)
+        created = await admin_client.post(
+            "/files/tus",
+            headers={
+                **DRAFT,
+                "Upload-Defer-Length": "1",
+                "Upload-Metadata": metadata_header({"filename": "draft.csv"}),
+            },
+        )
+        path = path_of(created)
+        await admin_client.patch(
+            path, headers={**DRAFT, **PARTIAL, "Upload-Offset": "0"}, content=data[:1000]
+        )
+        last = await admin_client.patch(
+            path,
+            headers={**DRAFT, **PARTIAL, "Upload-Offset": "1000", "Upload-Complete": "?1"},
+            content=data[1000:],
+        )
+        assert last.status_code == 204, last.text
+        file = (await admin_client.get(f"/files/{last.headers['Filestore-File-Id']}")).json()
+        assert file["file_size"] == len(data)
+
+    async def test_complete_before_the_declared_length_400(self, admin_client: AsyncApi) -> None:
+        tus = Tus(admin_client)
+        path = await tus.new(3000)
+        response = await admin_client.patch(
+            path,
+            headers={**DRAFT, **PARTIAL, "Upload-Offset": "0", "Upload-Complete": "?1"},
+            content=csv_bytes(1000),
+        )
+        assert_error(response, 400, "invalid_length")
+        assert await tus.offset(path) == 0
+
+    async def test_neither_dialect_412(self, admin_client: AsyncApi) -> None:
+        response = await admin_client.post(
+            "/files/tus", headers={"Upload-Draft-Interop-Version": "3", "Upload-Length": "10"}
+        )
+        assert_error(response, 412, "tus_version_unsupported")
+
+    async def test_partial_upload_type_only_in_the_draft(self, tus: Tus) -> None:
+        path = await tus.new(3000)
+        response = await tus.patch(path, 0, csv_bytes(10), headers=PARTIAL)
+        assert_error(response, 415)

@@ -66,8 +66,11 @@ async def append(
     checksum: tuple[str, bytes] | None,
     content_length: int | None,
     body: AsyncIterator[bytes],
+    complete: bool | None = None,
 ) -> Appended:
-    """Append the request body at `offset`; raises a FilestoreError for anything refused."""
+    """Append the request body at `offset`; raises a FilestoreError for anything refused.
+    `complete` is the IETF draft's `Upload-Complete`: True says the body ends the file (which
+    fixes a deferred length), False that more will follow."""
     async with ctx.sessionmaker() as session:
         upload, token = await tus_service.acquire(
             session, upload_id=upload_id, user=ctx.user, now=ctx.now
@@ -84,6 +87,7 @@ async def append(
             checksum=checksum,
             content_length=content_length,
             body=body,
+            complete=complete,
         )
     finally:
         async with ctx.sessionmaker() as session:
@@ -135,6 +139,7 @@ async def _append_locked(
     checksum: tuple[str, bytes] | None,
     content_length: int | None,
     body: AsyncIterator[bytes],
+    complete: bool | None,
 ) -> Appended:
     if offset != upload.upload_offset:
         raise offset_conflict(upload.upload_offset, offset)
@@ -159,6 +164,12 @@ async def _append_locked(
                     f"The body's {checksum[0]} does not match Upload-Checksum; nothing was kept"
                 )
         new_offset = offset + appender.received
+        if complete and not disconnected:
+            length = _completed_length(ctx.settings, length, new_offset)
+        elif complete is False and length is not None and new_offset == length:
+            raise BadRequest(
+                "Upload-Complete: ?0, but the body reaches Upload-Length", code="invalid_length"
+            )
         final = length is not None and new_offset == length
         progress = await appender.save(final=final)
     except BaseException:
@@ -236,6 +247,20 @@ async def _receive(
         log.info("tus.client_disconnected", upload_id=upload_id, received=appender.received)
         return True
     return False
+
+
+def _completed_length(settings: Settings, length: int | None, new_offset: int) -> int:
+    """The length a request with `Upload-Complete: ?1` gives the upload: where its body ends."""
+    if length is None:
+        tus_service.check_length(settings, new_offset)
+        return new_offset
+    if new_offset != length:
+        raise BadRequest(
+            f"Upload-Complete: ?1, but the upload is {length} bytes and the body ends at "
+            f"{new_offset}",
+            code="invalid_length",
+        )
+    return length
 
 
 def _past_length(limit: int) -> PayloadTooLarge:

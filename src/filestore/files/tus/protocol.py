@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -25,6 +27,8 @@ EXTENSIONS = (
 )
 CHECKSUM_ALGORITHMS = ("md5", "sha1", "sha256")
 PATCH_CONTENT_TYPE = "application/offset+octet-stream"
+PARTIAL_UPLOAD_CONTENT_TYPE = "application/partial-upload"
+DRAFT_INTEROP_VERSION = "6"
 FILE_ID_HEADER = "Filestore-File-Id"
 # What a browser's script may read from a tus response (CORS `Access-Control-Expose-Headers`).
 EXPOSED_HEADERS = (
@@ -39,6 +43,7 @@ EXPOSED_HEADERS = (
     "Tus-Extension",
     "Tus-Max-Size",
     "Tus-Checksum-Algorithm",
+    "Upload-Complete",
     FILE_ID_HEADER,
 )
 MAX_METADATA_HEADER = 16 * 1024
@@ -80,13 +85,35 @@ def options_headers(max_size: int) -> dict[str, str]:
     }
 
 
-def check_resumable(value: str | None) -> None:
-    """412 unless the request speaks tus 1.0.0 (every request but OPTIONS must say so)."""
-    if value != TUS_VERSION:
-        raise PreconditionFailed(
-            f"Tus-Resumable must be {TUS_VERSION}",
-            headers={"Tus-Version": TUS_VERSION, "Tus-Resumable": TUS_VERSION},
-        )
+class Dialect(enum.Enum):
+    """tus 1.0.0, or the IETF resumable-upload draft as tus-js-client 4 speaks it
+    (`protocol: "ietf-draft-05"`: `Upload-Draft-Interop-Version: 6` instead of `Tus-Resumable`,
+    `application/partial-upload` bodies, `Upload-Complete`). Same upload state, other headers."""
+
+    tus = "tus"
+    ietf = "ietf"
+
+
+def dialect_of(headers: Mapping[str, str]) -> Dialect:
+    """412 unless the request speaks tus 1.0.0 or draft interop version 6 (every request but
+    OPTIONS must say which)."""
+    if headers.get("tus-resumable") == TUS_VERSION:
+        return Dialect.tus
+    if headers.get("upload-draft-interop-version") == DRAFT_INTEROP_VERSION:
+        return Dialect.ietf
+    raise PreconditionFailed(
+        f"Tus-Resumable must be {TUS_VERSION}",
+        headers={"Tus-Version": TUS_VERSION, "Tus-Resumable": TUS_VERSION},
+    )
+
+
+def parse_complete(value: str | None) -> bool | None:
+    """The draft's `Upload-Complete` (a structured-field boolean): True for `?1`."""
+    if value is None:
+        return None
+    if value.strip() not in {"?0", "?1"}:
+        raise BadRequest("Upload-Complete must be ?0 or ?1", code="invalid_header")
+    return value.strip() == "?1"
 
 
 def http_date(moment: datetime) -> str:
@@ -166,10 +193,14 @@ def parse_checksum(value: str | None) -> tuple[str, bytes] | None:
     return algorithm, digest
 
 
-def check_patch_content_type(value: str | None) -> None:
-    """415 unless the body is declared as `application/offset+octet-stream`."""
+def check_patch_content_type(value: str | None, dialect: Dialect = Dialect.tus) -> None:
+    """415 unless the body is declared as `application/offset+octet-stream` (or, in the draft,
+    `application/partial-upload`)."""
     media_type = (value or "").split(";", 1)[0].strip().lower()
-    if media_type != PATCH_CONTENT_TYPE:
+    allowed = {PATCH_CONTENT_TYPE}
+    if dialect is Dialect.ietf:
+        allowed.add(PARTIAL_UPLOAD_CONTENT_TYPE)
+    if media_type not in allowed:
         raise UnsupportedMediaType(
             f"PATCH bodies must be sent as Content-Type: {PATCH_CONTENT_TYPE}",
             code="unsupported_media_type",
