@@ -428,3 +428,28 @@ class TestIetfDraft:
         path = await tus.new(3000)
         response = await tus.patch(path, 0, csv_bytes(10), headers=PARTIAL)
         assert_error(response, 415)
+
+
+class TestIdleClient:
+    async def test_a_silent_client_keeps_its_bytes_and_frees_the_upload(
+        self, tus: Tus, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No byte for IDLE_SECONDS ends the request as a disconnect would: what arrived is
+        kept and the next request is not locked out."""
+        from filestore.files.tus import patch as tus_patch
+
+        monkeypatch.setattr(tus_patch, "IDLE_SECONDS", 0.5)
+        data = csv_bytes(3000)
+        path = await tus.new(len(data))
+        never = asyncio.Event()
+
+        async def stalls() -> AsyncIterator[bytes]:
+            yield data[:1000]
+            await never.wait()
+            yield data[1000:]
+
+        answered = await asyncio.wait_for(tus.patch(path, 0, stalls()), 10)
+        assert answered.status_code == 204
+        assert await tus.offset(path) == 1000
+        done = await tus.patch(path, 1000, data[1000:])
+        assert done.status_code == 204, done.text

@@ -10,6 +10,7 @@ never be checked.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +35,8 @@ from filestore.storage.store import ObjectStorage
 log = structlog.get_logger(__name__)
 
 RENEW_EVERY_SECONDS = 15.0
+# No byte for this long ends the request as if the client had disconnected (below the lease).
+IDLE_SECONDS = 45.0
 
 
 @dataclass
@@ -227,8 +230,18 @@ async def _receive(
 ) -> bool:
     """Stream the body into the appender; True when the client went away before its end."""
     renewed = time.monotonic()
+    chunks = aiter(body)
     try:
-        async for chunk in body:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), IDLE_SECONDS)
+            except StopAsyncIteration:
+                return False
+            except TimeoutError:
+                # A client gone without a word (a phone that lost its network): keep what came,
+                # and give the upload back before the lease would lapse.
+                log.info("tus.client_idle", upload_id=upload_id, received=appender.received)
+                return True
             if not chunk:
                 continue
             if offset + appender.received + len(chunk) > limit:
@@ -246,7 +259,6 @@ async def _receive(
     except ClientDisconnect:
         log.info("tus.client_disconnected", upload_id=upload_id, received=appender.received)
         return True
-    return False
 
 
 def _completed_length(settings: Settings, length: int | None, new_offset: int) -> int:
