@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 from starlette.requests import ClientDisconnect
 
 from filestore.deps import CurrentUser, SessionDep, StateDep
-from filestore.errors import BadRequest, FilestoreError
+from filestore.errors import ALWAYS, BadRequest, FilestoreError, error_responses
 from filestore.files.router import base_url, to_out
 from filestore.files.tus import appender as tus_appender
 from filestore.files.tus import patch as tus_patch
@@ -21,7 +21,11 @@ from filestore.files.tus import service as tus_service
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.schemas import TusUploadOut
 
-router = APIRouter(prefix="/files/tus", tags=["resumable uploads (tus)"])
+router = APIRouter(
+    prefix="/files/tus",
+    tags=["resumable uploads (tus)"],
+    responses=error_responses(401, 422, *ALWAYS),
+)
 
 UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The upload's id")]
 _TUS_HEADERS: dict[str, Any] = {
@@ -74,12 +78,14 @@ async def tus_options(state: StateDep) -> Response:
     openapi_extra=_TUS_HEADERS,
     responses={
         201: {"description": "Created: `Location` is the upload's URL"},
-        400: {"description": "Malformed tus header"},
-        403: {"description": "The same refusals as POST /files/upload"},
-        412: {"description": "Tus-Resumable is not 1.0.0"},
-        413: {"description": "Upload-Length over MAX_FILE_SIZE"},
-        415: {"description": "Extension not allowed"},
-        422: {"description": "A bad Upload-Metadata field (the form's rules)"},
+        **error_responses(
+            (400, "Malformed tus header"),
+            (403, "The same refusals as POST /files/upload"),
+            (412, "Tus-Resumable is not 1.0.0"),
+            (413, "Upload-Length over MAX_FILE_SIZE"),
+            (415, "Extension not allowed"),
+            (422, "A bad Upload-Metadata field (the form's rules)"),
+        ),
     },
 )
 async def create_upload(request: Request, state: StateDep, user: CurrentUser) -> Response:
@@ -177,13 +183,15 @@ def _refuse_rejected(upload: TusUpload) -> None:
             "description": "Appended; `Upload-Offset` is the new offset. On the last byte the "
             "file was verified and stored: `Filestore-File-Id` names it"
         },
-        404: {"description": "No such upload (expired, terminated, someone else's)"},
-        409: {"description": "Upload-Offset is not the upload's offset (the body says which)"},
-        410: {"description": "Verification rejected the upload"},
-        413: {"description": "The body goes past Upload-Length"},
-        415: {"description": "Content-Type is not application/offset+octet-stream"},
-        423: {"description": "Another request is appending to this upload"},
-        460: {"description": "The body does not match Upload-Checksum (nothing kept)"},
+        **error_responses(
+            (404, "No such upload (expired, terminated, someone else's)"),
+            (409, "Upload-Offset is not the upload's offset (the body says which)"),
+            (410, "Verification rejected the upload"),
+            (413, "The body goes past Upload-Length"),
+            (415, "Content-Type is not application/offset+octet-stream"),
+            (423, "Another request is appending to this upload"),
+            (460, "The body does not match Upload-Checksum (nothing kept)"),
+        ),
     },
 )
 async def append_bytes(
@@ -234,7 +242,7 @@ async def get_upload(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     openapi_extra=_TUS_HEADERS,
-    responses={423: {"description": "A request is appending to it right now"}},
+    responses=error_responses((423, "A request is appending to it right now")),
 )
 async def terminate_upload(
     upload_id: UploadId, request: Request, state: StateDep, user: CurrentUser
