@@ -243,14 +243,6 @@ class ObjectStorage:
             headers=headers,
         )
 
-    async def size_of(self, bucket: str, key: str) -> int | None:
-        """The stored object's size in bytes, or None when there is none."""
-        try:
-            meta = await obstore.head_async(self._store(bucket), key)
-        except (NotFoundError, FileNotFoundError):
-            return None
-        return int(meta["size"])
-
     @property
     def s3_client(self) -> Minio | None:
         """The minio client (S3 control plane and resumable multipart uploads), None locally."""
