@@ -669,7 +669,7 @@ class TestBadRequests:
             {"import_type": "tickets"},
             {"owner": "me"},
             {"validation_rules": {"email_required": True, "strict": True}},
-            {"validation_rules": {"phone_format": "e164"}},
+            {"validation_rules": {"phone_format": "morse"}},
             {"mapping_config": ["name"]},
         ],
     )
