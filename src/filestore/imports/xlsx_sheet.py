@@ -177,7 +177,7 @@ class SheetScan:
             return _SLOW
         columns = _COLUMNS
         get = self.strings.get
-        cells: dict[int, str] = {}
+        cells: list[str] = []
         chars = 0
         try:
             for letters, kind, v in found:
@@ -195,16 +195,18 @@ class SheetScan:
                 chars += len(value)
                 if column >= MAX_COLUMNS or len(value) > MAX_CELL_CHARS or chars > MAX_ROW_CHARS:
                     return _SLOW
-                if value:
-                    cells[column] = value
+                if not value:
+                    continue
+                if column == len(cells):
+                    cells.append(value)
+                elif column > len(cells):
+                    cells.extend([""] * (column - len(cells)))
+                    cells.append(value)
+                else:  # cells out of order: the general path sorts it out
+                    return _SLOW
         except (ValueError, IndexError):
             return _SLOW
-        if not cells:
-            return None
-        row = [""] * (max(cells) + 1)
-        for index, value in cells.items():
-            row[index] = value
-        return SheetRow(line, row)
+        return SheetRow(line, cells) if cells else None
 
     def _any_row(self, line: int, body: str) -> SheetRow | None:
         cells: dict[int, str] = {}
