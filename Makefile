@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-deps lint lock bench clean
+.PHONY: install run test test-deps test-js-deps lint lock bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,19 @@ test-deps:
 		|| echo "test-deps: could not install clamav-daemon; the virus-scanning tests will skip"; \
 	else \
 		echo "test-deps: no clamd, and not root with apt-get to install it; the virus-scanning tests will skip"; \
+	fi
+	@$(MAKE) --no-print-directory test-js-deps
+
+# tus-js-client for tests/files/tus/test_js_client.py, pinned in tests/js/package-lock.json.
+# Without npm nothing happens and those tests skip, saying why. Never fails the test run.
+JS_STAMP := tests/js/node_modules/.installed
+test-js-deps:
+	@if [ -f $(JS_STAMP) ] && [ $(JS_STAMP) -nt tests/js/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+		(cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null) && touch $(JS_STAMP) \
+		|| echo "test-deps: npm ci failed in tests/js; the tus-js-client tests will skip"; \
+	else \
+		echo "test-deps: no npm; the tus-js-client tests will skip"; \
 	fi
 
 lint: install

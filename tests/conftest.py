@@ -33,6 +33,7 @@ from tests.fixtures.app import (
     fast_settings,
     open_engine,
 )
+from tests.fixtures.cluster import SeaweedCluster, start_seaweed_cluster
 from tests.fixtures.live import (
     Api,
     LiveServer,
@@ -52,7 +53,9 @@ from tests.fixtures.servers import (
 TEST_MAX_FILE_SIZE = 12 * 1024 * 1024
 
 # A test that needs any of these runs real server processes: it belongs to the `live` tier.
-LIVE_FIXTURES = frozenset({"start_filestore", "seaweed", "workers", "clamd", "smtp"})
+LIVE_FIXTURES = frozenset(
+    {"start_filestore", "seaweed", "seaweed_cluster", "workers", "clamd", "smtp"}
+)
 # Modules whose tests start processes of their own without those fixtures.
 LIVE_MODULES = frozenset({"test_file_storage.py", "test_migrations.py", "test_settings.py"})
 
@@ -108,6 +111,17 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         yield s3
     finally:
         s3.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedCluster]:
+    """Master, three volume servers (replication 001), filer and S3 gateway; tests that kill
+    a volume server restart it before they end."""
+    cluster = start_seaweed_cluster(tmp_path_factory.mktemp("seaweed-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 ServerFactory = Callable[..., LiveServer]

@@ -45,7 +45,8 @@ def serve(
         reload=reload,
         workers=None if reload else workers,
         log_level="info",
-        proxy_headers=True,
+        # X-Forwarded-* are read by the app (filestore.forwarded), with X-Forwarded-Host too.
+        proxy_headers=False,
     )
 
 

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from filestore import __version__
 from filestore import worker as job_worker
@@ -23,6 +24,10 @@ from filestore.db import create_engine, create_sessionmaker
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
 from filestore.files.router import router as files_router
+from filestore.files.tus.headers import TusResumableHeader
+from filestore.files.tus.protocol import EXPOSED_HEADERS
+from filestore.files.tus_router import router as tus_router
+from filestore.forwarded import ForwardedHeadersMiddleware
 from filestore.health import router as health_router
 from filestore.imports.router import router as imports_router
 from filestore.jobs import queue as job_queue
@@ -124,13 +129,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_json_body_size,
-        exempt=frozenset({("POST", "/files/upload")}),
+        exempt=frozenset({("POST", "/files/upload"), ("POST", "/files/tus")}),
+        exempt_prefixes=frozenset({("PATCH", "/files/tus/")}),
     )
     app.add_middleware(RequestLogMiddleware)
     # Added last, so outermost: no unexpected exception reaches Starlette's ServerErrorMiddleware.
     app.add_middleware(UnhandledErrorMiddleware)
-    # Outermost: error answers and 404s carry the headers too.
+    app.add_middleware(TusResumableHeader)
+    # Error answers and 404s carry the headers too.
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=list(EXPOSED_HEADERS),
+            max_age=600,
+        )
+    # Outermost: the peer address and the URLs built from the Host header are the real ones.
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
@@ -140,5 +158,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
     app.include_router(imports_router)
     app.include_router(jobs_router)
+    app.include_router(tus_router)
     app.include_router(files_router)
     return app

@@ -2,8 +2,9 @@
 headers every response carries.
 
 Pure ASGI rather than `BaseHTTPMiddleware`, so a streamed upload or download passes through
-untouched. The upload (`POST /files/upload`) is exempt from the body limit: it streams its
-body and enforces `MAX_FILE_SIZE` itself.
+untouched. The uploads (`POST /files/upload`, tus's `POST /files/tus` and
+`PATCH /files/tus/{id}`) are exempt from the body limit: they stream their bodies and enforce
+`MAX_FILE_SIZE` (and a tus upload's declared length) themselves.
 """
 
 from __future__ import annotations
@@ -46,14 +47,26 @@ class BodyLimitMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, exempt: frozenset[tuple[str, str]] = frozenset()
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        exempt: frozenset[tuple[str, str]] = frozenset(),
+        exempt_prefixes: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt = exempt
+        # (method, path prefix): resumable uploads' PATCH /files/tus/{id}.
+        self.exempt_prefixes = exempt_prefixes
+
+    def _is_exempt(self, method: str, path: str) -> bool:
+        if (method, path) in self.exempt:
+            return True
+        return any(method == m and path.startswith(p) for m, p in self.exempt_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], _route_path(scope)) in self.exempt:
+        if scope["type"] != "http" or self._is_exempt(scope["method"], _route_path(scope)):
             await self.app(scope, receive, send)
             return
         length = _content_length(scope)

@@ -12,6 +12,7 @@ def load_all_models() -> None:
     from filestore.auth import models as _auth  # noqa: F401
     from filestore.customers import models as _customers  # noqa: F401
     from filestore.files import models as _files  # noqa: F401
+    from filestore.files.tus import models as _tus  # noqa: F401
     from filestore.imports import models as _imports  # noqa: F401
     from filestore.jobs import models as _jobs  # noqa: F401
     from filestore.tickets import models as _tickets  # noqa: F401

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     orphan_grace_seconds: int = 3600
     upload_chunk_size: int = 8 * 1024 * 1024
     upload_concurrency: int = 4
+    # Resumable uploads (tus, /files/tus/): an unfinished upload expires this long after its
+    # last byte arrived; the cleanup sweep then removes its parts.
+    tus_upload_expiry_hours: float = Field(default=24, gt=0)
 
     # Virus scanning (off by default): every upload is streamed to clamd while it is stored.
     # CLAMD_SOCKET, when set, is used instead of CLAMD_HOST/CLAMD_PORT. When clamd cannot scan
@@ -122,6 +125,10 @@ class Settings(BaseSettings):
 
     # HTTP.
     public_base_url: str | None = None
+    # Browser origins allowed to call the API (CORS), comma-separated; none by default.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Proxies whose X-Forwarded-Proto/-For/-Host are believed (uvicorn's own setting and default).
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     # Every request body but the upload's (which MAX_FILE_SIZE limits): JSON, the login form.
     max_json_body_size: int = Field(default=1_048_576, ge=1)
     # Swagger UI (/docs), ReDoc (/redoc) and /openapi.json; turn off to hide the API's map.
@@ -141,6 +148,13 @@ class Settings(BaseSettings):
         value = _strip_inline_comment(value)
         if isinstance(value, str):
             return [part.strip().lower().lstrip(".") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("virus_scan", mode="before")

@@ -5,6 +5,9 @@
    removal failed), older than a grace period so uploads in flight are never touched.
 3. Rows stuck in `uploading` longer than the grace period.
 4. Incomplete multipart uploads older than the grace period (S3).
+5. Resumable (tus) uploads past their expiry: multipart upload aborted, tail objects or partial
+   file deleted, row removed (`files/tus/cleanup.py`). Steps 2 and 4 leave a live tus upload's
+   bytes alone.
 
 Each step only removes what it is sure about; the counts go on the job's `result`.
 """
@@ -20,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore.files import direct
 from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.tus import cleanup as tus_cleanup
 from filestore.storage.errors import StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
@@ -41,6 +45,7 @@ class SweepReport:
     orphan_objects: int = 0
     stuck_rows: int = 0
     aborted_uploads: int = 0
+    expired_tus_uploads: int = 0
     expired_reservations: int = 0
     errors: int = 0
 
@@ -51,6 +56,7 @@ class SweepReport:
             + self.orphan_objects
             + self.stuck_rows
             + self.aborted_uploads
+            + self.expired_tus_uploads
             + self.expired_reservations
         )
 
@@ -154,6 +160,7 @@ async def remove_orphan_objects(
                         )
                     ).scalars()
                 )
+            live |= await tus_cleanup.protected_keys(maker, bucket, keys)
             for key in keys:
                 if key in live:
                     continue
@@ -203,12 +210,20 @@ async def expire_reservations(
 
 
 async def abort_stale_uploads(
-    storage: ObjectStorage, buckets: list[str], *, older_than: datetime, report: SweepReport
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    buckets: list[str],
+    *,
+    older_than: datetime,
+    report: SweepReport,
 ) -> None:
+    resumable = await tus_cleanup.protected_multipart_ids(maker)
     for bucket in buckets:
         for upload in await storage.incomplete_uploads(bucket):
             if upload.initiated is not None and upload.initiated >= older_than:
                 continue
+            if upload.upload_id in resumable:
+                continue  # a tus upload may take a day between two requests
             try:
                 await storage.abort_upload(bucket, upload)
                 report.aborted_uploads += 1
@@ -235,6 +250,9 @@ async def sweep(
     await remove_stuck_rows(maker, older_than=older_than, report=report)
     await expire_reservations(maker, storage, now=now, grace=grace, report=report)
     await remove_orphan_objects(maker, storage, buckets, older_than=older_than, report=report)
-    await abort_stale_uploads(storage, buckets, older_than=older_than, report=report)
+    await abort_stale_uploads(maker, storage, buckets, older_than=older_than, report=report)
+    removed, errors = await tus_cleanup.expire_uploads(maker, storage, now=now)
+    report.expired_tus_uploads += removed
+    report.errors += errors
     log.info("cleanup.sweep_done", **report.to_json())
     return report

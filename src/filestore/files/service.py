@@ -141,14 +141,7 @@ async def check_upload_field(
 def check_upload_complete(fields: UploadFields, *, user: User, stored: StoredObject) -> None:
     """The rules that need every field and the whole file: a customer uploads only for itself,
     a ticket's customer is the file's, csv means a .csv, the client's checksum matches."""
-    if user.role is Role.customer and fields.owner_customer_id(user) != user.customer_id:
-        raise Forbidden("Customers can only upload their own files", code="forbidden_owner")
-    if fields.customer_id is not None and fields.ticket_customer_id is not None:
-        if fields.customer_id != fields.ticket_customer_id:
-            raise Unprocessable(
-                f"Ticket {fields.ticket_id} belongs to another customer",
-                code="ticket_customer_mismatch",
-            )
+    check_upload_owner(fields, user=user)
     # Checked again here: a file_type=csv field may come after the file (curl's order).
     _check_csv_name(stored.filename, fields.file_type)
     expected = fields.checksum_sha256
@@ -157,6 +150,19 @@ def check_upload_complete(fields: UploadFields, *, user: User, stored: StoredObj
             f"checksum_sha256 does not match: the server computed {stored.sha256}",
             code="checksum_mismatch",
         )
+
+
+def check_upload_owner(fields: UploadFields, *, user: User) -> None:
+    """The rules that need every field: a customer uploads only for itself, a ticket's
+    customer is the file's (resumable uploads check these at creation, before any byte)."""
+    if user.role is Role.customer and fields.owner_customer_id(user) != user.customer_id:
+        raise Forbidden("Customers can only upload their own files", code="forbidden_owner")
+    if fields.customer_id is not None and fields.ticket_customer_id is not None:
+        if fields.customer_id != fields.ticket_customer_id:
+            raise Unprocessable(
+                f"Ticket {fields.ticket_id} belongs to another customer",
+                code="ticket_customer_mismatch",
+            )
 
 
 def upload_expiry(settings: Settings, *, fields: UploadFields, now: datetime) -> datetime | None:

@@ -251,6 +251,28 @@ class ObjectStorage:
             return None
         return int(meta["size"])
 
+    @property
+    def s3_client(self) -> Minio | None:
+        """The minio client (S3 control plane and resumable multipart uploads), None locally."""
+        return self._minio
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        """Where `bucket/key` lives in the local store, or None on S3."""
+        if self._local_root is None:
+            return None
+        return self._local_root / bucket / key
+
+    async def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
+        """Store a small object in one request."""
+        with transport_errors_as_unavailable("put"):
+            await obstore.put_async(self._store(bucket), key, data)
+
+    async def get_bytes(self, bucket: str, key: str) -> bytes:
+        """A small object's bytes, read whole."""
+        with transport_errors_as_unavailable("get"):
+            result = await obstore.get_async(self._store(bucket), key)
+            return bytes(await result.bytes_async())
+
     async def delete(self, bucket: str, key: str) -> None:
         """Delete `bucket/key`; a missing object is not an error."""
         try:
@@ -289,10 +311,12 @@ class ObjectStorage:
         )
         await self.delete(src_bucket, src_key)
 
-    async def list_objects(self, bucket: str) -> AsyncIterator[list[ListedObject]]:
-        """Every object of `bucket`, in pages."""
+    async def list_objects(
+        self, bucket: str, *, prefix: str | None = None
+    ) -> AsyncIterator[list[ListedObject]]:
+        """Every object of `bucket` (under `prefix`, if given), in pages."""
         with transport_errors_as_unavailable("list"):
-            stream = obstore.list(self._store(bucket), chunk_size=1000)
+            stream = obstore.list(self._store(bucket), prefix=prefix, chunk_size=1000)
             async for page in stream:
                 yield [
                     ListedObject(

@@ -1,0 +1,247 @@
+"""Resumable (tus) uploads through the API against a direct S3 PUT of the same bytes.
+
+What it measures, in one run (SeaweedFS, embedded PostgreSQL and a production-mode
+`filestore serve`, all started in a temp dir and stopped at the end; `bench/upload.py`'s
+machinery):
+
+* direct: `obstore.put_async` of one file (default 100 MiB of random bytes that sniff as a
+  PDF) with the server's own part size and concurrency = 1.00;
+* tus in 5 MiB chunks and in 50 MiB chunks through `/files/tus` (POST, then one PATCH per
+  chunk, the last one waiting for verification: the object is read back once for MD5 +
+  SHA-256 and sniffing, and the row written), wall time from the POST to the final 204;
+* 8 concurrent tus uploads in 5 MiB chunks: aggregate throughput and the server's RSS growth
+  (peak during the phase minus idle after a warm-up);
+* CPU seconds per 100 MiB of the API server, the S3 server and this client in every phase.
+
+Each measurement is repeated (default 3, direct and tus taking turns to go first) and the
+median reported. Every tus upload carries `checksum_sha256` in its metadata, so the server
+refuses a wrong file and the run fails (exit 1) instead of looking fast. Goals: tus with
+50 MiB chunks >= 0.80 of the direct PUT; RSS growth for 8 concurrent uploads <= 8 x 24 MiB.
+Missing a goal still exits 0.
+
+How to run (from the repo root): `python bench/tus.py [--size-mb 100] [--repeat 3]
+[--concurrency 8]`. A few minutes on a 2-core machine; run it on an otherwise idle machine
+(the load average is printed with the results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+# `bench/upload.py` and `tests.fixtures` live in the repo, not in the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+from bench_common import MIB, load_line, machine_line, rss_of, verdict
+from upload import (
+    HTTP_TIMEOUT,
+    SEED_MAX_FILE_SIZE,
+    BenchError,
+    Direct,
+    Run,
+    Series,
+    Watch,
+    backends,
+    gather,
+    make_payload,
+    new_key,
+    timed,
+)
+
+from tests.fixtures.live import LiveServer
+from tests.fixtures.servers import SeaweedFS
+
+GOAL_TUS_RATIO = 0.80
+GOAL_RSS_PER_UPLOAD_MIB = 24.0
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class TusClient:
+    """A minimal tus 1.0.0 client over one httpx connection pool."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"},
+            timeout=HTTP_TIMEOUT,
+        )
+
+    async def upload(self, data: bytes, sha256: str, chunk: int) -> int:
+        metadata = f"filename {_b64('bench.pdf')},checksum_sha256 {_b64(sha256)}"
+        created = await self.http.post(
+            "/files/tus", headers={"Upload-Length": str(len(data)), "Upload-Metadata": metadata}
+        )
+        if created.status_code != 201:
+            raise BenchError(f"tus create answered {created.status_code}: {created.text[:300]}")
+        url = created.headers["Location"]
+        view = memoryview(data)
+        response: httpx.Response | None = None
+        for offset in range(0, len(data), chunk):
+            response = await self.http.patch(
+                url,
+                content=bytes(view[offset : offset + chunk]),
+                headers={
+                    "Content-Type": "application/offset+octet-stream",
+                    "Upload-Offset": str(offset),
+                },
+            )
+            if response.status_code != 204:
+                raise BenchError(f"PATCH answered {response.status_code}: {response.text[:300]}")
+        assert response is not None
+        file_id = int(response.headers["Filestore-File-Id"])
+        out = (await self.http.get(f"/files/{file_id}")).json()
+        if out["sha256"] != sha256 or out["file_size"] != len(data):
+            raise BenchError(f"tus stored {out['file_size']} bytes, sha256 {out['sha256']}")
+        return file_id
+
+    async def delete(self, file_id: int) -> None:
+        await self.http.delete(f"/files/{file_id}")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class Bench:
+    def __init__(self, s3: SeaweedFS, server: LiveServer, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.watch = Watch(server.process.pid, s3.process.pid)
+        self.direct = Direct(s3)
+        self.tus = TusClient(server.base_url, server.admin().token or "")
+        self.idle_rss = 0
+        self.loads: list[float] = []
+        self.series = {
+            name: Series(name) for name in ("direct", "tus 5 MiB", "tus 50 MiB", "tus xN")
+        }
+
+    async def direct_put(self) -> Run:
+        key = new_key()
+        run, _ = await timed(self.watch, self.size, self.direct.put(key, self.data))
+        await self.direct.verify(key, self.size, self.sha256)
+        await self.direct.delete(key)
+        return run
+
+    async def tus_put(self, chunk: int) -> Run:
+        run, file_id = await timed(
+            self.watch, self.size, self.tus.upload(self.data, self.sha256, chunk)
+        )
+        await self.tus.delete(file_id)
+        return run
+
+    async def tus_many(self, n: int) -> Run:
+        uploads = gather(self.tus.upload(self.data, self.sha256, 5 * MIB) for _ in range(n))
+        run, ids = await timed(self.watch, n * self.size, uploads)
+        for file_id in ids:
+            await self.tus.delete(file_id)
+        return run
+
+    async def run(self, repeat: int, n: int) -> None:
+        small = self.data[: 6 * MIB]
+        await self.tus.delete(await self.tus.upload(small, hashlib.sha256(small).hexdigest(), MIB))
+        await self.direct_put()
+        await asyncio.sleep(0.5)
+        self.idle_rss = rss_of(self.watch.server_tree())
+        print(f"server idle RSS {self.idle_rss / MIB:.0f} MiB", flush=True)
+        s = self.series
+        for attempt in range(1, repeat + 1):
+            order = ["direct", "tus 5 MiB", "tus 50 MiB"]
+            if attempt % 2 == 0:
+                order.reverse()
+            runs: dict[str, Run] = {}
+            for name in order:
+                if name == "direct":
+                    runs[name] = await self.direct_put()
+                else:
+                    runs[name] = await self.tus_put((5 if name == "tus 5 MiB" else 50) * MIB)
+                s[name].runs.append(runs[name])
+            self.loads.append(os.getloadavg()[0])
+            print(
+                f"  #{attempt}: direct {runs['direct'].mib_s:6.1f}  tus 5 MiB "
+                f"{runs['tus 5 MiB'].mib_s:6.1f}  tus 50 MiB {runs['tus 50 MiB'].mib_s:6.1f} MiB/s"
+                f" | load {self.loads[-1]:.2f}",
+                flush=True,
+            )
+        for attempt in range(1, repeat + 1):
+            run = await self.tus_many(n)
+            s["tus xN"].runs.append(run)
+            self.loads.append(os.getloadavg()[0])
+            print(
+                f"  {n}x tus #{attempt}: {run.mib_s:6.1f} MiB/s aggregate, server RSS peak "
+                f"{run.rss_peak / MIB:.0f} MiB | load {self.loads[-1]:.2f}",
+                flush=True,
+            )
+
+    def report(self, n: int, load_before: str) -> None:
+        s = self.series
+        direct = s["direct"].mib_s()
+        print(f"\nload average before {load_before}, after {load_line()}")
+        print(f"{'':12} {'MiB/s':>8} {'ratio':>6} {'CPU s/100 MiB: server':>22} {'s3':>6}")
+        for name in ("direct", "tus 5 MiB", "tus 50 MiB"):
+            series = s[name]
+            print(
+                f"{name:12} {series.mib_s():8.1f} {series.mib_s() / direct:6.2f} "
+                f"{series.cpu('server'):22.2f} {series.cpu('s3'):6.2f}"
+            )
+        growth = s["tus xN"].growth_mib(self.idle_rss)
+        worst = s["tus xN"].worst_growth_mib(self.idle_rss)
+        print(
+            f"{n}x tus (5 MiB chunks): {s['tus xN'].mib_s():.1f} MiB/s aggregate; server RSS "
+            f"growth {growth:.0f} MiB (worst {worst:.0f}); server CPU "
+            f"{s['tus xN'].cpu('server'):.2f} s/100 MiB"
+        )
+        ratio = s["tus 50 MiB"].mib_s() / direct
+        print(
+            f"goal tus 50 MiB >= {GOAL_TUS_RATIO}: {ratio:.2f} {verdict(ratio >= GOAL_TUS_RATIO)}"
+        )
+        limit = n * GOAL_RSS_PER_UPLOAD_MIB
+        print(f"goal RSS growth <= {limit:.0f} MiB: {worst:.0f} {verdict(worst <= limit)}")
+        print(f"median load during the runs {statistics.median(self.loads):.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size-mb", type=float, default=SEED_MAX_FILE_SIZE / MIB)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args(argv)
+    size = int(args.size_mb * MIB)
+    load_before = load_line()
+    print(f"machine: {machine_line()}; load average {load_before}", flush=True)
+    data = make_payload(size)
+    with (
+        tempfile.TemporaryDirectory(prefix="filestore-bench-tus-") as tmp,
+        backends(Path(tmp), max(size, SEED_MAX_FILE_SIZE)) as (s3, server),
+    ):
+        bench = Bench(s3, server, data)
+
+        async def go() -> None:
+            try:
+                await bench.run(args.repeat, args.concurrency)
+            finally:
+                await bench.tus.aclose()
+
+        try:
+            asyncio.run(go())
+        except BenchError as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            print(server.log()[-3000:], file=sys.stderr)
+            return 1
+    bench.report(args.concurrency, load_before)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

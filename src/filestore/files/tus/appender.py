@@ -1,0 +1,216 @@
+"""Appending one request's bytes to a resumable upload's stored bytes, as they arrive.
+
+S3 (tusd's layout, minus its disk spool): one multipart upload per tus upload. Bytes are cut
+into parts of exactly 5 MiB (S3's minimum for all parts but the last: clients that send 5 MiB
+or 50 MiB chunks then never leave a tail; 10,000 parts allow 48 GiB) and each part is uploaded
+while the next one fills, so a request holds at most two parts (10 MiB) in memory. Bytes left
+over when the request ends (less than a part) go to a small *tail* object under
+`.tus/<id>/`; the next request reads it back and puts it in front of its own bytes. Each tail
+gets a new key and the old one is deleted only after the database points at the new one, so a
+crash at any moment leaves the recorded state intact. Parts a failed request uploaded are
+never recorded: the next request uploads the same part numbers again (S3 keeps the last), and
+completion lists only the recorded parts. On the last byte the recorded parts plus the rest
+are completed into the final object, or, for a file smaller than one part, a single PUT.
+
+Local store: the bytes are written in place into `.tus/<id>` in the bucket's directory,
+truncated first to the recorded offset (so bytes of a failed request never count), fsynced at
+the end of each request, and renamed to the final key on the last byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any, Protocol
+
+from filestore.files.tus.models import TusUpload
+from filestore.files.tus.service import Progress, temp_prefix
+from filestore.storage.resumable import MIN_PART_SIZE, LocalPartial, Part, S3Multipart
+from filestore.storage.store import ObjectStorage
+
+LOCAL_WRITE_BATCH = 1024 * 1024
+OBJECT_CONTENT_TYPE = "application/octet-stream"
+
+
+class Appender(Protocol):
+    """One request's writer: `write` each chunk, then `save` (the bytes are durable; returns
+    the state to record) or `discard` (nothing of this request counts)."""
+
+    received: int
+
+    async def write(self, chunk: memoryview) -> None: ...
+
+    async def save(self, *, final: bool) -> Progress: ...
+
+    async def discard(self) -> None: ...
+
+    async def forget_previous(self) -> None:
+        """After the new state is recorded: delete what the old state used and no longer does."""
+        ...
+
+
+async def open_appender(storage: ObjectStorage, upload: TusUpload) -> Appender:
+    if upload.upload_length is not None and upload.upload_offset == upload.upload_length:
+        # Every byte arrived but verification never finished: the object is at its final key.
+        await storage.delete(upload.bucket, upload.object_key)
+    client = storage.s3_client
+    if client is None:
+        path = storage.local_path(upload.bucket, temp_prefix(upload.id))
+        assert path is not None
+        local = LocalAppender(storage, upload, LocalPartial(path))
+        await local.open()
+        return local
+    s3 = S3Appender(storage, upload, S3Multipart(client, upload.bucket, upload.object_key))
+    await s3.open()
+    return s3
+
+
+class S3Appender:
+    """Parts of `part_size` (5 MiB) to the multipart upload, the rest to a tail object."""
+
+    part_size = MIN_PART_SIZE
+
+    def __init__(self, storage: ObjectStorage, upload: TusUpload, multipart: S3Multipart) -> None:
+        self._storage = storage
+        self._upload = upload
+        self._multipart = multipart
+        self._multipart_id = upload.multipart_id
+        self._parts = [Part.from_json(value) for value in upload.parts]
+        self._previous_tail = upload.tail_key
+        self._buffer = bytearray()
+        self._in_flight: asyncio.Task[Part] | None = None
+        self._new_tail: str | None = None
+        self.received = 0
+
+    async def open(self) -> None:
+        if self._previous_tail:
+            self._buffer += await self._storage.get_bytes(self._upload.bucket, self._previous_tail)
+        recorded = sum(part.size for part in self._parts) + len(self._buffer)
+        if recorded != self._upload.upload_offset:
+            raise RuntimeError(
+                f"tus upload {self._upload.id}: stored bytes ({recorded}) differ from its "
+                f"offset ({self._upload.upload_offset})"
+            )
+
+    async def write(self, chunk: memoryview) -> None:
+        self.received += len(chunk)
+        self._buffer += chunk
+        while len(self._buffer) >= self.part_size:
+            data = bytes(self._buffer[: self.part_size])
+            del self._buffer[: self.part_size]
+            await self._send(data)
+
+    async def _wait_in_flight(self) -> None:
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            self._parts.append(await task)
+
+    async def _send(self, data: bytes) -> None:
+        await self._wait_in_flight()
+        if self._multipart_id is None:
+            self._multipart_id = await self._multipart.create(OBJECT_CONTENT_TYPE)
+        number = len(self._parts) + 1
+        self._in_flight = asyncio.create_task(
+            self._multipart.upload_part(self._multipart_id, number, data)
+        )
+
+    async def save(self, *, final: bool) -> Progress:
+        await self._wait_in_flight()
+        upload = self._upload
+        rest = bytes(self._buffer)
+        self._buffer = bytearray()
+        offset = sum(part.size for part in self._parts) + len(rest)
+        if final:
+            if not self._parts:
+                # Smaller than one part: one PUT, and no multipart upload left behind.
+                await self._storage.put_bytes(upload.bucket, upload.object_key, rest)
+                if self._multipart_id is not None:
+                    await self._multipart.abort(self._multipart_id)
+            else:
+                assert self._multipart_id is not None
+                if rest:
+                    await self._send(rest)
+                    await self._wait_in_flight()
+                await self._multipart.complete(self._multipart_id, self._parts)
+            return Progress(offset=offset, multipart_id=None, parts=[], tail_key=None)
+        tail_key = None
+        if rest:
+            tail_key = f"{temp_prefix(upload.id)}/tail-{uuid.uuid4().hex[:12]}"
+            await self._storage.put_bytes(upload.bucket, tail_key, rest)
+        self._new_tail = tail_key
+        return Progress(
+            offset=offset, multipart_id=self._multipart_id, parts=self._parts, tail_key=tail_key
+        )
+
+    async def discard(self) -> None:
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        self._buffer = bytearray()
+
+    async def forget_previous(self) -> None:
+        previous = self._previous_tail
+        if previous and previous != self._new_tail:
+            await self._storage.delete(self._upload.bucket, previous)
+
+
+class LocalAppender:
+    """Writes in place into the partial file, in batches of LOCAL_WRITE_BATCH."""
+
+    def __init__(self, storage: ObjectStorage, upload: TusUpload, partial: LocalPartial) -> None:
+        self._storage = storage
+        self._upload = upload
+        self._partial = partial
+        self._handle: Any = None
+        self._batch = bytearray()
+        self.received = 0
+
+    async def open(self) -> None:
+        self._handle = await self._partial.open_at(self._upload.upload_offset)
+
+    async def write(self, chunk: memoryview) -> None:
+        self.received += len(chunk)
+        self._batch += chunk
+        if len(self._batch) >= LOCAL_WRITE_BATCH:
+            batch, self._batch = self._batch, bytearray()
+            await self._partial.write(self._handle, batch)
+
+    async def save(self, *, final: bool) -> Progress:
+        if self._batch:
+            await self._partial.write(self._handle, self._batch)
+            self._batch = bytearray()
+        handle, self._handle = self._handle, None
+        offset = await self._partial.close(handle)
+        if final:
+            upload = self._upload
+            target = self._storage.local_path(upload.bucket, upload.object_key)
+            assert target is not None
+            await self._partial.finish(target)
+        return Progress(offset=offset, multipart_id=None, parts=[], tail_key=None)
+
+    async def discard(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            await self._partial.discard(handle)
+        self._batch = bytearray()
+
+    async def forget_previous(self) -> None:
+        return None
+
+
+async def remove_stored(storage: ObjectStorage, upload: TusUpload) -> None:
+    """Everything an unfinished upload stored: its multipart upload, tail objects, partial file."""
+    client = storage.s3_client
+    if client is None:
+        path = storage.local_path(upload.bucket, temp_prefix(upload.id))
+        if path is not None:
+            await LocalPartial(path).remove()
+        return
+    if upload.multipart_id:
+        await S3Multipart(client, upload.bucket, upload.object_key).abort(upload.multipart_id)
+    async for page in storage.list_objects(upload.bucket, prefix=temp_prefix(upload.id) + "/"):
+        for item in page:
+            await storage.delete(upload.bucket, item.key)
