@@ -669,7 +669,7 @@ class TestBadRequests:
             {"import_type": "tickets"},
             {"owner": "me"},
             {"validation_rules": {"email_required": True, "strict": True}},
-            {"validation_rules": {"phone_format": "morse"}},
+            {"validation_rules": {"phone_format": "international"}},
             {"mapping_config": ["name"]},
         ],
     )
@@ -714,7 +714,7 @@ class TestBadFiles:
         content = csv_text([person(t, 1), person(t, 2, full_name="Zoë")]).decode().encode("latin-1")
         job = import_csv(api, content)
         assert job["status"] == "completed", job
-        assert job["result"]["source"]["encoding"] == "windows-1252"
+        assert job["result"]["file_format"]["encoding"] == "windows-1252"
         assert customers(api, f"p2-{t}@example.com")[0]["full_name"] == "Zoë"
 
     def test_undecidable_encoding_fails_before_writing(

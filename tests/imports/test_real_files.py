@@ -64,7 +64,7 @@ class TestEncodings:
         job = run_import(api, text.encode("cp1252"), "export.csv")
         assert job["status"] == "completed", job
         assert (job["total_rows"], job["successful_rows"], job["failed_rows"]) == (2, 2, 0)
-        source = job["result"]["source"]
+        source = job["result"]["file_format"]
         assert (source["encoding"], source["delimiter"], source["header_row"]) == (
             "windows-1252",
             ";",
@@ -81,7 +81,10 @@ class TestEncodings:
         text = f"full_name\temail\n李小龍\tlee-{t}@example.com\nŁucja Ćwik\tlc-{t}@example.com\n"
         job = run_import(api, "\ufeff".encode("utf-16-le") + text.encode("utf-16-le"), "u.csv")
         assert job["status"] == "completed", job
-        assert (job["result"]["source"]["encoding"], job["result"]["source"]["delimiter"]) == (
+        assert (
+            job["result"]["file_format"]["encoding"],
+            job["result"]["file_format"]["delimiter"],
+        ) == (
             "utf-16-le",
             "\t",
         )
@@ -143,8 +146,8 @@ class TestWorkbooks:
         )
         assert job["status"] == "completed", job
         assert (job["total_rows"], job["successful_rows"], job["failed_rows"]) == (3, 2, 1)
-        assert job["result"]["source"]["kind"] == "xlsx"
-        assert job["result"]["source"]["sheet"] == "Kunden"
+        assert job["result"]["file_format"]["kind"] == "xlsx"
+        assert job["result"]["file_format"]["sheet"] == "Kunden"
         assert job["error_log"][0]["row"] == 4
         assert "local number" in job["error_log"][0]["error"]
         assert stored(import_server, t) == {

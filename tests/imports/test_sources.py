@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filestore.imports import csv_source
+from filestore.imports import csv_source, xlsx_source
 from filestore.imports.records import ImportSource
 from filestore.imports.rows import ValidationRules, parse_header
+from tests.imports.xlsx_files import shared_row, sheet_xml, workbook
 
 BOMS = {
     "utf-8": codecs.BOM_UTF8,
@@ -111,3 +112,27 @@ class TestResume:
             1,
         )
         assert csv_source.CsvFormat.from_json(fmt.to_json()).to_json() == fmt.to_json()
+
+
+class TestWorkbookResume:
+    def test_rows_after_a_checkpoint_and_the_count_from_dimension(self) -> None:
+        strings = ["full_name", "email"] + [f"u{i}" for i in range(40)]
+        rows = [shared_row(1, [0, 1])] + [shared_row(i + 2, [i + 2]) for i in range(40)]
+        head = '<dimension ref="A1:B41"/>'
+        data = workbook([("S", sheet_xml(rows, head=head))], strings=strings)
+        source = source_of(data, 7)
+        source.read_range = None  # reads go through open(offset), as for a local file
+
+        async def run() -> tuple[int, list[list[str]]]:
+            scan = await xlsx_source.prescan(source, ValidationRules())
+            assert scan.header == ["full_name", "email"]
+            tail: list[list[str]] = []
+            async for batch in xlsx_source.batches(
+                source, ValidationRules(), after_line=30, batch_rows=4
+            ):
+                tail.extend(row.cells for row in batch)
+            return scan.data_rows, tail
+
+        total, tail = asyncio.run(run())
+        assert total == 40
+        assert tail == [[f"u{i}"] for i in range(29, 40)]

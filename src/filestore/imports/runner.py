@@ -156,8 +156,9 @@ class CustomerImport:
     ) -> tuple[ColumnPlan, dict[str, Any]]:
         """The column plan and how the file is read: saved on the job by its first run, made
         now otherwise."""
+        # `file_format`, not `source`: a CLI import names its file in params["source"].
         if job.has_plan and "plan" in job.params:
-            return ColumnPlan.from_json(job.params["plan"]), job.params.get("source") or {}
+            return ColumnPlan.from_json(job.params["plan"]), job.params.get("file_format") or {}
         prefix = await self.source.read(0, PREFIX_BYTES)
         mapping = job.params.get("mapping_config") or {}
         if prefix.startswith(ZIP_MAGIC) or prefix.startswith(OLE2_MAGIC):
@@ -181,11 +182,11 @@ class CustomerImport:
             warnings.append(f"Columns not imported: {', '.join(plan.unknown_columns)}")
         await job.save_plan(
             total_rows=total,
-            params={"plan": plan.to_json(), "source": source},
+            params={"plan": plan.to_json(), "file_format": source},
             warnings=warnings,
             offset=offset,
             line=line,
-            result={"unknown_columns": plan.unknown_columns, "source": source},
+            result={"unknown_columns": plan.unknown_columns, "file_format": source},
         )
         self._report(job.progress)
         return plan, source
