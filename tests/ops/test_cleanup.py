@@ -23,7 +23,7 @@ from filestore.db import libpq_url
 from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.inspect import StoreInspector, minio_client
 from tests.fixtures.live import LiveServer, clean_environ, production_env
-from tests.fixtures.servers import SeaweedFS, s3_env
+from tests.fixtures.servers import SeaweedFS, own_buckets, s3_env
 
 GRACE_SECONDS = 12  # a `filestore cleanup` start on a loaded CI machine takes seconds
 PDF = b"%PDF-1.4\n" + b"x" * 2000
@@ -35,14 +35,10 @@ def sweep_server(
 ) -> LiveServer:
     prefix = f"sweep{uuid.uuid4().hex[:6]}"
     env = production_env(postgres.create_database("filestore_sweep"))
+    env.update(own_buckets(prefix))
     env.update(s3_env(seaweed))
     env.update(
         {
-            "MINIO_BUCKET_CUSTOMER_UPLOADS": f"{prefix}-customer-uploads",
-            "MINIO_BUCKET_TICKET_MEDIA": f"{prefix}-ticket-media",
-            "MINIO_BUCKET_CSV_IMPORTS": f"{prefix}-csv-imports",
-            "MINIO_BUCKET_BACKUPS": f"{prefix}-backups",
-            "MINIO_BUCKET_TEMP": f"{prefix}-temp",
             "ORPHAN_GRACE_SECONDS": str(GRACE_SECONDS),
             "FILE_CLEANUP_INTERVAL_SECONDS": "86400",
         }

@@ -29,7 +29,7 @@ from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.cluster import SeaweedCluster
 from tests.fixtures.inspect import StoreInspector
 from tests.fixtures.live import Api, LiveServer, clean_environ, production_env
-from tests.fixtures.servers import s3_env
+from tests.fixtures.servers import own_buckets, s3_env
 from tests.fixtures.storm import (
     HealthProbe,
     MiB,
@@ -57,15 +57,11 @@ def cluster_server(
     session may share the cluster: their objects would be orphans to this one)."""
     prefix = f"storm{uuid.uuid4().hex[:6]}"
     env = production_env(postgres.create_database("filestore_cluster"))
+    env.update(own_buckets(prefix))
     env.update(s3_env(seaweed_cluster))
     env.update(
         {
             "MAX_FILE_SIZE": str(8 * MiB),
-            "MINIO_BUCKET_CUSTOMER_UPLOADS": f"{prefix}-customer-uploads",
-            "MINIO_BUCKET_TICKET_MEDIA": f"{prefix}-ticket-media",
-            "MINIO_BUCKET_CSV_IMPORTS": f"{prefix}-csv-imports",
-            "MINIO_BUCKET_BACKUPS": f"{prefix}-backups",
-            "MINIO_BUCKET_TEMP": f"{prefix}-temp",
             "ORPHAN_GRACE_SECONDS": str(GRACE_SECONDS),
             "FILE_CLEANUP_INTERVAL_SECONDS": "86400",
         }
