@@ -249,6 +249,10 @@ PUBLIC_ROUTES = {
     ("POST", "/auth/logout"),
     ("POST", "/auth/setup"),
     ("POST", "/auth/reset-password"),
+    # tus discovery: a browser's CORS preflight carries no Authorization header, and the
+    # answer (Tus-Version, Tus-Extension, Tus-Max-Size) holds nothing private.
+    ("OPTIONS", "/files/tus"),
+    ("OPTIONS", "/files/tus/{upload_id}"),
 }
 
 

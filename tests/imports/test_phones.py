@@ -87,6 +87,8 @@ class TestE164:
             ("0044 20 7946 0958", "DE", "+442079460958"),
             ("+44 20 7946 0958", "US", "+442079460958"),
             ("1-800-FLOWERS", "US", "+18003569377"),
+            ("+61 (0)3 9797 0198", None, "+61397970198"),
+            ("+39 06 1234 5678", None, "+390612345678"),
         ],
     )
     def test_normalised(self, value: str, region: str | None, stored: str) -> None:
@@ -100,6 +102,7 @@ class TestE164:
             ("12345678901234567890", "US", "too long"),
             ("555 1234", "US", "local number: add the area code"),
             ("+999 1234567", None, "country code is unknown"),
+            ("+62 7627789093977645", None, "E.164 allows 15"),
             ("abc", "US", "not a phone number"),
             ("(555) 123-4567", None, "no country code (+...) and validation_rules.default_region"),
             ("+1 555 123 4567 ext. 89", None, "extension (89)"),

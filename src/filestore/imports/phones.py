@@ -32,6 +32,8 @@ _PARSE_REASONS = {
     NumberParseException.TOO_SHORT_NSN: "it is too short",
     NumberParseException.TOO_LONG: "it is too long",
 }
+E164_MAX_DIGITS = 15
+
 _POSSIBLE_REASONS = {
     ValidationResult.INVALID_COUNTRY_CODE: "its country code is unknown",
     ValidationResult.TOO_SHORT: "it is too short for {region}",
@@ -103,6 +105,28 @@ def e164(value: str, default_region: str | None) -> str:
             f"phone has an extension ({number.extension}), which E.164 cannot hold: "
             "put it in another column"
         )
+    _check_possible(number)
+    stored = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # "+61 (0)3 ..." keeps one trunk zero on the first pass ("+6103..."), which reads back as
+    # "+613...": store the form that reads back as itself, so a re-import changes nothing.
+    for _ in range(E164_MAX_DIGITS):
+        number = phonenumbers.parse(stored, None)
+        again = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if again == stored:
+            break
+        stored = again
+    _check_possible(number)
+    # libphonenumber calls some 16- and 17-digit numbers possible (Indonesia, Japan); E.164
+    # itself holds at most 15 digits, and the column promises E.164.
+    if len(stored) - 1 > E164_MAX_DIGITS:
+        raise PhoneError(
+            f"phone is not a possible number: it has {len(stored) - 1} digits "
+            f"and E.164 allows {E164_MAX_DIGITS}"
+        )
+    return stored
+
+
+def _check_possible(number: phonenumbers.PhoneNumber) -> None:
     result = phonenumbers.is_possible_number_with_reason(number)
     if result != ValidationResult.IS_POSSIBLE:
         code = number.country_code or 0
@@ -111,4 +135,3 @@ def e164(value: str, default_region: str | None) -> str:
             region=f"+{code} ({where})"
         )
         raise PhoneError(f"phone is not a possible number: {reason}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
