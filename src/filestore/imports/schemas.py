@@ -1,13 +1,13 @@
-"""Request body of `POST /files/csv-import`."""
+"""Request and response bodies of `POST /files/csv-import` and its preview."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from filestore.imports import decoding, fields, phones
-from filestore.schemas import DbId, StrictInput
+from filestore.schemas import DbId, Schema, StrictInput
 
 
 class ValidationRulesIn(StrictInput):
@@ -39,6 +39,13 @@ class ValidationRulesIn(StrictInput):
         max_length=64,
         description="The worksheet of an .xlsx to import (default: the first visible one)",
     )
+    on_duplicate: Literal["skip", "update", "update_if_empty"] = Field(
+        default="skip",
+        description="A row whose e-mail a customer already has: skip it (the seed's way); "
+        "update: its non-empty cells replace the customer's fields; update_if_empty: they "
+        "fill only the fields that are empty today. Never the e-mail, never the password "
+        "(an import sets a password only for a customer it creates; the job warns)",
+    )
 
     @field_validator("encoding")
     @classmethod
@@ -59,9 +66,10 @@ class ValidationRulesIn(StrictInput):
             raise ValueError(str(exc)) from None
 
 
-class CsvImportRequest(StrictInput):
+class ImportSpec(StrictInput):
+    """What an import and its preview are given: the file, the mapping and the rules."""
+
     file_upload_id: DbId
-    import_type: Literal["customers"] = "customers"
     mapping_config: dict[str, str] = Field(
         default_factory=dict,
         description='CSV column → customer field, e.g. {"name": "full_name"}; a field may '
@@ -80,3 +88,48 @@ class CsvImportRequest(StrictInput):
                 f"unknown customer field(s) {', '.join(unknown)}; known: {fields.known_names()}"
             )
         return mapping
+
+
+class CsvImportRequest(ImportSpec):
+    import_type: Literal["customers"] = "customers"
+
+
+class ColumnMatchOut(Schema):
+    column: str
+    field: str | None
+    match: Literal["mapping", "exact", "alias", "fuzzy", "unmapped"]
+    why: str
+
+
+class RowProblem(Schema):
+    column: str | None
+    value: str | None
+    error: str
+
+
+class PreviewRow(Schema):
+    row: int
+    verdict: Literal[
+        "new", "duplicate_in_file", "duplicate_existing", "update", "invalid", "skipped"
+    ]
+    values: dict[str, str | None]
+    errors: list[RowProblem]
+    changes: dict[str, dict[str, str | None]] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    why: str | None = None
+
+
+class ImportPreview(Schema):
+    """How the file would be read, mapped and imported (nothing is written)."""
+
+    file_format: dict[str, Any]
+    encoding: str | None = Field(description="Detected (or given) encoding; None for .xlsx")
+    delimiter: str | None
+    quote_char: str | None
+    header_row: int = Field(description="Line (CSV) or row (.xlsx) of the header, from 1")
+    header: list[str]
+    columns: list[ColumnMatchOut]
+    mapping: dict[str, str] = Field(description="column → field, as the import would use it")
+    missing_required: list[str]
+    warnings: list[str]
+    rows: list[PreviewRow]

@@ -1,4 +1,5 @@
-"""Starting an import: check the file, create the job row, defer the queue job atomically."""
+"""Starting an import (check the file, create the job row, defer the queue job atomically)
+and previewing one (the same checks, then `preview.py` on the stored file, nothing written)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,23 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import User
+from filestore.customers.models import Customer
 from filestore.errors import Unprocessable
 from filestore.files import service as files_service
 from filestore.files.models import FileUpload
+from filestore.imports import preview as imports_preview
 from filestore.imports import tasks as imports_tasks
-from filestore.imports.schemas import CsvImportRequest
+from filestore.imports.fields import CUSTOMER_COLUMNS
+from filestore.imports.rows import ImportFileError, ValidationRules
+from filestore.imports.schemas import CsvImportRequest, ImportSpec
 from filestore.jobs import service as jobs_service
 from filestore.jobs.models import BackgroundJob, JobType
 from filestore.settings import Settings
+from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
@@ -79,3 +86,43 @@ async def start(
     await session.flush()
     log.info("import.started", job_id=str(job.id), file_id=file.id, user_id=user.id)
     return job
+
+
+async def _stored_customers(
+    session: AsyncSession, emails: list[str]
+) -> dict[str, dict[str, str | None]]:
+    rows = await session.execute(select(Customer).where(func.lower(Customer.email).in_(emails)))
+    return {
+        customer.email.lower(): {name: getattr(customer, name) for name in CUSTOMER_COLUMNS}
+        for customer in rows.scalars()
+    }
+
+
+async def preview(
+    session: AsyncSession,
+    *,
+    request: ImportSpec,
+    user: User,
+    settings: Settings,
+    storage: ObjectStorage,
+    now: datetime,
+) -> dict[str, Any]:
+    """What `start` would import from this file, read from its first bytes only."""
+    file = await files_service.get_visible(
+        session, file_id=request.file_upload_id, user=user, settings=settings, now=now
+    )
+    check_is_csv(file)
+
+    async def lookup(emails: list[str]) -> dict[str, dict[str, str | None]]:
+        return await _stored_customers(session, emails)
+
+    rules = ValidationRules.from_params(request.validation_rules.model_dump())
+    try:
+        return await imports_preview.preview(
+            imports_tasks.object_source(storage, file),
+            mapping=request.mapping_config,
+            rules=rules,
+            lookup=lookup,
+        )
+    except ImportFileError as exc:
+        raise Unprocessable(str(exc), code="unreadable_file") from exc

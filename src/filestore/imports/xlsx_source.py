@@ -61,7 +61,7 @@ class XlsxPrescan:
         return {"kind": "xlsx", **self.info.to_json()}
 
 
-def _header(row: SheetRow) -> tuple[list[str], list[str]]:
+def header_names(row: SheetRow) -> tuple[list[str], list[str]]:
     """Column names, an empty one named by its letter; and a warning for those."""
     if row.error is not None:
         raise ImportFileError(f"The header row (row {row.line}) cannot be read: {row.error}")
@@ -92,7 +92,7 @@ async def prescan(source: ImportSource, rules: ValidationRules) -> XlsxPrescan:
         raise ImportFileError(
             f"The sheet {info.name!r} has no header row: it is empty" if info else "No rows"
         )
-    names, warnings = _header(header)
+    names, warnings = header_names(header)
     if info.merged:
         warnings.append(
             f"Merged cells near the header ({', '.join(info.merged[:5])}): a merged cell's "
