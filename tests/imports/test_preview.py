@@ -252,3 +252,51 @@ class TestReadsOnlyWhatItNeeds:
         assert body["rows"][1]["verdict"] == "duplicate_in_file"
         assert sum(end - start for start, end in reads) <= 256 * 1024, reads
         assert elapsed < 1.0
+
+
+class TestMappingTemplates:
+    async def test_save_list_and_name_one_in_a_preview(self, admin_client: AsyncApi) -> None:
+        name = f"Billing export {secrets.token_hex(3)}"
+        mapping = {"Vorname": "full_name", "Nachname": "full_name", "Mail": "email"}
+        created = await admin_client.post(
+            "/files/csv-import/mappings", json={"name": name, "mapping_config": mapping}
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["mapping_config"] == mapping
+        again = await admin_client.post(
+            "/files/csv-import/mappings", json={"name": name, "mapping_config": {}}
+        )
+        assert_error(again, 409, "mapping_template_exists")
+        listed = await admin_client.get("/files/csv-import/mappings")
+        assert listed.status_code == 200
+        assert {t["name"]: t["mapping_config"] for t in listed.json()}[name] == mapping
+
+        content = f"Vorname,Nachname,Mail\nAda,Lovelace,{email()}\n".encode()
+        uploaded = await admin_client.upload(content, "export.csv", file_type="csv")
+        body = ok(
+            await admin_client.post(
+                "/files/csv-import/preview",
+                json={"file_upload_id": uploaded.json()["id"], "mapping_template": name},
+            )
+        )
+        assert body["rows"][0]["values"]["full_name"] == "Ada Lovelace"
+        assert body["missing_required"] == []
+
+    async def test_an_unknown_template_is_404_and_bad_targets_422(
+        self, admin_client: AsyncApi
+    ) -> None:
+        uploaded = await admin_client.upload(b"full_name,email\n", "x.csv", file_type="csv")
+        body = {"file_upload_id": uploaded.json()["id"], "mapping_template": "nope-nothing"}
+        for path in ("/files/csv-import/preview", "/files/csv-import"):
+            assert_error(
+                await admin_client.post(path, json=body), 404, "mapping_template_not_found"
+            )
+        bad = await admin_client.post(
+            "/files/csv-import/mappings", json={"name": "bad", "mapping_config": {"a": "nick"}}
+        )
+        assert_error(bad, 422)
+
+    async def test_customers_cannot_see_templates(self, admin_client: AsyncApi) -> None:
+        customer = await admin_client.new_customer()
+        api = await admin_client.user_api("customer", customer["id"])
+        assert_error(await api.get("/files/csv-import/mappings"), 403)

@@ -136,13 +136,17 @@ class TestMapping:
         p = plan(["First", "Last", "email"], {"Last": "full_name", "First": "full_name"})
         assert p.joined == {"full_name": [0, 1]}
         restored = ColumnPlan.from_json(p.to_json())
-        assert valid(row(restored, First="Ada", Last="Lovelace", email="a@example.com")).values[
-            "full_name"
-        ] == "Ada Lovelace"
+        assert (
+            valid(row(restored, First="Ada", Last="Lovelace", email="a@example.com")).values[
+                "full_name"
+            ]
+            == "Ada Lovelace"
+        )
         # An empty part leaves no double space; the joined value's length is checked.
-        assert valid(row(p, First="", Last="Lovelace", email="a@example.com")).values[
-            "full_name"
-        ] == "Lovelace"
+        assert (
+            valid(row(p, First="", Last="Lovelace", email="a@example.com")).values["full_name"]
+            == "Lovelace"
+        )
         too_long = error(row(p, First="x" * 200, Last="y" * 60, email="a@example.com"))
         assert "longer than 255" in too_long.error
 

@@ -67,6 +67,9 @@ FIELD_LIMITS = {f.name: f.max_length for f in FIELDS}
 # What lands in the `customers` row, in this order.
 CUSTOMER_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "password")
 REQUIRED = ("full_name",)
+# What an `on_duplicate` update may change: never the e-mail, which identifies the customer,
+# nor the password, which an import only ever sets for a customer it creates.
+UPDATABLE = tuple(name for name in CUSTOMER_COLUMNS if name != "email")
 
 _BY_NAME = {normalise(f.name): f.name for f in FIELDS}
 _BY_ALIAS = {normalise(alias): f.name for f in FIELDS for alias in f.aliases}

@@ -21,6 +21,7 @@ from typing import Any
 
 from filestore.imports import csv_source, xlsx_source
 from filestore.imports.decoding import PREFIX_BYTES
+from filestore.imports.fields import UPDATABLE
 from filestore.imports.mapping import (
     ColumnPlan,
     ImportFileError,
@@ -35,9 +36,6 @@ from filestore.imports.xlsx_zip import OLE2_MAGIC, ZIP_MAGIC
 PREVIEW_ROWS = 20
 # The header and 20 rows of up to 64 KiB each fit well within this.
 MAX_PREVIEW_BYTES = 2 * 1024 * 1024
-# Fields an update may fill in (never the e-mail, which identifies the customer, nor the
-# password, which an import only ever sets for a customer it creates).
-UPDATABLE = ("full_name", "phone", "address", "city", "state", "postal_code", "country")
 
 # lower(email) → the stored customer's fields, for the e-mails asked about.
 Lookup = Callable[[list[str]], Awaitable[dict[str, dict[str, str | None]]]]

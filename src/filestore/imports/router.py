@@ -9,8 +9,15 @@ from fastapi import APIRouter, status
 
 from filestore.deps import SessionDep, SettingsDep, StaffUser, StorageDep
 from filestore.errors import ALWAYS, error_responses
+from filestore.imports import mappings as imports_mappings
 from filestore.imports import service as imports_service
-from filestore.imports.schemas import CsvImportRequest, ImportPreview, ImportSpec
+from filestore.imports.schemas import (
+    CsvImportRequest,
+    ImportPreview,
+    ImportSpec,
+    MappingTemplateIn,
+    MappingTemplateOut,
+)
 from filestore.jobs.schemas import JobCreated
 
 router = APIRouter(
@@ -23,7 +30,7 @@ router = APIRouter(
     response_model=JobCreated,
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(
-        (404, "The file does not exist (or is not yours)"),
+        (404, "The file (or the named mapping template) does not exist"),
         (422, "Not a CSV file, or a bad mapping"),
     ),
 )
@@ -48,7 +55,7 @@ async def start_csv_import(
     "/csv-import/preview",
     response_model=ImportPreview,
     responses=error_responses(
-        (404, "The file does not exist (or is not yours)"),
+        (404, "The file (or the named mapping template) does not exist"),
         (422, "Not a CSV file or workbook, a bad mapping, or a file that cannot be read"),
     ),
 )
@@ -68,3 +75,22 @@ async def preview_csv_import(
         storage=storage,
         now=datetime.now(UTC),
     )
+
+
+@router.post(
+    "/csv-import/mappings",
+    response_model=MappingTemplateOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses((409, "A template with this name exists")),
+)
+async def create_mapping_template(
+    template: MappingTemplateIn, session: SessionDep, user: StaffUser
+) -> Any:
+    """Save a mapping template that later imports name with `mapping_template`."""
+    return await imports_mappings.create(session, template=template, user=user)
+
+
+@router.get("/csv-import/mappings", response_model=list[MappingTemplateOut])
+async def list_mapping_templates(session: SessionDep, user: StaffUser) -> Any:
+    """The saved mapping templates, by name."""
+    return await imports_mappings.list_all(session)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from filestore.imports import decoding, fields, phones
 from filestore.schemas import DbId, Schema, StrictInput
@@ -66,28 +67,55 @@ class ValidationRulesIn(StrictInput):
             raise ValueError(str(exc)) from None
 
 
+def _known_targets(mapping: dict[str, str]) -> dict[str, str]:
+    unknown = sorted({target for target in mapping.values() if fields.resolve(target) is None})
+    if unknown:
+        raise ValueError(
+            f"unknown customer field(s) {', '.join(unknown)}; known: {fields.known_names()}"
+        )
+    return mapping
+
+
+MappingConfig = Annotated[
+    dict[str, str],
+    Field(
+        description='CSV column → customer field, e.g. {"name": "full_name"}; a field may '
+        "also be named by an alias (name, zip, postcode, mobile, …), which the job's warnings "
+        'mention; several columns mapped to one field are joined with a space, e.g. {"First '
+        'name": "full_name", "Last name": "full_name"}',
+        max_length=64,
+    ),
+    AfterValidator(_known_targets),
+]
+TemplateName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)
+]
+
+
 class ImportSpec(StrictInput):
     """What an import and its preview are given: the file, the mapping and the rules."""
 
     file_upload_id: DbId
-    mapping_config: dict[str, str] = Field(
-        default_factory=dict,
-        description='CSV column → customer field, e.g. {"name": "full_name"}; a field may '
-        "also be named by an alias (name, zip, postcode, mobile, …), which the job's warnings "
-        "mention",
-        max_length=64,
+    mapping_config: MappingConfig = Field(default_factory=dict)
+    mapping_template: TemplateName | None = Field(
+        default=None,
+        description="The name of a saved mapping (POST /files/csv-import/mappings); "
+        "mapping_config entries are applied on top of it",
     )
     validation_rules: ValidationRulesIn = Field(default_factory=ValidationRulesIn)
 
-    @field_validator("mapping_config")
-    @classmethod
-    def _known_fields(cls, mapping: dict[str, str]) -> dict[str, str]:
-        unknown = sorted({target for target in mapping.values() if fields.resolve(target) is None})
-        if unknown:
-            raise ValueError(
-                f"unknown customer field(s) {', '.join(unknown)}; known: {fields.known_names()}"
-            )
-        return mapping
+
+class MappingTemplateIn(StrictInput):
+    name: TemplateName
+    mapping_config: MappingConfig
+
+
+class MappingTemplateOut(Schema):
+    id: int
+    name: str
+    mapping_config: dict[str, str] = Field(validation_alias="mapping")
+    created_by: int | None
+    created_at: datetime
 
 
 class CsvImportRequest(ImportSpec):

@@ -15,6 +15,7 @@ from filestore.customers.models import Customer
 from filestore.errors import Unprocessable
 from filestore.files import service as files_service
 from filestore.files.models import FileUpload
+from filestore.imports import mappings as imports_mappings
 from filestore.imports import preview as imports_preview
 from filestore.imports import tasks as imports_tasks
 from filestore.imports.fields import CUSTOMER_COLUMNS
@@ -68,7 +69,8 @@ async def start(
         )
     params: dict[str, Any] = {
         "import_type": request.import_type,
-        "mapping_config": request.mapping_config,
+        "mapping_config": await imports_mappings.effective_mapping(session, request),
+        "mapping_template": request.mapping_template,
         "validation_rules": request.validation_rules.model_dump(),
     }
     job = await jobs_service.create(
@@ -120,7 +122,7 @@ async def preview(
     try:
         return await imports_preview.preview(
             imports_tasks.object_source(storage, file),
-            mapping=request.mapping_config,
+            mapping=await imports_mappings.effective_mapping(session, request),
             rules=rules,
             lookup=lookup,
         )
