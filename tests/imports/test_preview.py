@@ -300,3 +300,21 @@ class TestMappingTemplates:
         customer = await admin_client.new_customer()
         api = await admin_client.user_api("customer", customer["id"])
         assert_error(await api.get("/files/csv-import/mappings"), 403)
+
+
+class TestUndoRefusals:
+    async def test_a_pending_import_cannot_be_undone_and_unknown_jobs_are_404(
+        self, admin_client: AsyncApi
+    ) -> None:
+        uploaded = await admin_client.upload(b"full_name,email\n", "x.csv", file_type="csv")
+        started = await admin_client.post(
+            "/files/csv-import", json={"file_upload_id": uploaded.json()["id"]}
+        )
+        assert started.status_code == 202, started.text
+        job_id = started.json()["job_id"]
+        body = assert_error(
+            await admin_client.post(f"/files/jobs/{job_id}/undo"), 409, "import_running"
+        )
+        assert "cancel" in body["detail"]
+        unknown = await admin_client.post("/files/jobs/00000000-0000-4000-8000-000000000000/undo")
+        assert_error(unknown, 404, "job_not_found")

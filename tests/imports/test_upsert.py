@@ -172,3 +172,78 @@ class TestPreviewOnS3:
             (f"c-{t}@example.com",),
         )
         assert count == 0
+
+
+class TestUndo:
+    def test_undo_removes_what_it_created_restores_what_it_updated_keeps_what_moved_on(
+        self, import_server: LiveServer, api: Api
+    ) -> None:
+        t = tag()
+        old = api.new_customer(full_name="Before", email=f"u-old-{t}@example.com", city="Bergen")
+        content = (
+            "full_name,email,city\n"
+            f"After,u-old-{t}@example.com,Oslo\n"
+            + "".join(f"New {i},u{i}-{t}@example.com,Oslo\n" for i in range(5))
+        ).encode()
+        job = import_csv(api, content, rules={"on_duplicate": "update"})
+        assert rows_of(job) == (5, 1, 0, 0, 6)
+        ticketed = customer(api, f"u0-{t}@example.com")
+        api.new_ticket(ticketed["id"])
+
+        response = api.post(f"/files/jobs/{job['id']}/undo")
+        assert response.status_code == 202, response.text
+        undo_id = response.json()["job_id"]
+        # Asked again while it runs (or once done): never a second undo.
+        again = api.post(f"/files/jobs/{job['id']}/undo")
+        assert again.status_code in (202, 409), again.text
+        if again.status_code == 202:
+            assert again.json()["job_id"] == undo_id
+        undo = wait(api, undo_id)
+        assert undo["status"] == "completed", undo
+        assert undo["job_type"] == "import_undo"
+        assert (undo["total_rows"], undo["successful_rows"], undo["skipped_rows"]) == (6, 5, 1)
+        assert [(e["row"], e["error"]) for e in undo["error_log"]] == [
+            (ticketed["id"], "kept: has tickets")
+        ]
+
+        restored = customer(api, f"u-old-{t}@example.com")
+        assert (restored["id"], restored["full_name"], restored["city"]) == (
+            old["id"],
+            "Before",
+            "Bergen",
+        )
+        gone = query(
+            import_server,
+            "SELECT count(*) FROM customers WHERE email LIKE %s",
+            (f"u_-{t}@example.com",),
+        )
+        assert gone == [(1,)]  # only the customer with a ticket is left
+        users = query(
+            import_server,
+            "SELECT count(*) FROM users WHERE email LIKE %s",
+            (f"u_-{t}@example.com",),
+        )
+        assert users == [(1,)]
+        assert get_job(api, job["id"])["result"]["undone_by"] == undo_id
+        events = query(
+            import_server,
+            "SELECT action FROM audit_events WHERE details->>'import_job_id' = %s ORDER BY id",
+            (job["id"],),
+        )
+        assert events == [("import.undo_requested",), ("import.undone",)]
+
+        refused = api.post(f"/files/jobs/{job['id']}/undo")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "already_undone"
+
+    def test_a_failed_import_and_a_dry_run_are_refused_with_the_reason(self, api: Api) -> None:
+        failed = import_csv(api, b"nothing,useful\n1,2\n")
+        assert failed["status"] == "failed", failed
+        response = api.post(f"/files/jobs/{failed['id']}/undo")
+        assert (response.status_code, response.json()["code"]) == (409, "import_failed")
+        t = tag()
+        dry = import_csv(
+            api, f"full_name,email\nA,d-{t}@example.com\n".encode(), rules={"dry_run": True}
+        )
+        response = api.post(f"/files/jobs/{dry['id']}/undo")
+        assert (response.status_code, response.json()["code"]) == (409, "nothing_to_undo")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, status
 
-from filestore.deps import SessionDep, SettingsDep, StaffUser, StorageDep
+from filestore.deps import ClientDep, SessionDep, SettingsDep, StaffUser, StorageDep
 from filestore.errors import ALWAYS, error_responses
 from filestore.imports import mappings as imports_mappings
 from filestore.imports import service as imports_service
@@ -94,3 +95,21 @@ async def create_mapping_template(
 async def list_mapping_templates(session: SessionDep, user: StaffUser) -> Any:
     """The saved mapping templates, by name."""
     return await imports_mappings.list_all(session)
+
+
+@router.post(
+    "/jobs/{job_id}/undo",
+    response_model=JobCreated,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(
+        (404, "The job does not exist"),
+        (409, "Not undoable: still running, failed, a dry run, not an import, already undone"),
+    ),
+)
+async def undo_import(
+    job_id: uuid.UUID, session: SessionDep, user: StaffUser, client: ClientDep
+) -> Any:
+    """Undo an import: remove the customers it created and restore those it updated (a job;
+    asking again while it runs answers the same job)."""
+    job = await imports_service.request_undo(session, job_id=job_id, user=user, client=client)
+    return JobCreated(job_id=job.id, status=job.status.value, created_at=job.created_at)

@@ -1,4 +1,5 @@
-"""The queue task that runs a customer import (`imports:run_customer_import`)."""
+"""The queue tasks that run a customer import (`imports:run_customer_import`) and undo one
+(`imports:run_import_undo`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from filestore.imports import invites
 from filestore.imports.records import ImportSource
 from filestore.imports.rows import ImportFileError
 from filestore.imports.runner import CustomerImport
+from filestore.imports.undo import ImportUndo
 from filestore.jobs.models import BackgroundJob
 from filestore.jobs.resources import resources_of
 from filestore.jobs.running import fail_job
@@ -83,19 +85,41 @@ async def run_customer_import(context: Any, job_id: str) -> None:
         hash_pool=resources.hash_pool,
         mailer=invites.Mailer(resources.sessionmaker, resources.settings),
     )
+    await _run_or_fail(context, runner, "import")
+
+
+async def _run_or_fail(context: Any, runner: CustomerImport | ImportUndo, what: str) -> None:
+    """Run; on an error that will not be retried (or the last attempt), fail the job with a
+    message rather than leave it `processing`."""
+    resources = resources_of(context)
     try:
         await runner.run()
     except Exception as exc:
         attempts = context.job.attempts + 1
-        log.exception("import.error", job_id=job_id, attempt=attempts)
+        log.exception(f"{what}.error", job_id=str(runner.job_id), attempt=attempts)
         retryable = isinstance(
             exc, psycopg.OperationalError | OSError | TimeoutError | StorageUnavailable
         )
         if not retryable or attempts >= MAX_ATTEMPTS:
             await fail_job(
                 resources.database_url,
-                job_uuid,
-                f"The import stopped on an internal error ({type(exc).__name__})",
+                runner.job_id,
+                f"The {what} stopped on an internal error ({type(exc).__name__})",
                 attempt=runner.attempt,
             )
         raise
+
+
+@blueprint.task(
+    name="run_import_undo",
+    pass_context=True,
+    retry=procrastinate.RetryStrategy(
+        max_attempts=MAX_ATTEMPTS,
+        exponential_wait=2,
+        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError},
+    ),
+)
+async def run_import_undo(context: Any, job_id: str) -> None:
+    resources = resources_of(context)
+    runner = ImportUndo(database_url=resources.database_url, job_id=uuid.UUID(job_id))
+    await _run_or_fail(context, runner, "undo")

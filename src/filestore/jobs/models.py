@@ -28,6 +28,7 @@ from filestore.db import Base, TimestampMixin
 class JobType(enum.StrEnum):
     csv_import = "csv_import"
     file_cleanup = "file_cleanup"
+    import_undo = "import_undo"
 
 
 class JobStatus(enum.StrEnum):

@@ -7,7 +7,8 @@ Create Date: 2026-12-08 03:00:00
 `background_jobs.updated_rows` counts the rows an `on_duplicate` update applied;
 `customers.created_by_job_id` names the import that created a customer (an update skips its
 own job's customers); `import_updates` keeps what each update replaced; `import_mappings`
-holds the saved mapping templates.
+holds the saved mapping templates; `job_type` gains `import_undo`, the job that undoes an
+import (an enum value cannot be dropped: the downgrade leaves it).
 """
 
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.execute("ALTER TYPE job_type ADD VALUE IF NOT EXISTS 'import_undo'")
     op.add_column(
         "background_jobs",
         sa.Column("updated_rows", sa.Integer(), server_default=sa.text("0"), nullable=False),
