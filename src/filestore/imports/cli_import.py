@@ -122,6 +122,9 @@ def _print_summary(console: Console, job: BackgroundJob) -> None:
     for name in (*names, "failed_rows", "skipped_rows", "rows_per_second"):
         table.add_row(name, str(getattr(job, name)))
     console.print(table)
+    if dry_run:
+        # Also on a line of its own: a narrow table wraps its title anywhere.
+        console.print("dry run: nothing written")
     if job.message:
         console.print(f"[red]{job.message}[/red]")
     for warning in job.warnings:
