@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -14,9 +14,10 @@ import pytest
 from filestore.imports import preview as imports_preview
 from filestore.imports.records import ImportSource
 from filestore.imports.rows import ValidationRules
+from filestore.imports.xlsx_sheet import read_shared_strings
 from tests.auth.support import assert_error
 from tests.fixtures.app import AsyncApi
-from tests.imports.xlsx_files import inline_row, sheet_xml, workbook
+from tests.imports.xlsx_files import inline_row, shared_row, sheet_xml, workbook
 
 
 async def preview(
@@ -318,3 +319,34 @@ class TestUndoRefusals:
         assert "cancel" in body["detail"]
         unknown = await admin_client.post("/files/jobs/00000000-0000-4000-8000-000000000000/undo")
         assert_error(unknown, 404, "job_not_found")
+
+
+class TestWorkbookPreviewReadsTheStartOfItsStrings:
+    def test_the_string_table_is_read_only_as_far_as_asked(self) -> None:
+        pulled = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal pulled
+            yield b'<sst xmlns="x">'
+            for block in range(1000):
+                pulled += 1
+                yield b"".join(b"<si><t>s%d</t></si>" % (block * 100 + i) for i in range(100))
+            yield b"</sst>"
+
+        strings = read_shared_strings(chunks(), 1_000)
+        assert strings.get(999) == "s999"
+        assert pulled <= 12
+
+    async def test_a_workbook_with_many_strings_previews_its_first_rows(
+        self, admin_client: AsyncApi
+    ) -> None:
+        rows = 30_000
+        strings = ["Name", "Email"]
+        for i in range(rows):
+            strings += [f"Person {i}", f"x{i}-{secrets.token_hex(2)}@example.com"]
+        sheet = sheet_xml([shared_row(r + 1, [2 * r, 2 * r + 1]) for r in range(rows + 1)])
+        book = workbook([("S", sheet)], strings=strings)
+        body = ok(await preview(admin_client, book, "big.xlsx", file_type="xlsx"))
+        assert [r["values"]["full_name"] for r in body["rows"][:2]] == ["Person 0", "Person 1"]
+        assert len(body["rows"]) == 20
+        assert {r["verdict"] for r in body["rows"]} == {"new"}

@@ -34,6 +34,9 @@ from filestore.imports.rows import REDACTED, RowError, ValidationRules, ValidRow
 from filestore.imports.xlsx_zip import OLE2_MAGIC, ZIP_MAGIC
 
 PREVIEW_ROWS = 20
+# A workbook's shared strings read for the preview: Excel numbers them as it writes the rows,
+# so the first rows use the first ones. A cell past them shows as a failed row.
+PREVIEW_STRINGS = 20_000
 # The header and 20 rows of up to 64 KiB each fit well within this.
 MAX_PREVIEW_BYTES = 2 * 1024 * 1024
 
@@ -151,7 +154,10 @@ async def _xlsx_head(
     warnings: list[str] = []
     info: Any = None
     rows: list[tuple[int, list[str]]] = []
-    async with aclosing(xlsx_source.rows(source, rules, batch_rows=PREVIEW_ROWS + 1)) as sheet:
+    sheet_rows = xlsx_source.rows(
+        source, rules, batch_rows=PREVIEW_ROWS + 1, strings_limit=PREVIEW_STRINGS
+    )
+    async with aclosing(sheet_rows) as sheet:
         async for sheet_info, batch in sheet:
             info = sheet_info
             for row in batch:

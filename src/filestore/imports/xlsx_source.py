@@ -37,12 +37,21 @@ def thread_fetch(source: ImportSource, loop: asyncio.AbstractEventLoop) -> Fetch
 
 
 async def rows(
-    source: ImportSource, rules: ValidationRules, *, batch_rows: int = BATCH_ROWS
+    source: ImportSource,
+    rules: ValidationRules,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    strings_limit: int | None = None,
 ) -> AsyncGenerator[tuple[SheetInfo, list[SheetRow]], None]:
+    """Batches of the sheet's rows (`strings_limit`: see `read_shared_strings`)."""
     fetch = thread_fetch(source, asyncio.get_running_loop())
     try:
         async for info, batch in stream_rows(
-            fetch, source.size, sheet=rules.sheet, batch_rows=batch_rows
+            fetch,
+            source.size,
+            sheet=rules.sheet,
+            batch_rows=batch_rows,
+            strings_limit=strings_limit,
         ):
             yield info, batch
     except WorkbookError as exc:
