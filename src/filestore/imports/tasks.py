@@ -55,16 +55,15 @@ def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
     return ImportSource(size=file.file_size, open=open_from, read_range=read_range)
 
 
-@blueprint.task(
-    name="run_customer_import",
-    pass_context=True,
-    # Connection and storage hiccups: run again from the checkpoint.
-    retry=procrastinate.RetryStrategy(
-        max_attempts=MAX_ATTEMPTS,
-        exponential_wait=2,
-        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError, StorageUnavailable},
-    ),
+# Connection and storage hiccups: run again from the checkpoint.
+RETRY = procrastinate.RetryStrategy(
+    max_attempts=MAX_ATTEMPTS,
+    exponential_wait=2,
+    retry_exceptions={psycopg.OperationalError, OSError, TimeoutError, StorageUnavailable},
 )
+
+
+@blueprint.task(name="run_customer_import", pass_context=True, retry=RETRY)
 async def run_customer_import(context: Any, job_id: str) -> None:
     resources = resources_of(context)
     job_uuid = uuid.UUID(job_id)
@@ -110,15 +109,7 @@ async def _run_or_fail(context: Any, runner: CustomerImport | ImportUndo, what: 
         raise
 
 
-@blueprint.task(
-    name="run_import_undo",
-    pass_context=True,
-    retry=procrastinate.RetryStrategy(
-        max_attempts=MAX_ATTEMPTS,
-        exponential_wait=2,
-        retry_exceptions={psycopg.OperationalError, OSError, TimeoutError},
-    ),
-)
+@blueprint.task(name="run_import_undo", pass_context=True, retry=RETRY)
 async def run_import_undo(context: Any, job_id: str) -> None:
     resources = resources_of(context)
     runner = ImportUndo(database_url=resources.database_url, job_id=uuid.UUID(job_id))
