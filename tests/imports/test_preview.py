@@ -251,7 +251,7 @@ class TestReadsOnlyWhatItNeeds:
         elapsed = time.perf_counter() - started
         assert len(body["rows"]) == 20
         assert body["rows"][1]["verdict"] == "duplicate_in_file"
-        assert sum(end - start for start, end in reads) <= 256 * 1024, reads
+        assert sum(end - start for start, end in reads) <= 128 * 1024, reads
         assert elapsed < 1.0
 
 

@@ -180,9 +180,12 @@ class Head:
     bytes_read: int
 
 
-async def head(source: ImportSource, fmt: CsvFormat, *, rows: int, max_bytes: int) -> Head:
+async def head(
+    source: ImportSource, fmt: CsvFormat, *, rows: int, max_bytes: int, prefix: bytes = b""
+) -> Head:
     """The header and the first `rows` data records, read in ranged blocks from the start of
-    the file and no further than needed (nor than `max_bytes`)."""
+    the file and no further than needed (nor than `max_bytes`); `prefix`, the file's first
+    bytes when already read, is not read again."""
     transcoder = Utf8Transcoder(fmt.detected)
     splitter = RecordSplitter(
         start_offset=transcoder.start_offset, max_record_bytes=MAX_RECORD_BYTES, quote=fmt.quote
@@ -193,7 +196,10 @@ async def head(source: ImportSource, fmt: CsvFormat, *, rows: int, max_bytes: in
         while offset < source.size and offset < max_bytes:
             if scan.header is not None and len(scan.kept) >= rows:
                 break
-            block = await source.read(offset, offset + HEAD_BLOCK)
+            if offset == 0 and prefix:
+                block = prefix
+            else:
+                block = await source.read(offset, offset + HEAD_BLOCK)
             if not block:
                 break
             offset += len(block)

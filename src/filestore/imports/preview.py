@@ -129,7 +129,11 @@ async def _csv_head(
 ) -> tuple[dict[str, Any], list[str], list[tuple[int, list[str]]], int]:
     fmt = await csv_source.inspect(source, prefix, rules)
     head = await csv_source.head(
-        source, fmt, rows=PREVIEW_ROWS, max_bytes=max(MAX_PREVIEW_BYTES, PREFIX_BYTES)
+        source,
+        fmt,
+        rows=PREVIEW_ROWS,
+        max_bytes=max(MAX_PREVIEW_BYTES, PREFIX_BYTES),
+        prefix=prefix,
     )
     d, q = fmt.dialect.delimiter, fmt.dialect.quotechar
     header = parse_header(head.header_text, delimiter=d, quotechar=q)
