@@ -180,15 +180,22 @@ class TestUndo:
     ) -> None:
         t = tag()
         old = api.new_customer(full_name="Before", email=f"u-old-{t}@example.com", city="Bergen")
+        password = "Correct-Horse-Battery-77x"
         content = (
-            "full_name,email,city\n"
-            f"After,u-old-{t}@example.com,Oslo\n"
-            + "".join(f"New {i},u{i}-{t}@example.com,Oslo\n" for i in range(5))
+            "full_name,email,city,password\n"
+            f"After,u-old-{t}@example.com,Oslo,\n"
+            + "".join(f"New {i},u{i}-{t}@example.com,Oslo,\n" for i in range(4))
+            + f"New 4,u4-{t}@example.com,Oslo,{password}\n"
         ).encode()
         job = import_csv(api, content, rules={"on_duplicate": "update"})
         assert rows_of(job) == (5, 1, 0, 0, 6)
         ticketed = customer(api, f"u0-{t}@example.com")
         api.new_ticket(ticketed["id"])
+        logged_in = customer(api, f"u4-{t}@example.com")
+        login = api.http.post(
+            "/auth/login", json={"username": f"u4-{t}@example.com", "password": password}
+        )
+        assert login.status_code == 200, login.text
 
         response = api.post(f"/files/jobs/{job['id']}/undo")
         assert response.status_code == 202, response.text
@@ -201,9 +208,10 @@ class TestUndo:
         undo = wait(api, undo_id)
         assert undo["status"] == "completed", undo
         assert undo["job_type"] == "import_undo"
-        assert (undo["total_rows"], undo["successful_rows"], undo["skipped_rows"]) == (6, 5, 1)
+        assert (undo["total_rows"], undo["successful_rows"], undo["skipped_rows"]) == (6, 4, 2)
         assert [(e["row"], e["error"]) for e in undo["error_log"]] == [
-            (ticketed["id"], "kept: has tickets")
+            (ticketed["id"], "kept: has tickets"),
+            (logged_in["id"], "kept: its user has logged in"),
         ]
 
         restored = customer(api, f"u-old-{t}@example.com")
@@ -217,13 +225,13 @@ class TestUndo:
             "SELECT count(*) FROM customers WHERE email LIKE %s",
             (f"u_-{t}@example.com",),
         )
-        assert gone == [(1,)]  # only the customer with a ticket is left
+        assert gone == [(2,)]  # only the customers with a ticket or a login are left
         users = query(
             import_server,
             "SELECT count(*) FROM users WHERE email LIKE %s",
             (f"u_-{t}@example.com",),
         )
-        assert users == [(1,)]
+        assert users == [(2,)]
         assert get_job(api, job["id"])["result"]["undone_by"] == undo_id
         events = query(
             import_server,
