@@ -82,6 +82,17 @@ class TestOnDuplicate:
         again = import_csv(api, content, rules={"on_duplicate": "update"})
         assert rows_of(again) == (0, 0, 3, 0, 0)
 
+    def test_an_email_repeated_in_a_later_batch_updates_once(
+        self, import_server: LiveServer, api: Api
+    ) -> None:
+        t = tag()
+        api.new_customer(full_name="Before", email=f"r-{t}@example.com")
+        filler = "".join(f"F {i},f{i}-{t}@example.com\n" for i in range(5100))
+        content = f"full_name,email\nFirst,r-{t}@example.com\n{filler}Second,R-{t}@example.com\n"
+        job = import_csv(api, content.encode(), rules={"on_duplicate": "update"}, timeout=120)
+        assert rows_of(job) == (5100, 1, 1, 0, 5101)
+        assert customer(api, f"r-{t}@example.com")["full_name"] == "First"
+
     def test_update_if_empty_only_fills_empty_fields(self, api: Api) -> None:
         t = tag()
         api.new_customer(full_name="Kept", email=f"k-{t}@example.com", city="Bergen")

@@ -7,10 +7,11 @@ on `lower(email)` with `ON CONFLICT DO NOTHING` — so they are exact across bat
 concurrent imports and across restarts, and memory stays flat whatever the file's size.
 
 With `on_duplicate` `update` or `update_if_empty`, the same statement then updates the
-customers that existed before this import (never those it created itself: a repeated e-mail
-further down the file is a duplicate in the file, skipped as before), in id order, saving what
-it replaced in `import_updates`. The e-mail is never changed, nor the customer's user: an
-import sets a password only for a customer it creates.
+customers that existed before this import, in id order, saving what it replaced in
+`import_updates`. Never those it created or already updated itself: a repeated e-mail further
+down the file is a duplicate in the file, skipped as in a batch (the first row counts). The
+e-mail is never changed, nor the customer's user: an import sets a password only for a
+customer it creates.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def _update_batch(if_empty: bool) -> str:
     SELECT c.id, lower(c.email) AS email, {", ".join(f"c.{f}" for f in UPDATABLE)}
     FROM customers c JOIN dedup dd ON lower(c.email) = lower(dd.email)
     WHERE c.created_by_job_id IS DISTINCT FROM %(job_id)s
+      AND NOT EXISTS (SELECT 1 FROM import_updates u
+                      WHERE u.job_id = %(job_id)s AND u.customer_id = c.id)
     ORDER BY c.id FOR UPDATE OF c
 ), updated AS (
     UPDATE customers c SET {sets}, updated_at = now()
