@@ -68,7 +68,7 @@ export function uploadPanel({ customerId, ticketId = null, tickets = [], onUploa
   const target = h("div", { class: "uppy-target" });
   const choices = h("div", { class: "choices" },
     select("upload-file-type", "File type", FILE_TYPES),
-    ticketId ? null : select("upload-ticket", "Ticket", ticketOptions),
+    ticketId ? null : select("upload-ticket", "Attach to ticket", ticketOptions),
     select("upload-expiry", "Expires", EXPIRY_CHOICES));
   const panel = h("section", { class: "panel upload-panel", "aria-labelledby": "upload-title" },
     h("h3", { id: "upload-title" }, "Upload files"), choices, target);
