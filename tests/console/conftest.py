@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.live import Api, LiveServer, production_env
@@ -22,10 +23,6 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 
-try:
-    from playwright.sync_api import Browser, Page, Playwright, sync_playwright
-except ImportError:  # pragma: no cover - the dev extra installs it
-    sync_playwright = None
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +38,6 @@ def console_server(
 
 @pytest.fixture(scope="session")
 def playwright_instance() -> Iterator[Playwright]:
-    if sync_playwright is None:
-        pytest.skip("playwright is not installed (it is in the dev extra: make install)")
     if not Path(CHROMIUM).exists():
         pytest.skip(
             "no chromium: `make test-deps` installs Debian's chromium when run as root with "
@@ -124,7 +119,9 @@ def _watch(page: Page) -> Watched:
     return watched
 
 
-def open_console(browser: Browser, server: LiveServer, viewport: dict[str, int]) -> Iterator[Console]:
+def open_console(
+    browser: Browser, server: LiveServer, viewport: dict[str, int]
+) -> Iterator[Console]:
     context = browser.new_context(viewport=viewport, accept_downloads=True)  # type: ignore[arg-type]
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -139,11 +136,11 @@ def open_console(browser: Browser, server: LiveServer, viewport: dict[str, int])
 
 @pytest.fixture
 def console(browser: Browser, console_server: LiveServer) -> Iterator[Console]:
-    """A desktop-sized (1280×800) page."""
+    """A desktop-sized (1280x800) page."""
     yield from open_console(browser, console_server, DESKTOP)
 
 
 @pytest.fixture
 def phone_console(browser: Browser, console_server: LiveServer) -> Iterator[Console]:
-    """A phone-sized (390×844) page."""
+    """A phone-sized (390x844) page."""
     yield from open_console(browser, console_server, PHONE)

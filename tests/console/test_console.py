@@ -66,7 +66,9 @@ class TestCustomerSearch:
         expect(page.get_by_text("No files yet")).to_be_visible()
 
 
-def png_bytes(width: int = 64, height: int = 48, rgb: tuple[int, int, int] = (36, 84, 214)) -> bytes:
+def png_bytes(
+    width: int = 64, height: int = 48, rgb: tuple[int, int, int] = (36, 84, 214)
+) -> bytes:
     """A real PNG (solid colour), so the server's type sniffing and the browser both accept it."""
     raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
 
@@ -144,7 +146,9 @@ class TestUpload:
         expect(page.get_by_role("status").filter(has_text="3 files uploaded")).to_be_attached()
         table = files_table(page)
         for path in paths:
-            expect(table.get_by_role("rowheader", name=re.compile(re.escape(path.name)))).to_be_visible()
+            expect(
+                table.get_by_role("rowheader", name=re.compile(re.escape(path.name)))
+            ).to_be_visible()
         listed = admin.get(f"/files/customer/{customer['id']}").json()
         assert sorted(f["filename"] for f in listed) == sorted(p.name for p in paths)
         assert {f["file_type"] for f in listed} == {"photo"}
@@ -168,17 +172,23 @@ class TestUpload:
         offsets: list[int] = []
         page.on(
             "request",
-            lambda r: offsets.append(int(r.headers.get("upload-offset", "-1")))
-            if r.method == "PATCH"
-            else None,
+            lambda r: (
+                offsets.append(int(r.headers.get("upload-offset", "-1")))
+                if r.method == "PATCH"
+                else None
+            ),
         )
         failed: list[str] = []
         page.on("requestfailed", lambda r: failed.append(r.method))
         cdp = page.context.new_cdp_session(page)
         cdp.send(
             "Network.emulateNetworkConditions",
-            {"offline": False, "latency": 0, "downloadThroughput": -1,
-             "uploadThroughput": 1024 * 1024},
+            {
+                "offline": False,
+                "latency": 0,
+                "downloadThroughput": -1,
+                "uploadThroughput": 1024 * 1024,
+            },
         )
         open_customer(console, customer)
         choose_files(page, [path])
@@ -189,7 +199,9 @@ class TestUpload:
         assert not admin.get(f"/files/customer/{customer['id']}").json()
         page.context.set_offline(False)
         expect(page.get_by_text("Complete", exact=True)).to_be_visible(timeout=60_000)
-        expect(files_table(page).get_by_role("rowheader", name=re.compile("big.csv"))).to_be_visible()
+        expect(
+            files_table(page).get_by_role("rowheader", name=re.compile("big.csv"))
+        ).to_be_visible()
         assert failed, "going offline cut no request: the upload was over before the cut"
         assert offsets.count(0) == 1, f"the upload started over: {offsets}"
         listed = admin.get(f"/files/customer/{customer['id']}").json()
@@ -261,7 +273,9 @@ class TestFileActions:
         page.get_by_role("button", name="Delete old.csv").click()
         dialog = page.get_by_role("dialog", name="Delete this file?")
         dialog.get_by_role("button", name="Cancel").click()
-        expect(files_table(page).get_by_role("rowheader", name=re.compile("old.csv"))).to_be_visible()
+        expect(
+            files_table(page).get_by_role("rowheader", name=re.compile("old.csv"))
+        ).to_be_visible()
         page.get_by_role("button", name="Delete old.csv").click()
         dialog.get_by_role("button", name="Delete").click()
         expect(page.get_by_text("No files yet")).to_be_visible()
@@ -283,7 +297,9 @@ class TestRoles:
         expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(
             ["My files", "Tickets"]
         )
-        expect(files_table(page).get_by_role("rowheader", name=re.compile("mine.csv"))).to_be_visible()
+        expect(
+            files_table(page).get_by_role("rowheader", name=re.compile("mine.csv"))
+        ).to_be_visible()
         expect(page.get_by_text("theirs.csv")).to_have_count(0)
         page.goto(f"{console.url}#/customers/{other['id']}")
         expect(page.get_by_text("Customer not found")).to_be_visible()
@@ -310,11 +326,17 @@ class TestSecurity:
         expect(
             page.get_by_role("link").filter(has_text="<script>alert(2)</script>")
         ).to_be_visible()
-        expect(page.get_by_role("rowheader", name=re.compile(re.escape("&lt;b&gt;bold&amp;.csv")))).to_be_visible()
+        expect(
+            page.get_by_role("rowheader", name=re.compile(re.escape("&lt;b&gt;bold&amp;.csv")))
+        ).to_be_visible()
         choose_files(page, [picked])
         page.get_by_role("button", name=re.compile(r"Upload 1 file", re.I)).click()
         expect(page.get_by_text("Complete", exact=True)).to_be_visible()
-        expect(page.get_by_role("rowheader", name=re.compile(re.escape("_img src=x onerror=alert(3)_.png")))).to_be_visible()
+        expect(
+            page.get_by_role(
+                "rowheader", name=re.compile(re.escape("_img src=x onerror=alert(3)_.png"))
+            )
+        ).to_be_visible()
         assert page.locator("img[src='x']").count() == 0
         # The dialog and CSP watchers of the fixture fail the test if anything ran.
 
@@ -325,4 +347,6 @@ class TestSecurity:
         assert "unsafe-inline" not in csp
         assert "frame-ancestors 'none'" in csp
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert "/console" not in str(httpx.get(f"{console.server.base_url}/openapi.json").json()["paths"])
+        assert "/console" not in str(
+            httpx.get(f"{console.server.base_url}/openapi.json").json()["paths"]
+        )

@@ -1,4 +1,4 @@
-"""Screenshots of the console's main screens at 1280×800 and 390×844 into `docs/console/`
+"""Screenshots of the console's main screens at 1280x800 and 390x844 into `docs/console/`
 (referenced from the README). Each screen is also checked for what a person would see."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
+from tests.conftest import Postgres, ServerFactory
 from tests.console.conftest import DESKTOP, PHONE, open_console
 from tests.console.test_console import choose_files, pdf_bytes, png_bytes, upload_via_api, write
-from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.live import LiveServer, production_env
 from tests.fixtures.servers import SeaweedFS, s3_env
 
@@ -38,10 +38,18 @@ def showcase(
         admin.new_customer(full_name=name)
     ticket = admin.new_ticket(customer["id"], subject="Fibre modem offline since Monday")
     admin.new_ticket(customer["id"], subject="Move contract to new address")
-    upload_via_api(admin, customer["id"], "modem-front.png", png_bytes(320, 200), file_type="photo",
-                   ticket_id=ticket["id"])
+    upload_via_api(
+        admin,
+        customer["id"],
+        "modem-front.png",
+        png_bytes(320, 200),
+        file_type="photo",
+        ticket_id=ticket["id"],
+    )
     upload_via_api(admin, customer["id"], "contract-2026.pdf", pdf_bytes(), file_type="contract")
-    upload_via_api(admin, customer["id"], "line-test.csv", b"time,dbm\n1,-20\n", file_type="document")
+    upload_via_api(
+        admin, customer["id"], "line-test.csv", b"time,dbm\n1,-20\n", file_type="document"
+    )
     return server, int(ticket["id"])
 
 
