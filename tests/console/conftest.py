@@ -24,7 +24,6 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 
 
-
 @pytest.fixture(scope="session")
 def console_server(
     postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory
