@@ -143,7 +143,7 @@ class TestUpload:
         page.get_by_role("button", name=re.compile(r"Upload 3 files", re.I)).click()
         expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
         expect(page.get_by_text("Complete", exact=True)).to_be_visible()
-        expect(page.get_by_role("status").filter(has_text="3 files uploaded")).to_be_attached()
+        expect(page.locator("#status")).to_have_text("3 files uploaded.")
         table = files_table(page)
         for path in paths:
             expect(
@@ -350,3 +350,51 @@ class TestSecurity:
         assert "/console" not in str(
             httpx.get(f"{console.server.base_url}/openapi.json").json()["paths"]
         )
+
+
+class TestPlainErrors:
+    def test_a_refused_type_is_explained_next_to_the_file(
+        self, console: Console, tmp_path: Path
+    ) -> None:
+        admin = console.admin()
+        customer = admin.new_customer(full_name=unique("Refused"))
+        tool = write(tmp_path, "tool.exe", b"MZ" + b"\x00" * 200)
+        console.sign_in_as_admin()
+        page = console.page
+        open_customer(console, customer)
+        choose_files(page, [tool])
+        page.get_by_role("button", name=re.compile(r"Upload 1 file", re.I)).click()
+        expect(page.get_by_text("This type of file is not allowed.").first).to_be_visible()
+        expect(page.locator("#status")).to_contain_text(
+            "tool.exe was not uploaded: This type of file is not allowed."
+        )
+        assert admin.get(f"/files/customer/{customer['id']}").json() == []
+
+
+class TestKeyboard:
+    def test_sign_in_search_and_preview_without_a_mouse(self, console: Console) -> None:
+        admin = console.admin()
+        name = unique("Keyboard")
+        customer = admin.new_customer(full_name=name)
+        upload_via_api(admin, customer["id"], "dish.png", png_bytes())
+        page = console.page
+        page.goto(console.url)
+        # The username field has the focus; Tab moves on, Enter submits.
+        page.keyboard.type("admin")
+        page.keyboard.press("Tab")
+        page.keyboard.type(console.server.admin_password)
+        page.keyboard.press("Enter")
+        search = page.get_by_label("Search customers")
+        expect(search).to_be_focused()
+        page.keyboard.type(name)
+        link = page.get_by_role("link", name=re.compile(name))
+        expect(link).to_have_count(1)
+        link.focus()
+        page.keyboard.press("Enter")
+        preview = page.get_by_role("button", name="Preview dish.png")
+        preview.focus()
+        page.keyboard.press("Enter")
+        dialog = page.get_by_role("dialog", name="dish.png")
+        expect(dialog).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()

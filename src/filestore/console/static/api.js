@@ -19,7 +19,7 @@ export function csrfToken() {
 
 let refreshing = null;
 
-async function refreshSession() {
+export async function refreshSession() {
   // One refresh at a time: parallel 401s wait for the same one (a refresh token is single-use).
   refreshing ??= fetch("/console/session/refresh", {
     method: "POST",

@@ -2,7 +2,7 @@
 // retried, an upload cut off resumes where the server's offset says). The choices above it
 // (type, ticket, expiry) become each upload's tus metadata: the same fields as the API's form.
 
-import { csrfToken } from "./api.js";
+import { csrfToken, refreshSession } from "./api.js";
 import { announce, h, formatSize } from "./dom.js";
 
 const EXPIRY_CHOICES = [
@@ -104,11 +104,16 @@ export function uploadPanel({ customerId, ticketId = null, tickets = [], onUploa
     endpoint: "/files/tus",
     headers: () => ({ "X-CSRF-Token": csrfToken() }),
     chunkSize: 1024 * 1024,
-    retryDelays: [0, 1000, 3000, 5000, 10000],
+    retryDelays: [500, 1000, 3000, 5000, 10000, 20000],
     removeFingerprintOnSuccess: true,
     allowedMetaFields: ["name", "type", "file_type", "customer_id", "ticket_id", "expires_at"],
     onShouldRetry(error, retryAttempt, options, next) {
       const { status } = responseOf(error);
+      // The access cookie expired during a long upload: renew it; the retry then carries it.
+      if (status === 401 && retryAttempt < 2) {
+        refreshSession();
+        return true;
+      }
       // Refusals (too large, wrong type, forbidden) do not get better by retrying.
       if (status >= 400 && status < 500 && status !== 409 && status !== 423 && status !== 429) return false;
       return next(error);
@@ -118,18 +123,19 @@ export function uploadPanel({ customerId, ticketId = null, tickets = [], onUploa
     maxSize = size;
     if (size) uppy.setOptions({ restrictions: { maxNumberOfFiles: 50, maxFileSize: size } });
   });
+  const reasons = new Map();
   uppy.on("upload-error", (file, error) => {
     const { status, body } = responseOf(error);
     const message = plainError(status, body, maxSize);
+    reasons.set(file.id, message);
     uppy.setFileState(file.id, { error: message });
     uppy.info(`${file.name}: ${message}`, "error", 8000);
-    announce(`${file.name} was not uploaded: ${message}`);
   });
   uppy.on("back-online", () => uppy.retryAll());
   uppy.on("complete", (result) => {
     const done = result.successful.length;
-    const failed = result.failed.length;
-    announce(`${done} file${done === 1 ? "" : "s"} uploaded${failed ? `, ${failed} failed` : ""}.`);
+    const failures = result.failed.map((f) => `${f.name} was not uploaded: ${reasons.get(f.id) ?? "it failed"}`);
+    announce([`${done} file${done === 1 ? "" : "s"} uploaded.`, ...failures].join(" "));
     if (done) onUploaded?.();
   });
   return { panel, close: () => uppy.destroy() };
