@@ -398,3 +398,46 @@ class TestKeyboard:
         expect(dialog).to_be_visible()
         page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()
+
+
+class TestAdmin:
+    def test_users_create_change_role_deactivate_and_reset(self, console: Console) -> None:
+        console.sign_in_as_admin()
+        page = console.page
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
+        username = f"agent-{uuid.uuid4().hex[:6]}"
+        form = page.get_by_role("form", name="New user")
+        form.get_by_label("Username").fill(username)
+        form.get_by_label("Full name").fill("Support Agent")
+        form.get_by_label("Role").select_option("staff")
+        form.get_by_label("Password").fill("Pw-" + uuid.uuid4().hex)
+        form.get_by_role("button", name="Create user").click()
+        expect(page.locator("#status")).to_have_text(f"User {username} created.")
+        role = page.get_by_label(f"Role of {username}")
+        role.select_option("admin")
+        expect(page.locator("#status")).to_have_text(f"{username} is now admin.")
+        page.get_by_role("button", name=f"Deactivate {username}").click()
+        expect(page.get_by_role("button", name=f"Activate {username}")).to_be_visible()
+        page.get_by_role("button", name=f"Send a reset link to {username}").click()
+        link = page.get_by_role("dialog", name="Reset link").get_by_label("Link")
+        expect(link).to_have_value(re.compile(r"/auth/reset-password#"))
+        page.keyboard.press("Escape")
+        users = console.admin().get("/users", params={"role": "admin"}).json()
+        created = next(u for u in users if u["username"] == username)
+        assert created["is_active"] is False
+
+        page.get_by_role("link", name="Audit trail").click()
+        page.get_by_label("Action").select_option("user.created")
+        expect(page.get_by_role("cell", name="user.created").first).to_be_visible()
+        page.get_by_label("User", exact=True).select_option(label="admin")
+        page.get_by_label("Since").fill("2000-01-01")
+        expect(page.get_by_role("row").filter(has_text="user.created").first).to_be_visible()
+
+    def test_staff_see_no_admin_screens(self, console: Console) -> None:
+        username, password = console.new_staff()
+        console.sign_in(username, password)
+        page = console.page
+        nav = page.get_by_role("navigation", name="Main")
+        expect(nav.get_by_role("link")).to_have_text(["Customers", "Tickets"])
+        page.goto(f"{console.url}#/users")
+        expect(page.get_by_role("heading", name="Customers", level=1)).to_be_visible()

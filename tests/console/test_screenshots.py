@@ -86,3 +86,11 @@ def test_main_screens(
         page.goto(f"{console.url}#/tickets/{ticket_id}")
         expect(page.get_by_role("rowheader", name=re.compile("modem-front.png"))).to_be_visible()
         console.screenshot("ticket")
+
+        page.goto(f"{console.url}#/users")
+        expect(page.get_by_role("rowheader", name=re.compile("admin"))).to_be_visible()
+        console.screenshot("users")
+
+        page.goto(f"{console.url}#/audit")
+        expect(page.get_by_role("cell", name="login.success").first).to_be_visible()
+        console.screenshot("audit")

@@ -1,6 +1,7 @@
 // The console: sign-in, the layout, and the screens, one per `#/…` route. Every call goes to
 // the public API with the cookie session, so the console can do nothing the API would refuse.
 
+import { auditScreen, usersScreen } from "./admin.js";
 import { api, session, signIn, signOut } from "./api.js";
 import { announce, emptyState, formatDate, h, loading, replace } from "./dom.js";
 import { fileTable } from "./files.js";
@@ -60,6 +61,7 @@ function shell() {
   const links = me.role === "customer"
     ? [["#/customers/" + me.customer_id, "My files"], ["#/tickets", "Tickets"]]
     : [["#/customers", "Customers"], ["#/tickets", "Tickets"]];
+  if (me.role === "admin") links.push(["#/users", "Users"], ["#/audit", "Audit trail"]);
   const nav = h("nav", { class: "nav", "aria-label": "Main" },
     links.map(([href, text]) => h("a", { href, class: "nav-link" }, text)));
   const header = h("header", { class: "topbar" },
@@ -248,6 +250,8 @@ async function route() {
   else if (parts[0] === "customers" && me.role !== "customer") customersScreen();
   else if (parts[0] === "tickets" && parts[1]) await ticketScreen(parts[1]);
   else if (parts[0] === "tickets") await ticketsScreen();
+  else if (parts[0] === "users" && me.role === "admin") { setTitle("Users"); await usersScreen(main(), me); }
+  else if (parts[0] === "audit" && me.role === "admin") { setTitle("Audit trail"); await auditScreen(main()); }
   else location.replace(me.role === "customer" ? `#/customers/${me.customer_id}` : "#/customers");
 }
 
