@@ -28,14 +28,18 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 def console_server(
     postgres: Postgres, seaweed: SeaweedFS, start_filestore: ServerFactory
 ) -> LiveServer:
-    """A production-mode server (Secure cookies, real secrets) storing on S3."""
+    """A production-mode server (Secure cookies, real secrets) storing on S3, running its
+    import jobs in-process."""
     env = production_env(postgres.create_database("filestore_console"))
     env["MAX_FILE_SIZE"] = str(12 * 1024 * 1024)
+    env["FILESTORE_IN_PROCESS_WORKER"] = "true"
     env.update(s3_env(seaweed))
     return start_filestore(env)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API keeps an event loop running in this thread while it
+# is started, and pytest-asyncio cannot run the async tests of other modules meanwhile.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.skip(
@@ -46,7 +50,7 @@ def playwright_instance() -> Iterator[Playwright]:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, headless=True)
     yield browser

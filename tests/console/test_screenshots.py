@@ -23,6 +23,7 @@ def showcase(
     """A server of its own (so other tests' records stay out of the pictures) holding one
     customer with files and tickets, and a few others for the search; returns the ticket id."""
     env = production_env(postgres.create_database("filestore_showcase"))
+    env["FILESTORE_IN_PROCESS_WORKER"] = "true"
     env.update(s3_env(seaweed))
     server = start_filestore(env)
     admin = server.admin()
@@ -47,6 +48,15 @@ def showcase(
         ticket_id=ticket["id"],
     )
     upload_via_api(admin, customer["id"], "contract-2026.pdf", pdf_bytes(), file_type="contract")
+    imported = upload_via_api(
+        admin,
+        None,
+        "new-customers.csv",
+        b"full_name,email\nLena Vogel,lena@example.com\nTom Berg,tom@example.com\nBad,nope\n",
+        file_type="csv",
+    )
+    started = admin.post("/files/csv-import", json={"file_upload_id": imported})
+    assert started.status_code == 202, started.text
     upload_via_api(
         admin, customer["id"], "line-test.csv", b"time,dbm\n1,-20\n", file_type="document"
     )
@@ -90,6 +100,13 @@ def test_main_screens(
         page.goto(f"{console.url}#/users")
         expect(page.get_by_role("rowheader", name=re.compile("admin"))).to_be_visible()
         console.screenshot("users")
+
+        page.goto(f"{console.url}#/imports")
+        expect(page.get_by_role("cell", name=re.compile("completed"))).to_be_visible(timeout=30_000)
+        console.screenshot("imports")
+        page.get_by_role("link", name="Open").first.click()
+        expect(page.get_by_text("Import finished").first).to_be_visible()
+        console.screenshot("import-progress")
 
         page.goto(f"{console.url}#/audit")
         expect(page.get_by_role("cell", name="login.success").first).to_be_visible()

@@ -63,25 +63,32 @@ function select(id, label, options) {
     h("select", { id }, options.map(([value, text]) => h("option", { value }, text))));
 }
 
-export function uploadPanel({ customerId, ticketId = null, tickets = [], onUploaded }) {
+// `fileType` fixes the type and hides the choices (the import's CSV); `onStored(file)` gets
+// each stored file's API record.
+export function uploadPanel({
+  customerId = null, ticketId = null, tickets = [], onUploaded, onStored,
+  fileType = null, allowedFileTypes = null, maxFiles = 50, title = "Upload files",
+  note = "Drop several files at once; uploads resume after a dropped connection.", height = 340,
+}) {
   const ticketOptions = [["", "No ticket"], ...tickets.map((t) => [String(t.id), `#${t.id} ${t.subject}`])];
   const target = h("div", { class: "uppy-target" });
-  const choices = h("div", { class: "choices" },
+  const choices = fileType ? null : h("div", { class: "choices" },
     select("upload-file-type", "File type", FILE_TYPES),
     ticketId ? null : select("upload-ticket", "Attach to ticket", ticketOptions),
     select("upload-expiry", "Expires", EXPIRY_CHOICES));
   const panel = h("section", { class: "panel upload-panel", "aria-labelledby": "upload-title" },
-    h("h3", { id: "upload-title" }, "Upload files"), choices, target);
+    h("h3", { id: "upload-title" }, title), choices, target);
+  const restrictions = { maxNumberOfFiles: maxFiles, allowedFileTypes };
 
   let maxSize = null;
   const uppy = new window.Uppy.Uppy({
     autoProceed: false,
-    restrictions: { maxNumberOfFiles: 50 },
+    restrictions,
     onBeforeUpload(files) {
-      const days = panel.querySelector("#upload-expiry").value;
+      const days = panel.querySelector("#upload-expiry")?.value;
       const ticket = ticketId ?? (panel.querySelector("#upload-ticket")?.value || "");
       const meta = {
-        file_type: panel.querySelector("#upload-file-type").value,
+        file_type: fileType ?? panel.querySelector("#upload-file-type").value,
         customer_id: customerId ? String(customerId) : "",
         ticket_id: ticket ? String(ticket) : "",
         expires_at: days ? new Date(Date.now() + Number(days) * 86400000).toISOString() : "",
@@ -95,10 +102,10 @@ export function uploadPanel({ customerId, ticketId = null, tickets = [], onUploa
     inline: true,
     target,
     width: "100%",
-    height: 340,
+    height,
     proudlyDisplayPoweredByUppy: false,
     showProgressDetails: true,
-    note: "Drop several files at once; uploads resume after a dropped connection.",
+    note,
   });
   uppy.use(window.Uppy.Tus, {
     endpoint: "/files/tus",
@@ -121,7 +128,7 @@ export function uploadPanel({ customerId, ticketId = null, tickets = [], onUploa
   });
   maxUploadSize().then((size) => {
     maxSize = size;
-    if (size) uppy.setOptions({ restrictions: { maxNumberOfFiles: 50, maxFileSize: size } });
+    if (size) uppy.setOptions({ restrictions: { ...restrictions, maxFileSize: size } });
   });
   const reasons = new Map();
   uppy.on("upload-error", (file, error) => {
@@ -132,11 +139,17 @@ export function uploadPanel({ customerId, ticketId = null, tickets = [], onUploa
     uppy.info(`${file.name}: ${message}`, "error", 8000);
   });
   uppy.on("back-online", () => uppy.retryAll());
+  uppy.on("upload-success", async (file, response) => {
+    if (!onStored || !response.uploadURL) return;
+    // The finished tus upload names its stored file.
+    const upload = await fetch(response.uploadURL, { headers: { Accept: "application/json" } }).then((r) => r.json());
+    if (upload.file) onStored(upload.file);
+  });
   uppy.on("complete", (result) => {
     const done = result.successful.length;
     const failures = result.failed.map((f) => `${f.name} was not uploaded: ${reasons.get(f.id) ?? "it failed"}`);
     announce([`${done} file${done === 1 ? "" : "s"} uploaded.`, ...failures].join(" "));
     if (done) onUploaded?.();
   });
-  return { panel, close: () => uppy.destroy() };
+  return { panel, close: () => uppy.destroy(), reset: () => uppy.cancelAll() };
 }
