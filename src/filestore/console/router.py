@@ -72,7 +72,13 @@ def _secure(settings: Settings) -> bool:
     return not settings.embedded_mode
 
 
-def _start(response: Response, pair: auth_sessions.TokenPair, settings: Settings) -> None:
+def _no_store() -> Response:
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+def _started(pair: auth_sessions.TokenPair, settings: Settings) -> Response:
+    """A 204 carrying the session's cookies (a fresh CSRF token with every new pair)."""
+    response = _no_store()
     cookies.set_session(
         response,
         access=pair.access_token,
@@ -81,6 +87,7 @@ def _start(response: Response, pair: auth_sessions.TokenPair, settings: Settings
         max_age=int(settings.refresh_token_expire_days * 86400),
         secure=_secure(settings),
     )
+    return response
 
 
 @router.post("/session", status_code=204)
@@ -100,9 +107,7 @@ async def sign_in(
         client=client,
         settings=settings,
     )
-    response = Response(status_code=204, headers={"Cache-Control": "no-store"})
-    _start(response, pair, settings)
-    return response
+    return _started(pair, settings)
 
 
 @router.post("/session/refresh", status_code=204)
@@ -117,9 +122,7 @@ async def refresh(
     pair = await auth_sessions.refresh(
         session, refresh_token=token, client=client, settings=settings
     )
-    response = Response(status_code=204, headers={"Cache-Control": "no-store"})
-    _start(response, pair, settings)
-    return response
+    return _started(pair, settings)
 
 
 @router.post("/session/logout", status_code=204)
@@ -131,6 +134,6 @@ async def sign_out(
     token = request.cookies.get(cookies.REFRESH_COOKIE)
     if token:
         await auth_sessions.logout(session, refresh_token=token, client=client)
-    response = Response(status_code=204, headers={"Cache-Control": "no-store"})
+    response = _no_store()
     cookies.clear_session(response, secure=_secure(settings))
     return response
