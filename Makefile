@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-deps test-js-deps test-browser-deps vendor lint lock bench clean
+.PHONY: install run test test-deps test-js-deps test-browser-deps vendor lint lock bench clean screenshots
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ vendor:
 	cp console/vendor/node_modules/uppy/dist/uppy.min.js console/vendor/node_modules/uppy/dist/uppy.min.css $(VENDOR_DIR)/
 	sed -i '/^\/\/# sourceMappingURL=/d' $(VENDOR_DIR)/uppy.min.js
 	cd console/vendor && node licences.mjs > ../../$(VENDOR_DIR)/LICENSES.txt
+
+# The console's screenshots in docs/console/ (needs chromium: `make test-deps`).
+screenshots: install test-deps
+	FILESTORE_SCREENSHOTS=docs $(BIN)/pytest tests/console/test_screenshots.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -5,7 +5,9 @@ context per test that records any JavaScript dialog and any Content-Security-Pol
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,15 @@ from tests.fixtures.servers import SeaweedFS, s3_env
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+
+
+def screenshot_dir() -> Path:
+    """docs/console/ when `make screenshots` asks for it (FILESTORE_SCREENSHOTS=docs), else a
+    temporary folder: a plain test run must not rewrite tracked files."""
+    if os.environ.get("FILESTORE_SCREENSHOTS") == "docs":
+        return DOCS_SCREENSHOTS
+    return Path(tempfile.gettempdir()) / "filestore-console-screenshots"
 
 
 @pytest.fixture(scope="session")
@@ -97,10 +107,11 @@ class Console:
         return str(user["username"]), password
 
     def screenshot(self, name: str) -> None:
-        """docs/console/<name>-<width>.png at this page's viewport size."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        """<name>-<width>.png at this page's viewport size, in `screenshot_dir()`."""
+        folder = screenshot_dir()
+        folder.mkdir(parents=True, exist_ok=True)
         size = self.page.viewport_size or DESKTOP
-        self.page.screenshot(path=SCREENSHOTS / f"{name}-{size['width']}.png", full_page=False)
+        self.page.screenshot(path=folder / f"{name}-{size['width']}.png", full_page=False)
 
 
 def _watch(page: Page) -> Watched:
