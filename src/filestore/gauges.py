@@ -10,7 +10,7 @@ from prometheus_client import Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.models import StorageDelta
 from filestore.jobs.models import BackgroundJob, JobType
 from filestore.metrics import REGISTRY
 
@@ -65,13 +65,12 @@ async def refresh(session: AsyncSession) -> None:
             ).where(BackgroundJob.job_type == JobType.csv_import)
         )
     ).one()
+    # Summed from the trigger-kept deltas (folded by the cleanup sweep), not from every file.
     per_bucket = (
         await session.execute(
-            select(
-                FileUpload.bucket, func.coalesce(func.sum(FileUpload.file_size), 0), func.count()
-            )
-            .where(FileUpload.upload_status == UploadStatus.completed)
-            .group_by(FileUpload.bucket)
+            select(StorageDelta.bucket, func.sum(StorageDelta.bytes), func.sum(StorageDelta.files))
+            .group_by(StorageDelta.bucket)
+            .having(func.sum(StorageDelta.files) != 0)
         )
     ).all()
     _publish(jobs, totals, per_bucket)

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     file_cleanup_interval_seconds: int = 300
     # Objects younger than this are never treated as orphans: their upload may still be running.
     orphan_grace_seconds: int = 3600
+    # Objects of each bucket the orphan check lists per sweep, resuming where the last stopped.
+    orphan_sweep_batch: int = Field(default=1000, ge=1, le=100_000)
     upload_chunk_size: int = 8 * 1024 * 1024
     upload_concurrency: int = 4
     # Resumable uploads (tus, /files/tus/): an unfinished upload expires this long after its

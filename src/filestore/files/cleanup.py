@@ -2,14 +2,17 @@
 
 1. Files whose `expires_at` has passed: object deleted, row marked `expired`.
 2. Objects with no live row (a crash between storing and recording, or a delete whose object
-   removal failed), older than a grace period so uploads in flight are never touched.
+   removal failed), older than a grace period so uploads in flight are never touched: a
+   bounded slice of each bucket per sweep, resuming where the last one stopped
+   (`files/orphans.py`).
 3. Rows stuck in `uploading` longer than the grace period.
 4. Incomplete multipart uploads older than the grace period (S3).
 5. Resumable (tus) uploads past their expiry: multipart upload aborted, tail objects or partial
    file deleted, row removed (`files/tus/cleanup.py`). Steps 2 and 4 leave a live tus upload's
    bytes alone.
 
-Each step only removes what it is sure about; the counts go on the job's `result`.
+Each step only removes what it is sure about; the counts go on the job's `result`. Last, the
+storage deltas `/metrics` sums are folded into one row per bucket.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, select, text, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from filestore.files import direct
+from filestore.files import direct, orphans
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
 from filestore.storage.errors import StorageUnavailable
@@ -30,13 +33,14 @@ from filestore.storage.store import ObjectStorage
 log = structlog.get_logger(__name__)
 
 EXPIRY_BATCH = 500
-# Rows whose object is theirs: a pending direct upload's quarantined bytes are no orphan.
-OWNS_ITS_OBJECT = (
-    UploadStatus.completed,
-    UploadStatus.uploading,
-    UploadStatus.pending,
-    UploadStatus.verifying,
-)
+ORPHAN_BUDGET = 1000
+# Concurrent folds cannot count a delta twice: a row deleted by one is skipped by the other.
+FOLD_DELTAS = """
+WITH gone AS (DELETE FROM file_storage_deltas RETURNING bucket, bytes, files)
+INSERT INTO file_storage_deltas (bucket, bytes, files)
+SELECT bucket, sum(bytes), sum(files) FROM gone GROUP BY bucket
+HAVING sum(bytes) <> 0 OR sum(files) <> 0
+"""
 
 
 @dataclass
@@ -64,6 +68,24 @@ class SweepReport:
         return asdict(self)
 
 
+def due_files_query(
+    now: datetime, after: tuple[datetime, int] | None, batch: int
+) -> Select[int, str, str, datetime | None]:
+    """The next `batch` completed files due at `now`, after the `(expires_at, id)` given, walked
+    in that order on `ix_file_uploads_expiry_due`."""
+    return (
+        select(FileUpload.id, FileUpload.bucket, FileUpload.object_key, FileUpload.expires_at)
+        .where(
+            FileUpload.upload_status == UploadStatus.completed,
+            FileUpload.expires_at.is_not(None),
+            FileUpload.expires_at <= now,
+            true() if after is None else tuple_(FileUpload.expires_at, FileUpload.id) > after,
+        )
+        .order_by(FileUpload.expires_at, FileUpload.id)
+        .limit(batch)
+    )
+
+
 async def expire_files(
     maker: async_sessionmaker[AsyncSession],
     storage: ObjectStorage,
@@ -74,31 +96,20 @@ async def expire_files(
 ) -> None:
     """Delete the objects of expired files and mark their rows `expired`.
 
-    One pass over the expired rows in id order: a row whose object cannot be deleted is
-    counted as an error and left for the next sweep, never tried again in this one, so rows
-    that keep failing cannot hold up the others or keep the sweep going. No row lock and no
+    One pass over the expired rows in (expires_at, id) order (`ix_file_uploads_expiry_due`): a
+    row whose object cannot be deleted is counted as an error and left for the next sweep, never
+    tried again in this one, so rows that keep failing cannot hold up the others or keep the
+    sweep going. No row lock and no
     database connection is held while the store is called. A store that is down ends the
     sweep (after recording what was done).
     """
-    after_id = 0
+    after: tuple[datetime, int] | None = None
     while True:
         async with maker() as session:
-            rows = (
-                await session.execute(
-                    select(FileUpload.id, FileUpload.bucket, FileUpload.object_key)
-                    .where(
-                        FileUpload.upload_status == UploadStatus.completed,
-                        FileUpload.expires_at.is_not(None),
-                        FileUpload.expires_at <= now,
-                        FileUpload.id > after_id,
-                    )
-                    .order_by(FileUpload.id)
-                    .limit(batch)
-                )
-            ).all()
+            rows = (await session.execute(due_files_query(now, after, batch))).all()
         if not rows:
             return
-        after_id = rows[-1].id
+        after = (rows[-1].expires_at, rows[-1].id)
         deleted: list[int] = []
         try:
             for row in rows:
@@ -141,38 +152,33 @@ async def remove_orphan_objects(
     *,
     older_than: datetime,
     report: SweepReport,
+    budget: int = ORPHAN_BUDGET,
 ) -> None:
-    for bucket in buckets:
-        async for page in storage.list_objects(bucket):
-            candidates = [obj for obj in page if obj.last_modified < older_than]
-            if not candidates:
-                continue
-            keys = [obj.key for obj in candidates]
-            async with maker() as session:
-                live = set(
-                    (
-                        await session.execute(
-                            select(FileUpload.object_key).where(
-                                FileUpload.bucket == bucket,
-                                FileUpload.object_key.in_(keys),
-                                FileUpload.upload_status.in_(OWNS_ITS_OBJECT),
-                            )
-                        )
-                    ).scalars()
-                )
-            live |= await tus_cleanup.protected_keys(maker, bucket, keys)
-            for key in keys:
-                if key in live:
-                    continue
-                try:
-                    await storage.delete(bucket, key)
-                    report.orphan_objects += 1
-                    log.info("cleanup.orphan_deleted", bucket=bucket, key=key)
-                except Exception as exc:
-                    report.errors += 1
-                    log.warning(
-                        "cleanup.orphan_failed", bucket=bucket, key=key, error=str(exc)[:200]
-                    )
+    """One bounded slice (`budget` objects) of each bucket: `files/orphans.py`."""
+    counts = orphans.OrphanCounts()
+    try:
+        for bucket in buckets:
+            await orphans.sweep_bucket(
+                maker, storage, bucket, older_than=older_than, budget=budget, counts=counts
+            )
+    finally:
+        report.orphan_objects += counts.deleted
+        report.errors += counts.errors
+
+
+async def fold_storage_deltas(maker: async_sessionmaker[AsyncSession]) -> None:
+    """Fold the per-change rows the `file_uploads` trigger appends into one row per bucket."""
+    async with maker() as session:
+        await session.execute(text(FOLD_DELTAS))
+        await session.commit()
+
+
+def stuck_rows(older_than: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Rows left `uploading` since before `older_than` (`ix_file_uploads_stuck`)."""
+    return (
+        FileUpload.upload_status == UploadStatus.uploading,
+        FileUpload.created_at < older_than,
+    )
 
 
 async def remove_stuck_rows(
@@ -181,12 +187,7 @@ async def remove_stuck_rows(
     """Rows left `uploading` by a crash: their object (if any) is an orphan, removed above."""
     async with maker() as session:
         result = await session.execute(
-            delete(FileUpload)
-            .where(
-                FileUpload.upload_status == UploadStatus.uploading,
-                FileUpload.created_at < older_than,
-            )
-            .returning(FileUpload.id)
+            delete(FileUpload).where(*stuck_rows(older_than)).returning(FileUpload.id)
         )
         report.stuck_rows += len(result.scalars().all())
         await session.commit()
@@ -242,6 +243,7 @@ async def sweep(
     *,
     now: datetime,
     grace: timedelta,
+    orphan_budget: int = ORPHAN_BUDGET,
 ) -> SweepReport:
     """Run every cleanup step once."""
     report = SweepReport()
@@ -249,8 +251,11 @@ async def sweep(
     await expire_files(maker, storage, now=now, report=report)
     await remove_stuck_rows(maker, older_than=older_than, report=report)
     await expire_reservations(maker, storage, now=now, grace=grace, report=report)
-    await remove_orphan_objects(maker, storage, buckets, older_than=older_than, report=report)
+    await remove_orphan_objects(
+        maker, storage, buckets, older_than=older_than, report=report, budget=orphan_budget
+    )
     await abort_stale_uploads(maker, storage, buckets, older_than=older_than, report=report)
+    await fold_storage_deltas(maker)
     removed, errors = await tus_cleanup.expire_uploads(maker, storage, now=now)
     report.expired_tus_uploads += removed
     report.errors += errors
