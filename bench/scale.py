@@ -166,6 +166,7 @@ def load(url: str, args: argparse.Namespace) -> None:
             "INSERT INTO file_storage_deltas (bucket, bytes, files) SELECT bucket, sum(file_size),"
             " count(*) FROM file_uploads WHERE upload_status = 'completed' GROUP BY bucket"
         )
+        conn.execute("SET session_replication_role = DEFAULT")  # the jobs' gauge trigger runs
         conn.execute(
             "INSERT INTO background_jobs (id, job_type, status, params, created_at) "
             "SELECT gen_random_uuid(), (ARRAY['csv_import', 'file_cleanup'])[1 + n %% 2]::job_type,"

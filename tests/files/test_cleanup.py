@@ -241,9 +241,48 @@ class TestStorageTotals:
             await session.execute(text("DELETE FROM file_uploads WHERE id = :id"), {"id": ids[1]})
             await session.commit()
         assert await totals() == (2, 2)
-        await cleanup.fold_storage_deltas(env.maker)
-        await cleanup.fold_storage_deltas(env.maker)
+        await cleanup.fold_gauge_deltas(env.maker)
+        await cleanup.fold_gauge_deltas(env.maker)
         assert await totals() == (2, 2)
         async with env.maker() as session:
             rows = await session.execute(text("SELECT count(*) FROM file_storage_deltas"))
             assert rows.scalar() == 1  # folded into one row for the bucket
+
+    async def test_job_gauges_match_the_job_history_across_updates_and_folds(
+        self, env: Env
+    ) -> None:
+        by_deltas = (
+            "SELECT job_type::text, status::text, sum(jobs), sum(successful_rows), "
+            "sum(failed_rows), sum(seconds)::float, sum(finished) FROM job_gauge_deltas "
+            "GROUP BY 1, 2 HAVING sum(jobs) <> 0 ORDER BY 1, 2"
+        )
+        by_jobs = (
+            "SELECT job_type::text, status::text, count(*), sum(successful_rows), "
+            "sum(failed_rows), coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)"
+            "::float, count(finished_at) FROM background_jobs GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        steps = (
+            "INSERT INTO background_jobs (id, job_type, status, params) SELECT "
+            "gen_random_uuid(), 'csv_import', 'pending', '{}' FROM generate_series(1, 3)",
+            "UPDATE background_jobs SET status = 'processing', started_at = now() - interval "
+            "'90 seconds', successful_rows = 5",
+            "UPDATE background_jobs SET successful_rows = successful_rows",  # no change
+            "UPDATE background_jobs SET status = 'completed', failed_rows = 2, finished_at = now()"
+            " WHERE id = (SELECT min(id::text)::uuid FROM background_jobs)",
+            "DELETE FROM background_jobs WHERE status = 'processing' AND id = "
+            "(SELECT max(id::text)::uuid FROM background_jobs)",
+        )
+        async with env.maker() as session:
+            for step in steps:
+                await session.execute(text(step))
+                await session.commit()
+                assert (await session.execute(text(by_deltas))).all() == (
+                    await session.execute(text(by_jobs))
+                ).all(), step
+        await cleanup.fold_gauge_deltas(env.maker)
+        async with env.maker() as session:
+            assert (await session.execute(text(by_deltas))).all() == (
+                await session.execute(text(by_jobs))
+            ).all()
+            folded = await session.execute(text("SELECT count(*) FROM job_gauge_deltas"))
+            assert folded.scalar() == 2  # csv_import: processing and completed

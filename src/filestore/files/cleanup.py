@@ -12,7 +12,7 @@
    bytes alone.
 
 Each step only removes what it is sure about; the counts go on the job's `result`. Last, the
-storage deltas `/metrics` sums are folded into one row per bucket.
+gauge deltas `/metrics` sums are folded together (`fold_gauge_deltas`).
 """
 
 from __future__ import annotations
@@ -34,13 +34,24 @@ log = structlog.get_logger(__name__)
 
 EXPIRY_BATCH = 500
 ORPHAN_BUDGET = 1000
-# Concurrent folds cannot count a delta twice: a row deleted by one is skipped by the other.
-FOLD_DELTAS = """
+# The gauges' delta tables folded into one row per key. Concurrent folds cannot count a delta
+# twice: a row deleted by one is skipped by the other. A key whose count nets to zero has no
+# rows left, so its other sums are zero too.
+FOLD_DELTAS = (
+    """
 WITH gone AS (DELETE FROM file_storage_deltas RETURNING bucket, bytes, files)
 INSERT INTO file_storage_deltas (bucket, bytes, files)
-SELECT bucket, sum(bytes), sum(files) FROM gone GROUP BY bucket
-HAVING sum(bytes) <> 0 OR sum(files) <> 0
-"""
+SELECT bucket, sum(bytes), sum(files) FROM gone GROUP BY bucket HAVING sum(files) <> 0
+""",
+    """
+WITH gone AS (DELETE FROM job_gauge_deltas RETURNING *)
+INSERT INTO job_gauge_deltas (job_type, status, jobs, successful_rows, failed_rows, skipped_rows,
+    warning_rows, seconds, finished)
+SELECT job_type, status, sum(jobs), sum(successful_rows), sum(failed_rows), sum(skipped_rows),
+    sum(warning_rows), sum(seconds), sum(finished)
+FROM gone GROUP BY job_type, status HAVING sum(jobs) <> 0
+""",
+)
 
 
 @dataclass
@@ -166,10 +177,12 @@ async def remove_orphan_objects(
         report.errors += counts.errors
 
 
-async def fold_storage_deltas(maker: async_sessionmaker[AsyncSession]) -> None:
-    """Fold the per-change rows the `file_uploads` trigger appends into one row per bucket."""
+async def fold_gauge_deltas(maker: async_sessionmaker[AsyncSession]) -> None:
+    """Fold the per-change rows the `file_uploads` and `background_jobs` triggers append into
+    one row per bucket and per job type and status (what `/metrics` sums)."""
     async with maker() as session:
-        await session.execute(text(FOLD_DELTAS))
+        for statement in FOLD_DELTAS:
+            await session.execute(text(statement))
         await session.commit()
 
 
@@ -255,7 +268,7 @@ async def sweep(
         maker, storage, buckets, older_than=older_than, report=report, budget=orphan_budget
     )
     await abort_stale_uploads(maker, storage, buckets, older_than=older_than, report=report)
-    await fold_storage_deltas(maker)
+    await fold_gauge_deltas(maker)
     removed, errors = await tus_cleanup.expire_uploads(maker, storage, now=now)
     report.expired_tus_uploads += removed
     report.errors += errors

@@ -16,6 +16,8 @@ Create Date: 2026-12-08 09:00:00
   bytes and files; `/metrics` sums these few rows instead of aggregating every file, and the
   cleanup sweep folds them together. Appending (no shared counter row) means concurrent
   uploads never wait on each other.
+- `job_gauge_deltas`: the same for the job gauges (jobs per type and status, import row and
+  time totals), which otherwise aggregate the whole, ever-growing job history per scrape.
 - `orphan_sweep_cursors`: where the orphan sweep stopped listing each bucket.
 
 Plain CREATE INDEX (not CONCURRENTLY, which cannot run in a transaction): on a large table run
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "20261208_scale_indexes"
 down_revision: str | None = "20261207_tus_uploads"
@@ -48,6 +51,54 @@ BEGIN
     RETURN NULL;
 END $$
 """
+
+JOB_COLUMNS = (
+    "job_type, status, jobs, successful_rows, failed_rows, skipped_rows, warning_rows, seconds, "
+    "finished"
+)
+
+
+def _job_values(row: str, sign: str) -> str:
+    return (
+        f"{row}.job_type, {row}.status, {sign}1, {sign}{row}.successful_rows, "
+        f"{sign}{row}.failed_rows, {sign}{row}.skipped_rows, {sign}{row}.warning_rows, "
+        f"{sign}coalesce(extract(epoch FROM {row}.finished_at - {row}.started_at), 0), "
+        f"{sign}({row}.finished_at IS NOT NULL)::int"
+    )
+
+
+JOB_FIELDS = (
+    "job_type, status, successful_rows, failed_rows, skipped_rows, warning_rows, started_at, "
+    "finished_at"
+)
+JOB_TRIGGER_FUNCTION = f"""
+CREATE FUNCTION job_gauge_delta() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND ROW(OLD.{JOB_FIELDS.replace(", ", ", OLD.")})
+            IS NOT DISTINCT FROM ROW(NEW.{JOB_FIELDS.replace(", ", ", NEW.")}) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO job_gauge_deltas ({JOB_COLUMNS}) VALUES ({_job_values("OLD", "-")});
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        INSERT INTO job_gauge_deltas ({JOB_COLUMNS}) VALUES ({_job_values("NEW", "")});
+    END IF;
+    RETURN NULL;
+END $$
+"""
+JOB_TRIGGER = f"""
+CREATE TRIGGER job_gauge_delta
+AFTER INSERT OR DELETE OR UPDATE OF {JOB_FIELDS} ON background_jobs
+FOR EACH ROW EXECUTE FUNCTION job_gauge_delta()
+"""
+JOB_SEED = (
+    f"INSERT INTO job_gauge_deltas ({JOB_COLUMNS}) "
+    "SELECT job_type, status, count(*), sum(successful_rows), sum(failed_rows), "
+    "sum(skipped_rows), sum(warning_rows), "
+    "coalesce(sum(extract(epoch FROM finished_at - started_at)), 0), count(finished_at) "
+    "FROM background_jobs GROUP BY job_type, status"
+)
 
 TRIGGER = """
 CREATE TRIGGER file_storage_delta
@@ -93,6 +144,22 @@ def upgrade() -> None:
     )
     op.execute(TRIGGER_FUNCTION)
     op.execute(TRIGGER)
+    job_type = postgresql.ENUM(name="job_type", create_type=False)
+    job_status = postgresql.ENUM(name="job_status", create_type=False)
+    counters = ("jobs", "successful_rows", "failed_rows", "skipped_rows", "warning_rows")
+    op.create_table(
+        "job_gauge_deltas",
+        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
+        sa.Column("job_type", job_type, nullable=False),
+        sa.Column("status", job_status, nullable=False),
+        *(sa.Column(name, sa.BigInteger(), nullable=False) for name in counters),
+        sa.Column("seconds", sa.Numeric(), nullable=False),
+        sa.Column("finished", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job_gauge_deltas")),
+    )
+    op.execute(JOB_SEED)
+    op.execute(JOB_TRIGGER_FUNCTION)
+    op.execute(JOB_TRIGGER)
     op.create_table(
         "orphan_sweep_cursors",
         sa.Column("bucket", sa.String(63), nullable=False),
@@ -106,6 +173,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("orphan_sweep_cursors")
+    op.execute("DROP TRIGGER job_gauge_delta ON background_jobs")
+    op.execute("DROP FUNCTION job_gauge_delta()")
+    op.drop_table("job_gauge_deltas")
     op.execute("DROP TRIGGER file_storage_delta ON file_uploads")
     op.execute("DROP FUNCTION file_storage_delta()")
     op.drop_table("file_storage_deltas")
