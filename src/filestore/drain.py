@@ -13,7 +13,6 @@ supervisor, whose children stop as plain uvicorn does).
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from types import FrameType
@@ -22,7 +21,7 @@ import structlog
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from filestore.errors import error_body
+from filestore.errors import send_error_and_close
 
 log = structlog.get_logger(__name__)
 
@@ -64,21 +63,8 @@ class DrainMiddleware:
 
 
 async def _refuse(send: Send) -> None:
-    body = error_body("The server is shutting down; retry on another instance", SHUTTING_DOWN)
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-                (b"retry-after", b"1"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    detail = "The server is shutting down; retry on another instance"
+    await send_error_and_close(send, 503, detail, SHUTTING_DOWN, (b"retry-after", b"1"))
 
 
 class DrainingServer(uvicorn.Server):

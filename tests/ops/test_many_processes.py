@@ -30,7 +30,14 @@ import httpx
 import pytest
 
 from tests.conftest import Postgres
-from tests.fixtures.live import Api, LiveServer, WorkerProcess, clean_environ, production_env
+from tests.fixtures.live import (
+    Api,
+    LiveServer,
+    WorkerProcess,
+    clean_environ,
+    production_env,
+    spawn_worker,
+)
 from tests.fixtures.live import start_server as start_live_server
 from tests.fixtures.servers import SeaweedFS, own_buckets, s3_env
 from tests.imports.support import FINISHED, get_job, query, start_import, upload_csv
@@ -40,23 +47,6 @@ pytestmark = pytest.mark.timeout(300)
 
 STALLED_AFTER = 20  # jobs.tasks.STALLED_AFTER_SECONDS
 DRAIN_SECONDS = 20
-
-
-def spawn_worker(env: dict[str, str], workdir: Path, name: str) -> WorkerProcess:
-    full = clean_environ()
-    full.update(env)
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        worker = WorkerProcess(
-            [sys.executable, "-m", "filestore", "worker", "--concurrency", "2"],
-            cwd=workdir,
-            env=full,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    worker.log_path = log_path
-    return worker
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
