@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,7 @@ import procrastinate
 import psycopg
 import structlog
 from obstore.exceptions import NotFoundError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.imports import invites
@@ -63,6 +65,26 @@ RETRY = procrastinate.RetryStrategy(
 )
 
 
+async def requeue(
+    maker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, task: Any = None
+) -> None:
+    """Queue the job's task again (an import's by default; an undo's when given), under the
+    import's lock."""
+    task = task or run_customer_import
+    lock_id = job_id
+    if task is run_import_undo:
+        async with maker() as session:
+            job = await session.get(BackgroundJob, job_id)
+            lock_id = uuid.UUID(str(job.params["undo_of"])) if job is not None else job_id
+    queue_job_id = await task.configure(lock=f"import:{lock_id}").defer_async(job_id=str(job_id))
+    async with maker() as session:
+        job = await session.get(BackgroundJob, job_id)
+        if job is not None:
+            job.queue_job_id = queue_job_id
+            await session.commit()
+    log.info("import.requeued", job_id=str(job_id), queue_job_id=queue_job_id)
+
+
 @blueprint.task(name="run_customer_import", pass_context=True, retry=RETRY)
 async def run_customer_import(context: Any, job_id: str) -> None:
     resources = resources_of(context)
@@ -93,6 +115,13 @@ async def _run_or_fail(context: Any, runner: CustomerImport | ImportUndo, what: 
     resources = resources_of(context)
     try:
         await runner.run()
+    except asyncio.CancelledError:
+        # The worker is stopping and WORKER_SHUTDOWN_SECONDS ran out: every batch written so
+        # far is committed with its checkpoint; queue the rest (same lock, so it cannot start
+        # before this run has ended) for whichever worker is left.
+        task = run_import_undo if isinstance(runner, ImportUndo) else run_customer_import
+        await asyncio.shield(requeue(resources.sessionmaker, runner.job_id, task))
+        raise
     except Exception as exc:
         attempts = context.job.attempts + 1
         log.exception(f"{what}.error", job_id=str(runner.job_id), attempt=attempts)

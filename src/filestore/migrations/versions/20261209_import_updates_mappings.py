@@ -1,8 +1,8 @@
 """Imports that update, name a saved mapping, and can later be undone.
 
-Revision ID: 20261208_import_updates_mappings
-Revises: 20261207_tus_uploads
-Create Date: 2026-12-08 03:00:00
+Revision ID: 20261209_import_updates_mappings
+Revises: 20261208_scale_indexes
+Create Date: 2026-12-09 03:00:00
 
 `background_jobs.updated_rows` counts the rows an `on_duplicate` update applied;
 `customers.created_by_job_id` names the import that created a customer (an update skips its
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "20261208_import_updates_mappings"
-down_revision: str | None = "20261207_tus_uploads"
+revision: str = "20261209_import_updates_mappings"
+down_revision: str | None = "20261208_scale_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
