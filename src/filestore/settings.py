@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     filestore_data_dir: Path = Path(".filestore")
     db_pool_size: int = 10
-    db_connect_timeout_seconds: float = 3.0
+    # Bounds on waiting for PostgreSQL: to connect (libpq's connect_timeout, whole seconds, at
+    # least 1), and for any answer once connected (a query, the pool's pre-ping, a commit).
+    # Past either the request gets 503 `database_unavailable`, even when the server is frozen.
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_statement_timeout_seconds: float = Field(default=10.0, gt=0)
     auto_migrate: bool = Field(default=True, validation_alias="FILESTORE_AUTO_MIGRATE")
 
     # Object storage: unset MINIO_ENDPOINT means a local directory store under the data dir.
@@ -46,7 +50,11 @@ class Settings(BaseSettings):
     minio_secret_key: str = "minioadmin123"
     minio_use_ssl: bool = False
     minio_region: str = "us-east-1"
-    storage_timeout_seconds: float = 5.0
+    # Bounds on waiting for the store: STORAGE_TIMEOUT_SECONDS to connect (and for the /health
+    # probe); STORAGE_READ_TIMEOUT_SECONDS for the longest silence while waiting for an answer
+    # or between two reads of a transfer. A long transfer that keeps moving is never cut.
+    storage_timeout_seconds: float = Field(default=5.0, gt=0)
+    storage_read_timeout_seconds: float = Field(default=15.0, gt=0)
     # Where clients reach the store, for presigned download links (`?redirect=true`): a URL
     # such as https://files-s3.example.com. Unset: MINIO_ENDPOINT (fine when clients can reach
     # it). Links last DOWNLOAD_URL_TTL_SECONDS (at most 5 minutes).

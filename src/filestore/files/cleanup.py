@@ -14,8 +14,9 @@ Each step only removes what it is sure about; the counts go on the job's `result
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, select, update
@@ -24,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from filestore.files import direct
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
-from filestore.storage.errors import StorageUnavailable
-from filestore.storage.store import ObjectStorage
+from filestore.storage.errors import BucketMissing, StorageUnavailable
+from filestore.storage.store import HEALTH_PROBE_KEY, ObjectStorage
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,8 @@ class SweepReport:
     expired_tus_uploads: int = 0
     expired_reservations: int = 0
     errors: int = 0
+    # Configured buckets that do not exist: skipped by steps 2 and 4, the others still swept.
+    missing_buckets: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -60,8 +63,14 @@ class SweepReport:
             + self.expired_reservations
         )
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def bucket_missing(self, bucket: str) -> None:
+        if bucket not in self.missing_buckets:
+            self.missing_buckets.append(bucket)
+            self.errors += 1
+            log.error("cleanup.bucket_missing", bucket=bucket)
 
 
 async def expire_files(
@@ -143,36 +152,50 @@ async def remove_orphan_objects(
     report: SweepReport,
 ) -> None:
     for bucket in buckets:
-        async for page in storage.list_objects(bucket):
-            candidates = [obj for obj in page if obj.last_modified < older_than]
-            if not candidates:
-                continue
-            keys = [obj.key for obj in candidates]
-            async with maker() as session:
-                live = set(
-                    (
-                        await session.execute(
-                            select(FileUpload.object_key).where(
-                                FileUpload.bucket == bucket,
-                                FileUpload.object_key.in_(keys),
-                                FileUpload.upload_status.in_(OWNS_ITS_OBJECT),
-                            )
+        try:
+            await _remove_orphans_of(maker, storage, bucket, older_than=older_than, report=report)
+        except BucketMissing:
+            report.bucket_missing(bucket)
+
+
+async def _remove_orphans_of(
+    maker: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    bucket: str,
+    *,
+    older_than: datetime,
+    report: SweepReport,
+) -> None:
+    async for page in storage.list_objects(bucket):
+        candidates = [
+            obj for obj in page if obj.last_modified < older_than and obj.key != HEALTH_PROBE_KEY
+        ]
+        if not candidates:
+            continue
+        keys = [obj.key for obj in candidates]
+        async with maker() as session:
+            live = set(
+                (
+                    await session.execute(
+                        select(FileUpload.object_key).where(
+                            FileUpload.bucket == bucket,
+                            FileUpload.object_key.in_(keys),
+                            FileUpload.upload_status.in_(OWNS_ITS_OBJECT),
                         )
-                    ).scalars()
-                )
-            live |= await tus_cleanup.protected_keys(maker, bucket, keys)
-            for key in keys:
-                if key in live:
-                    continue
-                try:
-                    await storage.delete(bucket, key)
-                    report.orphan_objects += 1
-                    log.info("cleanup.orphan_deleted", bucket=bucket, key=key)
-                except Exception as exc:
-                    report.errors += 1
-                    log.warning(
-                        "cleanup.orphan_failed", bucket=bucket, key=key, error=str(exc)[:200]
                     )
+                ).scalars()
+            )
+        live |= await tus_cleanup.protected_keys(maker, bucket, keys)
+        for key in keys:
+            if key in live:
+                continue
+            try:
+                await storage.delete(bucket, key)
+                report.orphan_objects += 1
+                log.info("cleanup.orphan_deleted", bucket=bucket, key=key)
+            except Exception as exc:
+                report.errors += 1
+                log.warning("cleanup.orphan_failed", bucket=bucket, key=key, error=str(exc)[:200])
 
 
 async def remove_stuck_rows(
@@ -219,7 +242,12 @@ async def abort_stale_uploads(
 ) -> None:
     resumable = await tus_cleanup.protected_multipart_ids(maker)
     for bucket in buckets:
-        for upload in await storage.incomplete_uploads(bucket):
+        try:
+            uploads = await storage.incomplete_uploads(bucket)
+        except BucketMissing:
+            report.bucket_missing(bucket)
+            continue
+        for upload in uploads:
             if upload.initiated is not None and upload.initiated >= older_than:
                 continue
             if upload.upload_id in resumable:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import Role, User
@@ -271,7 +271,21 @@ async def delete(
     session: AsyncSession, *, file: FileUpload, storage: ObjectStorage, now: datetime
 ) -> None:
     """Mark the row deleted (committed first, so the file is gone for everyone), then drop the
-    object. If the store is down the object stays for the cleanup sweep; the file is still gone."""
+    object. If the store is down the object stays for the cleanup sweep; the file is still gone.
+
+    The row changes only if it is still `completed`: of concurrent deletes of one file exactly
+    one wins, the others find it gone (404), and the object is deleted once."""
+    won = (
+        await session.execute(
+            update(FileUpload)
+            .where(FileUpload.id == file.id, FileUpload.upload_status == UploadStatus.completed)
+            .values(upload_status=UploadStatus.deleted, deleted_at=now)
+            .returning(FileUpload.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if won is None:
+        raise NotFound(f"File {file.id} not found", code="file_not_found")
     file.upload_status = UploadStatus.deleted
     file.deleted_at = now
     await session.commit()
