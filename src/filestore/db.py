@@ -92,12 +92,11 @@ class BoundedConnection(psycopg.AsyncConnection[Any]):
     async def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         bound = self.answer_timeout if timeout is None else timeout
         try:
-            return await waiting.wait_async(gen, self.pgconn.socket, interval=interval, timeout=bound)
+            socket = self.pgconn.socket
+            return await waiting.wait_async(gen, socket, interval=interval, timeout=bound)
         except pg_errors._WaitTimeout as exc:
             self.pgconn.finish()
-            raise psycopg.OperationalError(
-                f"PostgreSQL did not answer within {bound:g} s"
-            ) from exc
+            raise psycopg.OperationalError(f"PostgreSQL did not answer within {bound:g} s") from exc
         except asyncio.CancelledError:
             # psycopg would ask the server to cancel the query and wait up to 10 s for that;
             # a frozen server never answers, so the connection is closed instead.

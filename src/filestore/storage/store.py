@@ -28,8 +28,8 @@ from filestore.settings import Settings
 from filestore.storage.errors import (
     BucketMissing,
     StorageUnavailable,
-    is_missing_bucket,
     as_unavailable,
+    is_missing_bucket,
     transport_errors_as_unavailable,
 )
 from filestore.storage.presign import Credentials, presign
