@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from filestore import metrics
 from filestore.auth.models import User
 from filestore.errors import FilestoreError, Unprocessable
-from filestore.files import multipart
+from filestore.files import containers, multipart
 from filestore.files import service as files_service
 from filestore.files.form import UploadFields
 from filestore.files.hashing import StreamHasher
@@ -136,6 +136,13 @@ class Upload:
             self._complete = True
             log.info("file.stored", bucket=stored.bucket, key=stored.key, size=guard.size)
             await sinks.finish()
+            await containers.check_stored(
+                ctx.storage,
+                stored.bucket,
+                stored.key,
+                size=guard.size,
+                extension=extension_of(filename),
+            )
         except BaseException:
             sinks.abort()
             raise

@@ -1,0 +1,130 @@
+"""Office files are what their container says: a JAR or a plain zip named .docx/.xlsx, or an
+OLE2 file (an MSI) named .doc/.xls, is refused (415) and leaves nothing behind; the real
+thing is stored. The container's table is read by ranged reads, never the whole file."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zipfile
+
+import pytest
+
+from filestore.errors import UnsupportedMediaType
+from filestore.files import containers
+from tests.fixtures.live import Api
+
+FREE, END_OF_CHAIN, FAT_SECTOR = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
+
+
+def zip_of(*names: str, padding: int = 0) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in names:
+            archive.writestr(name, "<x/>")
+        if padding:
+            archive.writestr("media/big.bin", random.randbytes(padding))
+    return out.getvalue()
+
+
+DOCX = zip_of("[Content_Types].xml", "word/document.xml")
+XLSX = zip_of("[Content_Types].xml", "xl/workbook.xml")
+JAR = zip_of("META-INF/MANIFEST.MF", "com/example/Main.class")
+PLAIN_ZIP = zip_of("report.txt", "data/numbers.csv")
+
+
+def ole2(*names: str) -> bytes:
+    """A 512-byte-sector compound file: header, directory (sector 0), FAT (sector 1); the
+    root's children are `names`, chained as right siblings."""
+    header = bytearray(512)
+    header[:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+    struct.pack_into("<HHH", header, 0x1A, 3, 0xFFFE, 9)
+    struct.pack_into("<I", header, 0x2C, 1)  # one FAT sector
+    struct.pack_into("<I", header, 0x30, 0)  # the directory starts in sector 0
+    struct.pack_into("<109I", header, 0x4C, 1, *([FREE] * 108))
+    directory = bytearray(512)
+    for index, name in enumerate(("Root Entry", *names)):
+        encoded = name.encode("utf-16-le") + b"\x00\x00"
+        entry = index * 128
+        directory[entry : entry + len(encoded)] = encoded
+        struct.pack_into("<H", directory, entry + 0x40, len(encoded))
+        directory[entry + 0x42] = 5 if index == 0 else 2
+        right = index + 1 if 0 < index < len(names) else FREE
+        child = 1 if index == 0 and names else FREE
+        struct.pack_into("<III", directory, entry + 0x44, FREE, right, child)
+    fat = struct.pack("<128I", END_OF_CHAIN, FAT_SECTOR, *([FREE] * 126))
+    return bytes(header) + bytes(directory) + fat
+
+
+WORD_97 = ole2("WordDocument", "1Table", "\x05SummaryInformation")
+EXCEL_97 = ole2("Workbook", "\x05SummaryInformation")
+MSI = ole2("\x05SummaryInformation", "!_StringData", "!_StringPool")
+
+
+class CountingFetch:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.fetched = 0
+
+    async def __call__(self, start: int, end: int) -> bytes:
+        self.fetched += end - start
+        return self.data[start:end]
+
+
+class TestContainerTables:
+    @pytest.mark.parametrize(
+        ("data", "extension"),
+        [(DOCX, "docx"), (XLSX, "xlsx"), (WORD_97, "doc"), (EXCEL_97, "xls")],
+    )
+    async def test_real_office_files_pass(self, data: bytes, extension: str) -> None:
+        await containers.check(CountingFetch(data), size=len(data), extension=extension)
+
+    @pytest.mark.parametrize(
+        ("data", "extension"),
+        [
+            (JAR, "docx"),
+            (PLAIN_ZIP, "xlsx"),
+            (XLSX, "docx"),
+            (MSI, "doc"),
+            (MSI, "xls"),
+            (WORD_97, "xls"),
+            (b"PK\x03\x04" + b"\x00" * 100, "docx"),
+        ],
+    )
+    async def test_other_containers_are_refused(self, data: bytes, extension: str) -> None:
+        with pytest.raises(UnsupportedMediaType) as refused:
+            await containers.check(CountingFetch(data), size=len(data), extension=extension)
+        assert refused.value.code == "content_mismatch"
+
+    async def test_only_the_directory_is_read(self) -> None:
+        big = zip_of("[Content_Types].xml", "word/document.xml", padding=4 * 1024 * 1024)
+        fetch = CountingFetch(big)
+        await containers.check(fetch, size=len(big), extension="docx")
+        assert fetch.fetched < 70 * 1024
+
+
+class TestUploads:
+    @pytest.mark.parametrize(
+        ("data", "filename"),
+        [(JAR, "cv.docx"), (PLAIN_ZIP, "budget.xlsx"), (MSI, "letter.doc"), (MSI, "sheet.xls")],
+    )
+    def test_disguised_file_is_refused(
+        self, admin: Api, customer_id: int, data: bytes, filename: str
+    ) -> None:
+        response = admin.upload(data, filename, customer_id=customer_id)
+        assert response.status_code == 415, response.text
+        assert response.json()["code"] == "content_mismatch"
+        names = [f["filename"] for f in admin.get(f"/files/customer/{customer_id}").json()]
+        assert filename not in names
+
+    @pytest.mark.parametrize(
+        ("data", "filename"),
+        [(DOCX, "cv.docx"), (XLSX, "budget.xlsx"), (WORD_97, "letter.doc")],
+    )
+    def test_real_office_file_is_stored(
+        self, admin: Api, customer_id: int, data: bytes, filename: str
+    ) -> None:
+        response = admin.upload(data, filename, customer_id=customer_id)
+        assert response.status_code == 201, response.text
+        assert admin.get(f"/files/download/{response.json()['id']}").content == data
