@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     # Objects younger than this are never treated as orphans: their upload may still be running.
     orphan_grace_seconds: int = 3600
     upload_chunk_size: int = 8 * 1024 * 1024
+    # Upload bodies (multipart and tus PATCH) must keep moving: no byte for
+    # UPLOAD_IDLE_TIMEOUT_SECONDS, or fewer than UPLOAD_MIN_BYTES_PER_SECOND on average over
+    # any UPLOAD_RATE_WINDOW_SECONDS, ends the upload with 408 (slow-loris clients). 2 KiB/s is
+    # 16 kbit/s: below what a phone on 2G EDGE sends; the idle bound stays under tus's 60 s lease.
+    upload_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=50)
+    upload_min_bytes_per_second: int = Field(default=2048, ge=0)
+    upload_rate_window_seconds: float = Field(default=60.0, gt=0)
     upload_concurrency: int = 4
     # Resumable uploads (tus, /files/tus/): an unfinished upload expires this long after its
     # last byte arrived; the cleanup sweep then removes its parts.

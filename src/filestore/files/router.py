@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from filestore.customers import service as customers_service
 from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
 from filestore.errors import ALWAYS, error_responses
-from filestore.files import direct
+from filestore.files import direct, pacing
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
@@ -104,6 +104,7 @@ Offset = Annotated[PageOffset, Query()]
     responses=error_responses(
         (403, "Backups are admin-only; customers upload only for themselves"),
         (404, "customer_id or ticket_id not found"),
+        (408, "`client_idle` or `client_too_slow`: the body stalled (UPLOAD_IDLE_TIMEOUT_SECONDS)"),
         (413, "File larger than MAX_FILE_SIZE"),
         (415, "Extension not allowed, or content does not match it"),
         (422, "Empty file, bad field, checksum mismatch, `virus_found`"),
@@ -126,7 +127,7 @@ async def upload_file(
         ctx,
         content_type=request.headers.get("content-type"),
         content_length=int(length) if length and length.isdigit() else None,
-        body=request.stream(),
+        body=pacing.paced(request.stream(), pacing.Pace.of(state.settings)),
     )
     return to_out(row, url)
 
