@@ -13,6 +13,8 @@ import pytest
 
 from filestore.errors import UnsupportedMediaType
 from filestore.files import containers
+from tests.files.tus.client import Tus
+from tests.fixtures.app import AsyncApi
 from tests.fixtures.live import Api
 
 FREE, END_OF_CHAIN, FAT_SECTOR = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
@@ -128,3 +130,16 @@ class TestUploads:
         response = admin.upload(data, filename, customer_id=customer_id)
         assert response.status_code == 201, response.text
         assert admin.get(f"/files/download/{response.json()['id']}").content == data
+
+
+class TestResumableUploads:
+    async def test_jar_named_docx_is_refused_at_completion(self, admin_client: AsyncApi) -> None:
+        tus = Tus(admin_client)
+        path = await tus.new(len(JAR), {"filename": "cv.docx"})
+        response = await tus.patch(path, 0, JAR)
+        assert response.status_code == 415, response.text
+        assert response.json()["code"] == "content_mismatch"
+
+    async def test_real_docx_completes(self, admin_client: AsyncApi) -> None:
+        stored = await Tus(admin_client).upload(DOCX, {"filename": "cv.docx"})
+        assert stored["filename"] == "cv.docx"

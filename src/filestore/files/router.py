@@ -9,8 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
+from filestore.audit import service as audit_service
 from filestore.customers import service as customers_service
-from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
+from filestore.deps import (
+    ClientDep,
+    CurrentUser,
+    IdPath,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    StorageDep,
+)
 from filestore.errors import ALWAYS, error_responses
 from filestore.files import direct, pacing
 from filestore.files import service as files_service
@@ -112,7 +121,7 @@ Offset = Annotated[PageOffset, Query()]
     ),
 )
 async def upload_file(
-    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl
+    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl, client: ClientDep
 ) -> FileOut:
     """Upload one file (multipart), streamed to object storage as it arrives."""
     ctx = upload_pipeline.UploadContext(
@@ -121,6 +130,7 @@ async def upload_file(
         sessionmaker=state.sessionmaker,
         user=user,
         now=_now(),
+        client=client,
     )
     length = request.headers.get("content-length")
     row = await upload_pipeline.receive(
@@ -148,6 +158,9 @@ async def download_file(
     file: VisibleFile,
     storage: StorageDep,
     settings: SettingsDep,
+    session: SessionDep,
+    user: CurrentUser,
+    client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
     redirect: bool = Query(
         default=False,
@@ -164,9 +177,21 @@ async def download_file(
             file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=_now()
         )
         if link is not None:
+            await files_service.record_access(
+                session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+            )
             return RedirectResponse(
                 link.url, status_code=307, headers={"Cache-Control": "no-store"}
             )
+    if request.method == "GET":
+        await files_service.record_access(
+            session,
+            audit_service.Action.file_downloaded,
+            file=file,
+            user=user,
+            client=client,
+            details={"range": range_header[:100]} if range_header else None,
+        )
     return await file_response(
         file,
         storage,
@@ -235,11 +260,17 @@ async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     responses=error_responses((403, "Customers delete only their own uploads"), 404),
 )
 async def delete_file(
-    file: VisibleFile, session: SessionDep, user: CurrentUser, storage: StorageDep
+    file: VisibleFile,
+    session: SessionDep,
+    user: CurrentUser,
+    storage: StorageDep,
+    client: ClientDep,
 ) -> Response:
     """Delete a file: its object is removed and the row marked deleted."""
     files_service.check_may_delete(file, user)
-    await files_service.delete(session, file=file, storage=storage, now=_now())
+    await files_service.delete(
+        session, file=file, storage=storage, now=_now(), user=user, client=client
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -252,6 +283,9 @@ async def download_url(
     storage: StorageDep,
     settings: SettingsDep,
     response: Response,
+    session: SessionDep,
+    user: CurrentUser,
+    client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
 ) -> DownloadUrlOut:
     """A link to the file's bytes: presigned to the store on S3 (for clients that fetch it
@@ -263,6 +297,9 @@ async def download_url(
     if link is None:
         api_url = f"{base.rstrip('/')}/files/download/{file.id}"
         return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
+    await files_service.record_access(
+        session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+    )
     return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
 
 

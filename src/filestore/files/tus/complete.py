@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from filestore import metrics
 from filestore.auth.models import User
 from filestore.errors import FilestoreError, NotFound
+from filestore.files import containers, verify
 from filestore.files import service as files_service
-from filestore.files import verify
 from filestore.files.models import FileUpload, RejectionReason, ScanStatus
 from filestore.files.names import extension_of
 from filestore.files.service import StoredObject
@@ -64,6 +64,14 @@ async def finish(
                 md5=hashes.hasher.md5,
                 sha256=hashes.hasher.sha256,
                 scan_status=ScanStatus.disabled,
+            )
+            # read_back checks the container itself; bytes hashed on the way in need it here.
+            await containers.check_stored(
+                storage,
+                stored.bucket,
+                stored.key,
+                size=stored.size,
+                extension=extension_of(filename),
             )
         else:
             stored = await verify.read_back(
