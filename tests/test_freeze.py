@@ -192,3 +192,51 @@ class TestStorageFrozen:
             time.sleep(0.2)
         assert admin.get(f"/files/download/{file_id}").content == CSV
         server.stop()
+
+
+class TestStorageFrozenMidUpload:
+    def test_upload_in_flight_answers_503_in_bounded_time(
+        self, own_seaweed: SeaweedFS, postgres: Postgres, start_filestore: ServerFactory
+    ) -> None:
+        env = production_env(postgres.create_database("filestore_frozen_midway"))
+        env.update(s3_env(own_seaweed))
+        env.update(STORAGE_TIMEOUTS)
+        env["MAX_FILE_SIZE"] = str(64 * 1024 * 1024)
+        server = start_filestore(env)
+        admin = server.admin()
+        customer_id = int(admin.new_customer()["id"])
+        boundary = "frozen-midway"
+        chunk = b"a,b,c,d,e,f,g,h\n" * 65536  # 1 MiB of CSV
+        froze_at: list[float] = []
+
+        def body() -> Iterator[bytes]:
+            yield (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="customer_id"\r\n\r\n'
+                f"{customer_id}\r\n--{boundary}\r\n"
+                'Content-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+                "Content-Type: text/csv\r\n\r\n"
+            ).encode()
+            for n in range(32):
+                if n == 10:
+                    for pid in process_tree(own_seaweed.process.pid):
+                        os.kill(pid, signal.SIGSTOP)
+                    froze_at.append(time.monotonic())
+                yield chunk
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        try:
+            response = admin.http.post(
+                "/files/upload",
+                content=body(),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                timeout=120,
+            )
+            answered = time.monotonic()
+        finally:
+            for pid in process_tree(own_seaweed.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "storage_unavailable"
+        assert answered - froze_at[0] < BOUND * 2, f"took {answered - froze_at[0]:.1f}s"
+        server.stop()
