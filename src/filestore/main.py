@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from filestore import __version__
 from filestore import worker as job_worker
@@ -19,6 +20,8 @@ from filestore.audit.router import router as audit_router
 from filestore.auth.router import router as auth_router
 from filestore.auth.router import users_router
 from filestore.bootstrap import bootstrap_accounts
+from filestore.console.router import STATIC_DIR as CONSOLE_STATIC_DIR
+from filestore.console.router import router as console_router
 from filestore.customers.router import router as customers_router
 from filestore.db import create_engine, create_sessionmaker
 from filestore.embedded import database_url_for
@@ -160,4 +163,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(tus_router)
     app.include_router(files_router)
+    app.include_router(console_router)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC_DIR), name="console-static")
     return app
