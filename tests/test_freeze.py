@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -112,6 +113,31 @@ def requests_of(
     return calls
 
 
+@dataclass
+class Setup:
+    server: LiveServer
+    admin: Api
+    customer_id: int
+    file_id: int
+
+
+def serve_with_a_file(start_filestore: ServerFactory, env: dict[str, str]) -> Setup:
+    """A server on `env` with one customer and one stored file."""
+    env["MAX_FILE_SIZE"] = str(TEST_MAX_FILE_SIZE)
+    server = start_filestore(env)
+    admin = server.admin()
+    customer_id = int(admin.new_customer()["id"])
+    uploaded = admin.upload(CSV, "before.csv", customer_id=customer_id)
+    assert uploaded.status_code == 201, uploaded.text
+    return Setup(server, admin, customer_id, int(uploaded.json()["id"]))
+
+
+def wait_healthy(server: LiveServer, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while server.api().get("/health").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
     pg = start_embedded_postgres(tmp_path / "pgdata")
@@ -128,24 +154,17 @@ class TestPostgresFrozen:
         env = production_env(own_postgres.tcp_url_for("postgres"))
         env.update(s3_env(seaweed))
         env.update(DB_TIMEOUTS)
-        env["MAX_FILE_SIZE"] = str(TEST_MAX_FILE_SIZE)
-        server = start_filestore(env)
-        admin = server.admin()
-        customer_id = int(admin.new_customer()["id"])
-        uploaded = admin.upload(CSV, "before.csv", customer_id=customer_id)
-        assert uploaded.status_code == 201, uploaded.text
-        file_id = int(uploaded.json()["id"])
+        setup = serve_with_a_file(start_filestore, env)
+        server, admin, file_id = setup.server, setup.admin, setup.file_id
         for _ in range(3):  # warm the pool: the freeze must catch pooled connections too
             assert admin.get(f"/files/{file_id}").status_code == 200
 
         with frozen(postmaster_pid(own_postgres)):
-            results = timed_all(requests_of(server, admin, file_id, customer_id))
+            results = timed_all(requests_of(server, admin, file_id, setup.customer_id))
         assert_bounded_503s(results)
 
         # Thawed: the pool replaces the connections it closed, and everything works again.
-        deadline = time.monotonic() + 15
-        while server.api().get("/health").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_healthy(server)
         assert admin.get(f"/files/{file_id}").status_code == 200
         assert admin.get(f"/files/download/{file_id}").content == CSV
         server.stop()
@@ -170,15 +189,10 @@ class TestStorageFrozen:
         env = production_env(postgres.create_database("filestore_frozen_s3"))
         env.update(s3_env(own_seaweed))
         env.update(STORAGE_TIMEOUTS)
-        env["MAX_FILE_SIZE"] = str(TEST_MAX_FILE_SIZE)
-        server = start_filestore(env)
-        admin = server.admin()
-        customer_id = int(admin.new_customer()["id"])
-        uploaded = admin.upload(CSV, "before.csv", customer_id=customer_id)
-        assert uploaded.status_code == 201, uploaded.text
-        file_id = int(uploaded.json()["id"])
+        setup = serve_with_a_file(start_filestore, env)
+        server, admin, file_id = setup.server, setup.admin, setup.file_id
 
-        calls = requests_of(server, admin, file_id, customer_id)
+        calls = requests_of(server, admin, file_id, setup.customer_id)
         with frozen(own_seaweed.process.pid):
             results = timed_all(calls)
         metadata = {name: results.pop(name) for name in list(results) if "metadata" in name}
@@ -187,9 +201,7 @@ class TestStorageFrozen:
         # Metadata lives in PostgreSQL: served all along.
         assert {status for status, _ in metadata.values()} == {200}, metadata
 
-        deadline = time.monotonic() + 15
-        while server.api().get("/health").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_healthy(server)
         assert admin.get(f"/files/download/{file_id}").content == CSV
         server.stop()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import random
-import struct
 import zipfile
 
 import pytest
@@ -16,8 +15,7 @@ from filestore.files import containers
 from tests.files.tus.client import Tus
 from tests.fixtures.app import AsyncApi
 from tests.fixtures.live import Api
-
-FREE, END_OF_CHAIN, FAT_SECTOR = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
+from tests.imports.xlsx_files import ole2
 
 
 def zip_of(*names: str, padding: int = 0) -> bytes:
@@ -34,29 +32,6 @@ DOCX = zip_of("[Content_Types].xml", "word/document.xml")
 XLSX = zip_of("[Content_Types].xml", "xl/workbook.xml")
 JAR = zip_of("META-INF/MANIFEST.MF", "com/example/Main.class")
 PLAIN_ZIP = zip_of("report.txt", "data/numbers.csv")
-
-
-def ole2(*names: str) -> bytes:
-    """A 512-byte-sector compound file: header, directory (sector 0), FAT (sector 1); the
-    root's children are `names`, chained as right siblings."""
-    header = bytearray(512)
-    header[:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-    struct.pack_into("<HHH", header, 0x1A, 3, 0xFFFE, 9)
-    struct.pack_into("<I", header, 0x2C, 1)  # one FAT sector
-    struct.pack_into("<I", header, 0x30, 0)  # the directory starts in sector 0
-    struct.pack_into("<109I", header, 0x4C, 1, *([FREE] * 108))
-    directory = bytearray(512)
-    for index, name in enumerate(("Root Entry", *names)):
-        encoded = name.encode("utf-16-le") + b"\x00\x00"
-        entry = index * 128
-        directory[entry : entry + len(encoded)] = encoded
-        struct.pack_into("<H", directory, entry + 0x40, len(encoded))
-        directory[entry + 0x42] = 5 if index == 0 else 2
-        right = index + 1 if 0 < index < len(names) else FREE
-        child = 1 if index == 0 and names else FREE
-        struct.pack_into("<III", directory, entry + 0x44, FREE, right, child)
-    fat = struct.pack("<128I", END_OF_CHAIN, FAT_SECTOR, *([FREE] * 126))
-    return bytes(header) + bytes(directory) + fat
 
 
 WORD_97 = ole2("WordDocument", "1Table", "\x05SummaryInformation")
