@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.files.tus.client import Tus
 from tests.fixtures.app import AsyncApi
 
 CSV = b"full_name,email\nJohn Doe,john@example.com\n"
@@ -60,3 +61,13 @@ class TestFileAccessAudit:
         staff = await admin_client.login(user["username"], password)
         response = await staff.get("/audit-events", params={"customer_id": customer})
         assert response.status_code == 403
+
+    async def test_a_resumable_upload_is_recorded(self, admin_client: AsyncApi) -> None:
+        customer = (await admin_client.new_customer())["id"]
+        stored = await Tus(admin_client).upload(
+            CSV, {"filename": "tus.csv", "customer_id": str(customer)}
+        )
+        [uploaded] = await events(admin_client, file_id=stored["id"])
+        assert uploaded["action"] == "file.uploaded"
+        assert uploaded["details"]["via"] == "tus"
+        assert (uploaded["customer_id"], uploaded["client_ip"]) == (customer, CLIENT_IP)

@@ -363,7 +363,12 @@ async def reserve_direct_upload(
     },
 )
 async def complete_direct_upload(
-    upload_id: IdPath, state: StateDep, user: CurrentUser, url: BaseUrl, response: Response
+    upload_id: IdPath,
+    state: StateDep,
+    user: CurrentUser,
+    url: BaseUrl,
+    response: Response,
+    client: ClientDep,
 ) -> FileOut:
     """Verify the uploaded bytes (size, SHA-256, type, virus scan) and make them a file."""
     row, created = await direct.complete(
@@ -373,6 +378,7 @@ async def complete_direct_upload(
         user=user,
         upload_id=upload_id,
         now=_now(),
+        client=client,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

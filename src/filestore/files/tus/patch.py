@@ -29,6 +29,7 @@ from filestore.files.tus import service as tus_service
 from filestore.files.tus.appender import Appender, open_appender
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.protocol import ChecksumMismatch, Gone, Locked, offset_conflict
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
@@ -46,6 +47,7 @@ class TusContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     user: User
     now: datetime
+    client: ClientInfo = NO_CLIENT
 
 
 @dataclass
@@ -286,5 +288,6 @@ async def _finish(
         upload=upload,
         now=datetime.now(ctx.now.tzinfo),
         hashes=hashes,
+        client=ctx.client,
     )
     return Appended(length, length, upload.expires_at, file)
