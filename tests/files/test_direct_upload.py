@@ -68,6 +68,11 @@ class TestDirectUpload:
         assert again.status_code == 200
         assert again.json()["id"] == file["id"]
         assert file_ids(customer, customer_id) == [file["id"]]
+        # Audited once, as the customer's upload, then the download.
+        audited = admin.get("/audit-events", params={"file_id": file["id"]}).json()
+        assert [e["action"] for e in audited] == ["file.downloaded", "file.uploaded"]
+        assert audited[1]["details"]["via"] == "direct"
+        assert audited[1]["customer_id"] == customer_id
 
     def test_other_bytes_of_the_same_length_are_refused(self, s3_server: LiveServer) -> None:
         admin = s3_server.admin()

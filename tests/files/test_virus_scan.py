@@ -275,6 +275,15 @@ class TestInfected:
         assert SIGNATURE in body["detail"]
         store.assert_nothing_new(before, wait=5)
         assert "file.virus_found" in scan_server.log()
+        # ... and the audit log says who tried, for which customer, from where.
+        audited = admin.get(
+            "/audit-events",
+            params={"action": "file.rejected_virus", "customer_id": customer["id"]},
+        ).json()
+        assert len(audited) == 1, audited
+        assert audited[0]["details"]["filename"] == "eicar.csv"
+        assert audited[0]["actor_id"] is not None
+        assert audited[0]["client_ip"] == "127.0.0.1"
 
     def test_eicar_after_megabytes_of_clean_data(
         self, scan_server: LiveServer, seaweed: SeaweedFS

@@ -17,8 +17,9 @@ gauge deltas `/metrics` sums are folded together (`fold_gauge_deltas`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import ColumnElement, Select, delete, select, text, true, tuple_, update
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from filestore.files import direct, orphans
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
-from filestore.storage.errors import StorageUnavailable
+from filestore.storage.errors import BucketMissing, StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,8 @@ class SweepReport:
     expired_tus_uploads: int = 0
     expired_reservations: int = 0
     errors: int = 0
+    # Configured buckets that do not exist: skipped by steps 2 and 4, the others still swept.
+    missing_buckets: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -75,8 +78,14 @@ class SweepReport:
             + self.expired_reservations
         )
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def bucket_missing(self, bucket: str) -> None:
+        if bucket not in self.missing_buckets:
+            self.missing_buckets.append(bucket)
+            self.errors += 1
+            log.error("cleanup.bucket_missing", bucket=bucket)
 
 
 def due_files_query(
@@ -169,9 +178,12 @@ async def remove_orphan_objects(
     counts = orphans.OrphanCounts()
     try:
         for bucket in buckets:
-            await orphans.sweep_bucket(
-                maker, storage, bucket, older_than=older_than, budget=budget, counts=counts
-            )
+            try:
+                await orphans.sweep_bucket(
+                    maker, storage, bucket, older_than=older_than, budget=budget, counts=counts
+                )
+            except BucketMissing:
+                report.bucket_missing(bucket)
     finally:
         report.orphan_objects += counts.deleted
         report.errors += counts.errors
@@ -233,7 +245,12 @@ async def abort_stale_uploads(
 ) -> None:
     resumable = await tus_cleanup.protected_multipart_ids(maker)
     for bucket in buckets:
-        for upload in await storage.incomplete_uploads(bucket):
+        try:
+            uploads = await storage.incomplete_uploads(bucket)
+        except BucketMissing:
+            report.bucket_missing(bucket)
+            continue
+        for upload in uploads:
             if upload.initiated is not None and upload.initiated >= older_than:
                 continue
             if upload.upload_id in resumable:

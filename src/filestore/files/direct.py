@@ -22,15 +22,17 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from filestore.audit import service as audit_service
 from filestore.auth.models import User
 from filestore.errors import Conflict, NotFound
 from filestore.files import service as files_service
 from filestore.files import verify
 from filestore.files.form import UploadFields
-from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.models import FileUpload, RejectionReason, UploadStatus
 from filestore.files.schemas import DirectUploadIn
 from filestore.files.service import StoredObject
 from filestore.files.sinks import file_too_large
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
@@ -136,6 +138,7 @@ async def complete(
     user: User,
     upload_id: int,
     now: datetime,
+    client: ClientInfo = NO_CLIENT,
 ) -> tuple[FileUpload, bool]:
     """Verify and place the bytes of `upload_id`; (row, True) the first time, (row, False)
     when it was already completed."""
@@ -167,7 +170,11 @@ async def complete(
         verify.check_declared(stored, size=row.file_size, sha256=row.sha256)
     except verify.Rejected as exc:
         await storage.delete(row.bucket, row.object_key)
-        await _finish(maker, row, UploadStatus.rejected, rejection_reason=exc.reason.value)
+        rejected = await _finish(
+            maker, row, UploadStatus.rejected, rejection_reason=exc.reason.value
+        )
+        if exc.reason is RejectionReason.virus:
+            await _audit(maker, audit_service.Action.file_rejected_virus, rejected, user, client)
         log.warning("file.direct_rejected", upload_id=row.id, reason=exc.reason.value)
         raise
     except BaseException:
@@ -187,8 +194,23 @@ async def complete(
         scan_status=stored.scan_status,
         reserved_until=None,
     )
+    await _audit(maker, audit_service.Action.file_uploaded, done, user, client)
     log.info("file.direct_completed", upload_id=row.id, bucket=bucket, size=stored.size)
     return done, True
+
+
+async def _audit(
+    maker: async_sessionmaker[AsyncSession],
+    action: audit_service.Action,
+    file: FileUpload,
+    user: User,
+    client: ClientInfo,
+) -> None:
+    async with maker() as session:
+        await files_service.record_access(
+            session, action, file=file, user=user, client=client, details={"via": "direct"}
+        )
+        await session.commit()
 
 
 async def _claim(session: AsyncSession, *, upload_id: int, user: User) -> FileUpload:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, or_, select, text, true, tuple_
+from sqlalchemy import ColumnElement, and_, or_, select, text, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filestore.audit import service as audit_service
 from filestore.auth.models import Role, User
 from filestore.customers import service as customers_service
 from filestore.errors import Forbidden, NotFound, Unprocessable, UnsupportedMediaType
@@ -19,6 +21,7 @@ from filestore.files.form import UploadFields
 from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.names import extension_of, sanitize_filename
 from filestore.pagination import Keyset
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 from filestore.tickets import service as tickets_service
@@ -281,13 +284,52 @@ def check_may_delete(file: FileUpload, user: User) -> None:
         raise Forbidden("Only staff can delete files you did not upload", code="forbidden_delete")
 
 
+async def record_access(
+    session: AsyncSession,
+    action: audit_service.Action,
+    *,
+    file: FileUpload,
+    user: User,
+    client: ClientInfo,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An audit event about `file`: who, from where, which file and whose."""
+    who = audit_service.Who(client, actor_id=user.id, file_id=file.id, customer_id=file.customer_id)
+    await audit_service.record(
+        session, action, who, {"filename": file.filename, "bucket": file.bucket, **(details or {})}
+    )
+
+
 async def delete(
-    session: AsyncSession, *, file: FileUpload, storage: ObjectStorage, now: datetime
+    session: AsyncSession,
+    *,
+    file: FileUpload,
+    storage: ObjectStorage,
+    now: datetime,
+    user: User,
+    client: ClientInfo = NO_CLIENT,
 ) -> None:
     """Mark the row deleted (committed first, so the file is gone for everyone), then drop the
-    object. If the store is down the object stays for the cleanup sweep; the file is still gone."""
+    object. If the store is down the object stays for the cleanup sweep; the file is still gone.
+
+    The row changes only if it is still `completed`: of concurrent deletes of one file exactly
+    one wins, the others find it gone (404), and the object is deleted once."""
+    won = (
+        await session.execute(
+            update(FileUpload)
+            .where(FileUpload.id == file.id, FileUpload.upload_status == UploadStatus.completed)
+            .values(upload_status=UploadStatus.deleted, deleted_at=now)
+            .returning(FileUpload.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if won is None:
+        raise NotFound(f"File {file.id} not found", code="file_not_found")
     file.upload_status = UploadStatus.deleted
     file.deleted_at = now
+    await record_access(
+        session, audit_service.Action.file_deleted, file=file, user=user, client=client
+    )
     await session.commit()
     try:
         await storage.delete(file.bucket, file.object_key)

@@ -22,18 +22,20 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
+from filestore.audit import service as audit_service
 from filestore.auth.models import User
 from filestore.errors import FilestoreError, Unprocessable
-from filestore.files import multipart
+from filestore.files import containers, multipart
 from filestore.files import service as files_service
 from filestore.files.form import UploadFields
 from filestore.files.hashing import StreamHasher
 from filestore.files.models import FileUpload
 from filestore.files.names import extension_of
-from filestore.files.scan import VirusScan
+from filestore.files.scan import VirusFound, VirusScan
 from filestore.files.service import StoredObject
 from filestore.files.sinks import SizeGuard, Tee, file_too_large
 from filestore.files.sniff import SNIFF_BYTES, sniff
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
@@ -54,6 +56,7 @@ class UploadContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     user: User
     now: datetime
+    client: ClientInfo = NO_CLIENT
 
 
 class Upload:
@@ -136,6 +139,13 @@ class Upload:
             self._complete = True
             log.info("file.stored", bucket=stored.bucket, key=stored.key, size=guard.size)
             await sinks.finish()
+            await containers.check_stored(
+                ctx.storage,
+                stored.bucket,
+                stored.key,
+                size=guard.size,
+                extension=extension_of(filename),
+            )
         except BaseException:
             sinks.abort()
             raise
@@ -161,6 +171,14 @@ class Upload:
         async with ctx.sessionmaker() as session:
             row = await files_service.record_upload(
                 session, stored=stored, fields=self.fields, user=ctx.user, expires_at=expires_at
+            )
+            await files_service.record_access(
+                session,
+                audit_service.Action.file_uploaded,
+                file=row,
+                user=ctx.user,
+                client=ctx.client,
+                details={"size": row.file_size, "sha256": row.sha256},
             )
             await session.commit()
         return row
@@ -258,8 +276,26 @@ async def receive(
         outcome = exc.code if isinstance(exc, FilestoreError) else type(exc).__name__
         bucket = upload.stored.bucket if upload.stored else "none"
         metrics.UPLOADS.labels(bucket=bucket, outcome=outcome).inc()
+        if isinstance(exc, VirusFound):
+            await _audit_virus(ctx, upload, exc)
         raise
     metrics.UPLOADS.labels(bucket=row.bucket, outcome="stored").inc()
     metrics.UPLOAD_BYTES.inc(row.file_size)
     metrics.UPLOAD_DURATION.observe(time.perf_counter() - started)
     return row
+
+
+async def _audit_virus(ctx: UploadContext, upload: Upload, found: VirusFound) -> None:
+    """The refused upload has no row: the event names the file by its name and its customer."""
+    who = audit_service.Who(
+        ctx.client, actor_id=ctx.user.id, customer_id=upload.fields.owner_customer_id(ctx.user)
+    )
+    filename = upload.stored.filename if upload.stored else None
+    async with ctx.sessionmaker() as session:
+        await audit_service.record(
+            session,
+            audit_service.Action.file_rejected_virus,
+            who,
+            {"filename": filename, "reason": str(found.message)[:200]},
+        )
+        await session.commit()

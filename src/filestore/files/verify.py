@@ -11,6 +11,7 @@ from __future__ import annotations
 from obstore.exceptions import NotFoundError
 
 from filestore.errors import FilestoreError, Unprocessable
+from filestore.files import containers
 from filestore.files.hashing import StreamHasher
 from filestore.files.models import RejectionReason
 from filestore.files.names import extension_of
@@ -62,6 +63,9 @@ async def read_back(
             await sinks.write(view)
         await sinks.finish()
         mime_type = sniff(bytes(head), extension_of(filename))
+        await containers.check_stored(
+            storage, bucket, key, size=guard.size, extension=extension_of(filename)
+        )
     except BaseException as exc:
         sinks.abort()
         raise _as_rejection(exc) from exc

@@ -19,10 +19,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
+from filestore.audit import service as audit_service
 from filestore.auth.models import User
 from filestore.errors import FilestoreError, NotFound
+from filestore.files import containers, verify
 from filestore.files import service as files_service
-from filestore.files import verify
 from filestore.files.models import FileUpload, RejectionReason, ScanStatus
 from filestore.files.names import extension_of
 from filestore.files.service import StoredObject
@@ -30,6 +31,7 @@ from filestore.files.sniff import sniff
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.running import RunningHash
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
@@ -44,6 +46,7 @@ async def finish(
     upload: TusUpload,
     now: datetime,
     hashes: RunningHash | None = None,
+    client: ClientInfo = NO_CLIENT,
 ) -> FileUpload:
     """Verify the complete object and write its row; on refusal delete it and re-raise.
     `hashes`, when they cover every byte, stand in for reading the object back."""
@@ -65,6 +68,14 @@ async def finish(
                 sha256=hashes.hasher.sha256,
                 scan_status=ScanStatus.disabled,
             )
+            # read_back checks the container itself; bytes hashed on the way in need it here.
+            await containers.check_stored(
+                storage,
+                stored.bucket,
+                stored.key,
+                size=stored.size,
+                extension=extension_of(filename),
+            )
         else:
             stored = await verify.read_back(
                 storage,
@@ -82,6 +93,14 @@ async def finish(
                 fields=fields,
                 user=user,
                 expires_at=files_service.upload_expiry(settings, fields=fields, now=now),
+            )
+            await files_service.record_access(
+                session,
+                audit_service.Action.file_uploaded,
+                file=row,
+                user=user,
+                client=client,
+                details={"size": row.file_size, "sha256": row.sha256, "via": "tus"},
             )
             tracked = await session.get(TusUpload, upload.id, populate_existing=True)
             assert tracked is not None
