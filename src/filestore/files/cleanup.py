@@ -3,7 +3,7 @@
 1. Files whose `expires_at` has passed: object deleted, row marked `expired`.
 2. Objects with no live row (a crash between storing and recording, or a delete whose object
    removal failed), older than a grace period so uploads in flight are never touched.
-3. Rows stuck in `uploading` longer than the grace period.
+3. Form uploads stuck in `uploading`/`verifying` longer than the grace period.
 4. Incomplete multipart uploads older than the grace period (S3).
 5. Resumable (tus) uploads past their expiry: multipart upload aborted, tail objects or partial
    file deleted, row removed (`files/tus/cleanup.py`). Steps 2 and 4 leave a live tus upload's
@@ -178,12 +178,14 @@ async def remove_orphan_objects(
 async def remove_stuck_rows(
     maker: async_sessionmaker[AsyncSession], *, older_than: datetime, report: SweepReport
 ) -> None:
-    """Rows left `uploading` by a crash: their object (if any) is an orphan, removed above."""
+    """Form uploads left `uploading` or `verifying` by a crash (a direct upload's reservation
+    has `reserved_until` and expires by its own rule): their object is an orphan, removed next."""
     async with maker() as session:
         result = await session.execute(
             delete(FileUpload)
             .where(
-                FileUpload.upload_status == UploadStatus.uploading,
+                FileUpload.upload_status.in_([UploadStatus.uploading, UploadStatus.verifying]),
+                FileUpload.reserved_until.is_(None),
                 FileUpload.created_at < older_than,
             )
             .returning(FileUpload.id)
