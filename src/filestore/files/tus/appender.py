@@ -102,7 +102,8 @@ class S3Appender:
         self.received += len(chunk)
         self._buffer += chunk
         while len(self._buffer) >= self.part_size:
-            data = bytes(self._buffer[: self.part_size])
+            with memoryview(self._buffer) as view:
+                data = bytes(view[: self.part_size])  # one copy, not two
             del self._buffer[: self.part_size]
             await self._send(data)
 
