@@ -10,6 +10,10 @@ machinery):
 * tus in 5 MiB chunks and in 50 MiB chunks through `/files/tus` (POST, then one PATCH per
   chunk, the last one waiting for verification: the object is read back once for MD5 +
   SHA-256 and sniffing, and the row written), wall time from the POST to the final 204;
+* direct 1 PUT: the same bytes in one presigned PUT straight to S3 with the headers a direct
+  upload signs (`Content-Length`, `x-amz-checksum-sha256`, `If-None-Match: *`), no API: the
+  transport a direct upload uses (one stream, where obstore's PUT runs 4 parts at once), so
+  `presigned / direct 1 PUT` is the API's own share (reserve + complete);
 * a direct upload: `POST /files/direct-uploads`, the presigned PUT of the whole file with the
   signed headers (httpx, one request), `POST .../complete` (the API checks size and SHA-256
   from the store's HEAD, sniffs a ranged GET, moves the object, writes the row); wall time
@@ -41,6 +45,7 @@ import os
 import statistics
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # `bench/upload.py` and `tests.fixtures` live in the repo, not in the installed package.
@@ -50,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from bench_common import MIB, load_line, machine_line, rss_of, verdict
 from upload import (
+    BUCKET,
     HTTP_TIMEOUT,
     SEED_MAX_FILE_SIZE,
     BenchError,
@@ -64,6 +70,7 @@ from upload import (
     timed,
 )
 
+from filestore.storage.presign import Credentials, presign
 from tests.fixtures.live import LiveServer
 from tests.fixtures.servers import SeaweedFS
 
@@ -143,8 +150,31 @@ class TusClient:
         await self.http.aclose()
 
 
+async def single_put(s3: SeaweedFS, key: str, data: bytes, sha256: str) -> None:
+    """One presigned PUT to the store, signed like a direct upload's."""
+    headers = {
+        "Content-Length": str(len(data)),
+        "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode(),
+        "If-None-Match": "*",
+    }
+    url = presign(
+        "PUT",
+        base_url=s3.url(),
+        path=f"/{BUCKET}/{key}",
+        credentials=Credentials(s3.access_key, s3.secret_key, s3.region),
+        now=datetime.now(UTC),
+        expires=timedelta(minutes=15),
+        headers=headers,
+    )
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
+        put = await client.put(url, content=data, headers=headers)
+    if put.status_code != 200:
+        raise BenchError(f"single PUT answered {put.status_code}: {put.text[:300]}")
+
+
 class Bench:
     def __init__(self, s3: SeaweedFS, server: LiveServer, data: bytes) -> None:
+        self.s3 = s3
         self.data = data
         self.size = len(data)
         self.sha256 = hashlib.sha256(data).hexdigest()
@@ -155,7 +185,14 @@ class Bench:
         self.loads: list[float] = []
         self.series = {
             name: Series(name)
-            for name in ("direct", "tus 5 MiB", "tus 50 MiB", "presigned", "tus xN")
+            for name in (
+                "direct",
+                "tus 5 MiB",
+                "tus 50 MiB",
+                "direct 1 PUT",
+                "presigned",
+                "tus xN",
+            )
         }
 
     async def direct_put(self) -> Run:
@@ -170,6 +207,15 @@ class Bench:
             self.watch, self.size, self.tus.upload(self.data, self.sha256, chunk)
         )
         await self.tus.delete(file_id)
+        return run
+
+    async def single_put(self) -> Run:
+        key = new_key()
+        run, _ = await timed(
+            self.watch, self.size, single_put(self.s3, key, self.data, self.sha256)
+        )
+        await self.direct.verify(key, self.size, self.sha256)
+        await self.direct.delete(key)
         return run
 
     async def presigned_put(self) -> Run:
@@ -195,7 +241,7 @@ class Bench:
         print(f"server idle RSS {self.idle_rss / MIB:.0f} MiB", flush=True)
         s = self.series
         for attempt in range(1, repeat + 1):
-            order = ["direct", "tus 5 MiB", "tus 50 MiB", "presigned"]
+            order = ["direct", "tus 5 MiB", "tus 50 MiB", "direct 1 PUT", "presigned"]
             if attempt % 2 == 0:
                 order.reverse()
             runs: dict[str, Run] = {}
@@ -204,6 +250,8 @@ class Bench:
                     runs[name] = await self.direct_put()
                 elif name == "presigned":
                     runs[name] = await self.presigned_put()
+                elif name == "direct 1 PUT":
+                    runs[name] = await self.single_put()
                 else:
                     runs[name] = await self.tus_put((5 if name == "tus 5 MiB" else 50) * MIB)
                 s[name].runs.append(runs[name])
@@ -211,7 +259,8 @@ class Bench:
             print(
                 f"  #{attempt}: direct {runs['direct'].mib_s:6.1f}  tus 5 MiB "
                 f"{runs['tus 5 MiB'].mib_s:6.1f}  tus 50 MiB {runs['tus 50 MiB'].mib_s:6.1f}  "
-                f"presigned {runs['presigned'].mib_s:6.1f} MiB/s | load {self.loads[-1]:.2f}",
+                f"1 PUT {runs['direct 1 PUT'].mib_s:6.1f}  presigned {runs['presigned'].mib_s:6.1f}"
+                f" MiB/s | load {self.loads[-1]:.2f}",
                 flush=True,
             )
         for attempt in range(1, repeat + 1):
@@ -228,12 +277,15 @@ class Bench:
         s = self.series
         direct = s["direct"].mib_s()
         print(f"\nload average before {load_before}, after {load_line()}")
-        print(f"{'':12} {'MiB/s':>8} {'ratio':>6} {'CPU s/100 MiB: server':>22} {'s3':>6}")
-        for name in ("direct", "tus 5 MiB", "tus 50 MiB", "presigned"):
+        print(
+            f"{'':12} {'MiB/s':>8} {'ratio':>6} {'CPU s/100 MiB: server':>22} {'s3':>6} "
+            f"{'client':>7}"
+        )
+        for name in ("direct", "tus 5 MiB", "tus 50 MiB", "direct 1 PUT", "presigned"):
             series = s[name]
             print(
                 f"{name:12} {series.mib_s():8.1f} {series.mib_s() / direct:6.2f} "
-                f"{series.cpu('server'):22.2f} {series.cpu('s3'):6.2f}"
+                f"{series.cpu('server'):22.3f} {series.cpu('s3'):6.2f} {series.cpu('client'):7.2f}"
             )
         growth = s["tus xN"].growth_mib(self.idle_rss)
         worst = s["tus xN"].worst_growth_mib(self.idle_rss)
@@ -251,6 +303,8 @@ class Bench:
             f"goal presigned >= {GOAL_PRESIGNED_RATIO}: {ratio:.2f} "
             f"{verdict(ratio >= GOAL_PRESIGNED_RATIO)}"
         )
+        single = s["presigned"].mib_s() / s["direct 1 PUT"].mib_s()
+        print(f"presigned / direct 1 PUT (the API's own share): {single:.2f}")
         cpu = s["presigned"].cpu("server")
         print(
             f"goal API CPU per direct upload <= {GOAL_PRESIGNED_API_CPU} s/100 MiB: {cpu:.3f} "

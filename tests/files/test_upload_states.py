@@ -34,6 +34,10 @@ def form(boundary: str, customer_id: int, filename: str, **fields: str) -> tuple
     return head, f"\r\n--{boundary}--\r\n".encode()
 
 
+def form_type(boundary: str) -> dict[str, str]:
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
 async def rows_of(session: AsyncSession, customer_id: int) -> list[FileUpload]:
     stmt = select(FileUpload).where(FileUpload.customer_id == customer_id)
     return list((await session.execute(stmt.execution_options(populate_existing=True))).scalars())
@@ -62,9 +66,8 @@ async def test_a_form_upload_is_uploading_until_its_last_byte_and_never_shown_be
         await resume.wait()
         yield CSV[half:] + tail
 
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     sending = asyncio.create_task(
-        admin_client.post("/files/upload", content=body(), headers=headers)
+        admin_client.post("/files/upload", content=body(), headers=form_type(boundary))
     )
     await asyncio.wait_for(halfway.wait(), 10)
     for _ in range(100):  # the app reads the first half, then writes the row
@@ -125,7 +128,6 @@ async def test_a_field_the_upload_refuses_leaves_no_row(
     # A ticket that does not exist, sent after the file (curl's order): refused at the end.
     late = f'--{boundary}\r\nContent-Disposition: form-data; name="ticket_id"\r\n\r\n999999\r\n'
     body = head + CSV + b"\r\n" + late.encode() + f"--{boundary}--\r\n".encode()
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    response = await admin_client.post("/files/upload", content=body, headers=headers)
+    response = await admin_client.post("/files/upload", content=body, headers=form_type(boundary))
     assert 400 <= response.status_code < 500, response.text
     assert await rows_of(db_session, customer_id) == []

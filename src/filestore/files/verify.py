@@ -54,11 +54,7 @@ async def read_back(
     try:
         opened = await storage.open(bucket, key)
     except (NotFoundError, FileNotFoundError) as exc:
-        raise Rejected(
-            "No bytes were uploaded for this file",
-            code="upload_missing",
-            reason=RejectionReason.missing,
-        ) from exc
+        raise _missing() from exc
     guard = SizeGuard(settings.max_file_size)
     hasher = StreamHasher()
     scan = await VirusScan.start(settings, filename=filename, user_id=user_id)
@@ -71,7 +67,7 @@ async def read_back(
                 head += view[: SNIFF_BYTES - len(head)]
             await sinks.write(view)
         await sinks.finish()
-        mime_type = sniff(bytes(head), extension_of(filename))
+        mime_type = sniff_type(bytes(head), filename)
     except BaseException as exc:
         sinks.abort()
         raise _as_rejection(exc) from exc
@@ -104,11 +100,7 @@ async def check_stored(
     if settings.virus_scan == "off" and storage.s3_client is not None:
         found = await head(storage, bucket, key)
         if found is None:
-            raise Rejected(
-                "No bytes were uploaded for this file",
-                code="upload_missing",
-                reason=RejectionReason.missing,
-            )
+            raise _missing()
         if found.sha256 == sha256 and found.md5 is not None and found.size > 0:
             if found.size > settings.max_file_size:
                 raise _as_rejection(file_too_large(settings.max_file_size))
@@ -126,6 +118,14 @@ async def check_stored(
             )
     return await read_back(
         storage, settings, bucket=bucket, key=key, filename=filename, user_id=user_id
+    )
+
+
+def _missing() -> Rejected:
+    return Rejected(
+        "No bytes were uploaded for this file",
+        code="upload_missing",
+        reason=RejectionReason.missing,
     )
 
 
