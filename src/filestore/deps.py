@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filestore.auth import cookies as auth_cookies
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
 from filestore.auth.security import decode_access_claims
@@ -60,10 +61,13 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def get_current_user(
-    state: StateDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    request: Request, state: StateDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> User:
     """The token's user, loaded in a short session of its own: a long upload must not hold a
-    database connection while its bytes arrive."""
+    database connection while its bytes arrive. The bearer header wins; without one, the
+    console's cookie counts, if a state-changing request passes the CSRF check."""
+    if not token:
+        token = auth_cookies.access_token(request)
     if not token:
         raise Unauthorized()
     claims = decode_access_claims(token, secret=state.settings.jwt_secret_key)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
+from filestore import pagination
 from filestore.customers import service as customers_service
 from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
 from filestore.errors import ALWAYS, error_responses
@@ -18,6 +19,7 @@ from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
 from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
+from filestore.pagination import CURSOR_MAX_LENGTH, NEXT_CURSOR_HEADER
 from filestore.schemas import PageOffset
 from filestore.tickets import service as tickets_service
 
@@ -94,6 +96,14 @@ async def visible_file(
 VisibleFile = Annotated[FileUpload, Depends(visible_file)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[PageOffset, Query()]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=CURSOR_MAX_LENGTH,
+        description=f"Continue after the page whose response carried this `{NEXT_CURSOR_HEADER}`"
+        " header (keyset pagination: every page costs the same; combine with `limit`)",
+    ),
+]
 
 
 @router.post(
@@ -191,12 +201,15 @@ class Listing:
     user: CurrentUser
     settings: SettingsDep
     url: BaseUrl
+    response: Response
     limit: Limit = 50
     offset: Offset = 0
+    cursor: Cursor = None
 
     async def files(
         self, *, customer_id: int | None = None, ticket_id: int | None = None
     ) -> list[FileOut]:
+        after = pagination.decode(self.cursor) if self.cursor else None
         files = await files_service.list_visible(
             self.session,
             user=self.user,
@@ -206,7 +219,11 @@ class Listing:
             ticket_id=ticket_id,
             limit=self.limit,
             offset=self.offset,
+            after=after,
         )
+        if len(files) == self.limit:
+            last = files[-1]
+            self.response.headers[NEXT_CURSOR_HEADER] = pagination.encode(last.created_at, last.id)
         return [to_out(f, self.url) for f in files]
 
 
