@@ -18,7 +18,7 @@ from obstore.exceptions import NotFoundError
 
 from filestore.errors import FilestoreError, Unprocessable
 from filestore.files.hashing import StreamHasher
-from filestore.files.models import RejectionReason, ScanStatus
+from filestore.files.models import RejectionReason
 from filestore.files.names import extension_of
 from filestore.files.scan import VirusFound, VirusScan
 from filestore.files.service import StoredObject
@@ -106,16 +106,8 @@ async def check_stored(
                 raise _as_rejection(file_too_large(settings.max_file_size))
             first = await _first_bytes(storage, bucket, key, min(found.size, SNIFF_BYTES))
             mime_type = sniff_type(first, filename)
-            return StoredObject(
-                bucket=bucket,
-                key=key,
-                filename=filename,
-                mime_type=mime_type,
-                size=found.size,
-                md5=found.md5,
-                sha256=found.sha256,
-                scan_status=ScanStatus.disabled,
-            )
+            # (bucket, key, filename, mime_type, size, md5, sha256); scan_status: disabled
+            return StoredObject(bucket, key, filename, mime_type, found.size, found.md5, sha256)
     return await read_back(
         storage, settings, bucket=bucket, key=key, filename=filename, user_id=user_id
     )
