@@ -24,10 +24,17 @@ STUCK = "upload_status IN ('uploading', 'verifying') AND reserved_until IS NULL"
 
 
 def upgrade() -> None:
-    op.drop_index("ix_file_uploads_stuck", table_name="file_uploads")
-    op.create_index(
-        "ix_file_uploads_stuck", "file_uploads", ["created_at"], postgresql_where=sa.text(STUCK)
-    )
+    # `verifying` was added to the enum by 20261206_upload_states; PostgreSQL lets an index
+    # predicate use a new enum value only once that is committed (one upgrade from an older
+    # revision runs every migration in one transaction), hence the autocommit block.
+    with op.get_context().autocommit_block():
+        op.drop_index("ix_file_uploads_stuck", table_name="file_uploads")
+        op.create_index(
+            "ix_file_uploads_stuck",
+            "file_uploads",
+            ["created_at"],
+            postgresql_where=sa.text(STUCK),
+        )
 
 
 def downgrade() -> None:
