@@ -1,8 +1,8 @@
 """The stuck-upload sweep's index covers form uploads left `verifying` too.
 
-Revision ID: 20261209_stuck_uploads_index
-Revises: 20261208_scale_indexes
-Create Date: 2026-12-09 09:00:00
+Revision ID: 20261210_stuck_uploads_index
+Revises: 20261209_import_updates_mappings
+Create Date: 2026-12-10 09:00:00
 
 A form upload now has its row from its first byte: `uploading` while the bytes stream,
 `verifying` once they are stored. A crash in either state leaves a row the sweep removes
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "20261209_stuck_uploads_index"
-down_revision: str | None = "20261208_scale_indexes"
+revision: str = "20261210_stuck_uploads_index"
+down_revision: str | None = "20261209_import_updates_mappings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
