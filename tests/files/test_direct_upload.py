@@ -58,6 +58,8 @@ class TestDirectUpload:
         assert done.status_code == 201, done.text
         file = done.json()
         assert file["sha256"] == hashlib.sha256(PDF).hexdigest()
+        # From the store's own checksum and ETag (no read-back), equal to what a read-back gives.
+        assert file["md5"] == hashlib.md5(PDF).hexdigest()
         assert file["file_size"] == len(PDF)
         assert file["mime_type"] == "application/pdf"
         assert file["bucket"] == "customer-uploads"

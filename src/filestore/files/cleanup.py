@@ -5,7 +5,7 @@
    removal failed), older than a grace period so uploads in flight are never touched: a
    bounded slice of each bucket per sweep, resuming where the last one stopped
    (`files/orphans.py`).
-3. Rows stuck in `uploading` longer than the grace period.
+3. Form uploads stuck in `uploading`/`verifying` longer than the grace period.
 4. Incomplete multipart uploads older than the grace period (S3).
 5. Resumable (tus) uploads past their expiry: multipart upload aborted, tail objects or partial
    file deleted, row removed (`files/tus/cleanup.py`). Steps 2 and 4 leave a live tus upload's
@@ -199,9 +199,12 @@ async def fold_gauge_deltas(maker: async_sessionmaker[AsyncSession]) -> None:
 
 
 def stuck_rows(older_than: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Rows left `uploading` since before `older_than` (`ix_file_uploads_stuck`)."""
+    """Form uploads left `uploading` or `verifying` since before `older_than` (a direct
+    upload's reservation has `reserved_until` and expires by its own rule), on the partial
+    index `ix_file_uploads_stuck`."""
     return (
-        FileUpload.upload_status == UploadStatus.uploading,
+        FileUpload.upload_status.in_([UploadStatus.uploading, UploadStatus.verifying]),
+        FileUpload.reserved_until.is_(None),
         FileUpload.created_at < older_than,
     )
 
@@ -209,7 +212,8 @@ def stuck_rows(older_than: datetime) -> tuple[ColumnElement[bool], ...]:
 async def remove_stuck_rows(
     maker: async_sessionmaker[AsyncSession], *, older_than: datetime, report: SweepReport
 ) -> None:
-    """Rows left `uploading` by a crash: their object (if any) is an orphan, removed above."""
+    """Form uploads left `uploading` or `verifying` by a crash (a direct upload's reservation
+    has `reserved_until` and expires by its own rule): their object is an orphan, removed next."""
     async with maker() as session:
         result = await session.execute(
             delete(FileUpload).where(*stuck_rows(older_than)).returning(FileUpload.id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -39,7 +39,6 @@ from filestore.storage.store import ObjectStorage
 log = structlog.get_logger(__name__)
 
 QUARANTINE_PREFIX = "quarantine/"
-PENDING_MIME_TYPE = "application/octet-stream"
 RESERVATION_BATCH = 500
 
 
@@ -104,7 +103,7 @@ async def reserve(
         bucket=settings.buckets["temp"],
         object_key=f"{QUARANTINE_PREFIX}{uuid.uuid4().hex}",
         file_size=request.file_size,
-        mime_type=PENDING_MIME_TYPE,
+        mime_type=verify.UNVERIFIED_MIME_TYPE,
         file_type=fields.file_type,
         md5="",
         sha256=sha256,
@@ -159,13 +158,14 @@ async def complete(
         row.upload_status = UploadStatus.verifying
         await session.commit()
     try:
-        stored = await verify.read_back(
+        stored = await verify.check_stored(
             storage,
             settings,
             bucket=row.bucket,
             key=row.object_key,
             filename=row.filename,
             user_id=user.id,
+            sha256=row.sha256,
         )
         verify.check_declared(stored, size=row.file_size, sha256=row.sha256)
     except verify.Rejected as exc:
@@ -183,17 +183,16 @@ async def complete(
         raise
     bucket, key = files_service.upload_location(settings, fields=fields, user=user, now=now)
     await storage.move(row.bucket, row.object_key, bucket, key)
-    done = await _finish(
-        maker,
-        row,
-        UploadStatus.completed,
-        bucket=bucket,
-        object_key=key,
-        md5=stored.md5,
-        mime_type=stored.mime_type,
-        scan_status=stored.scan_status,
-        reserved_until=None,
-    )
+    async with maker() as session:
+        done = await files_service.record_upload(
+            session,
+            stored=replace(stored, bucket=bucket, key=key),
+            fields=fields,
+            user=user,
+            expires_at=row.expires_at,
+            into=row.id,
+        )
+        await session.commit()
     await _audit(maker, audit_service.Action.file_uploaded, done, user, client)
     log.info("file.direct_completed", upload_id=row.id, bucket=bucket, size=stored.size)
     return done, True

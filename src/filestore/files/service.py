@@ -183,27 +183,35 @@ async def record_upload(
     fields: UploadFields,
     user: User,
     expires_at: datetime | None,
+    into: int | None = None,
 ) -> FileUpload:
-    """Add the row of a complete upload (flushed; the caller commits)."""
-    row = FileUpload(
-        filename=stored.filename,
-        bucket=stored.bucket,
-        object_key=stored.key,
-        file_size=stored.size,
-        mime_type=stored.mime_type,
-        file_type=fields.file_type,
-        md5=stored.md5,
-        sha256=stored.sha256,
-        upload_status=UploadStatus.completed,
-        customer_id=fields.owner_customer_id(user),
-        ticket_id=fields.ticket_id,
-        service_id=fields.service_id,
-        metadata_=fields.metadata,
-        expires_at=expires_at,
-        uploaded_by=user.id,
-        scan_status=stored.scan_status,
+    """The `completed` row of a verified upload (flushed; the caller commits): a new one, or
+    row `into` that tracked the upload until now (`uploading`, `verifying`)."""
+    row = (
+        FileUpload() if into is None else await session.get(FileUpload, into, with_for_update=True)
     )
-    session.add(row)
+    if row is None:
+        raise NotFound(f"Upload {into} not found", code="upload_not_found")
+    row.filename = stored.filename
+    row.bucket = stored.bucket
+    row.object_key = stored.key
+    row.file_size = stored.size
+    row.mime_type = stored.mime_type
+    row.file_type = fields.file_type
+    row.md5 = stored.md5
+    row.sha256 = stored.sha256
+    row.upload_status = UploadStatus.completed
+    row.customer_id = fields.owner_customer_id(user)
+    row.ticket_id = fields.ticket_id
+    row.service_id = fields.service_id
+    row.metadata_ = fields.metadata
+    row.expires_at = expires_at
+    row.uploaded_by = user.id
+    row.scan_status = stored.scan_status
+    row.rejection_reason = None
+    row.reserved_until = None
+    if into is None:
+        session.add(row)
     await session.flush()
     return row
 

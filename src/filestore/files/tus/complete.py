@@ -24,10 +24,9 @@ from filestore.auth.models import User
 from filestore.errors import FilestoreError, NotFound
 from filestore.files import containers, verify
 from filestore.files import service as files_service
-from filestore.files.models import FileUpload, RejectionReason, ScanStatus
+from filestore.files.models import FileUpload, ScanStatus
 from filestore.files.names import extension_of
 from filestore.files.service import StoredObject
-from filestore.files.sniff import sniff
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.running import RunningHash
@@ -62,7 +61,7 @@ async def finish(
                 bucket=upload.bucket,
                 key=upload.object_key,
                 filename=filename,
-                mime_type=_sniff(bytes(hashes.head), filename),
+                mime_type=verify.sniff_type(bytes(hashes.head), filename),
                 size=hashes.offset,
                 md5=hashes.hasher.md5,
                 sha256=hashes.hasher.sha256,
@@ -118,15 +117,6 @@ async def finish(
     metrics.UPLOAD_BYTES.inc(row.file_size)
     log.info("tus.completed", upload_id=upload.id, file_id=row.id, size=row.file_size)
     return row
-
-
-def _sniff(head: bytes, filename: str) -> str:
-    """The sniffed type, refused the way `verify.read_back` refuses it (422 with a reason), so
-    the answer does not depend on which path verified the bytes."""
-    try:
-        return sniff(head, extension_of(filename))
-    except FilestoreError as exc:
-        raise verify.Rejected(str(exc.message), code=exc.code, reason=RejectionReason.type) from exc
 
 
 async def _reject(
