@@ -33,6 +33,7 @@ from filestore.deps import (
     SessionDep,
     SettingsDep,
     StaffUser,
+    StandaloneUser,
 )
 from filestore.errors import ALWAYS, BadRequest, Unprocessable, error_responses
 from filestore.schemas import DbId, PageOffset, SearchText
@@ -173,7 +174,7 @@ async def me(user: CurrentUser) -> Any:
 )
 async def change_password(
     body: ChangePasswordRequest,
-    user: CurrentUser,
+    user: StandaloneUser,  # no connection held while the passwords hash
     session: SessionDep,
     settings: SettingsDep,
     client: ClientDep,

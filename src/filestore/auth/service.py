@@ -53,15 +53,15 @@ async def get_by_login(session: AsyncSession, login: str) -> User | None:
 
 async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | None:
     """The user an access token still speaks for: active, same token version, and (for tokens
-    issued at login) its session not revoked."""
-    user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active or user.token_version != claims.token_version:
-        return None
-    if claims.session_id is not None and not await auth_sessions.is_live(
-        session, session_id=claims.session_id, user_id=user.id
-    ):
-        return None
-    return user
+    issued at login) its session not revoked. One query, the session checked with the user."""
+    stmt = select(User).where(
+        User.id == claims.user_id,
+        User.is_active.is_(True),
+        User.token_version == claims.token_version,
+    )
+    if claims.session_id is not None:
+        stmt = stmt.where(auth_sessions.is_live(claims.session_id))
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def login(

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from filestore.customers import service as customers_service
-from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
+from filestore.deps import (
+    CurrentUser,
+    IdPath,
+    SessionDep,
+    SettingsDep,
+    StandaloneUser,
+    StateDep,
+    StorageDep,
+)
 from filestore.errors import ALWAYS, error_responses
 from filestore.files import direct
 from filestore.files import service as files_service
@@ -19,6 +27,7 @@ from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
 from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
 from filestore.schemas import PageOffset
+from filestore.settings import Settings
 from filestore.tickets import service as tickets_service
 
 router = APIRouter(prefix="/files", tags=["files"], responses=error_responses(401, 422, *ALWAYS))
@@ -75,11 +84,15 @@ def to_out(file: FileUpload, base_url: str) -> FileOut:
     )
 
 
-def base_url(request: Request, settings: SettingsDep) -> str:
+def base_url(request: Request, settings: Settings) -> str:
     return settings.public_base_url or str(request.base_url)
 
 
-BaseUrl = Annotated[str, Depends(base_url)]
+async def _base_url(request: Request, settings: SettingsDep) -> str:
+    return base_url(request, settings)
+
+
+BaseUrl = Annotated[str, Depends(_base_url)]
 
 
 async def visible_file(
@@ -111,7 +124,7 @@ Offset = Annotated[PageOffset, Query()]
     ),
 )
 async def upload_file(
-    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl
+    request: Request, state: StateDep, user: StandaloneUser, url: BaseUrl
 ) -> FileOut:
     """Upload one file (multipart), streamed to object storage as it arrives."""
     ctx = upload_pipeline.UploadContext(
@@ -319,7 +332,7 @@ async def reserve_direct_upload(
     },
 )
 async def complete_direct_upload(
-    upload_id: IdPath, state: StateDep, user: CurrentUser, url: BaseUrl, response: Response
+    upload_id: IdPath, state: StateDep, user: StandaloneUser, url: BaseUrl, response: Response
 ) -> FileOut:
     """Verify the uploaded bytes (size, SHA-256, type, virus scan) and make them a file."""
     row, created = await direct.complete(
