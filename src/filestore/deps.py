@@ -72,6 +72,15 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.reader() as session:
+        yield session
+
+
+# For routes that only read (GET): no transaction, so no BEGIN and COMMIT round trips.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
 def _claims(state: AppState, token: str | None) -> AccessClaims:
     if not token:
         raise Unauthorized()
@@ -94,6 +103,13 @@ async def get_current_user(
     return await _checked(session, _claims(state, token))
 
 
+async def get_reading_user(
+    state: StateDep, session: ReadSessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User:
+    """The token's user, for routes that only read: loaded in the request's read session."""
+    return await _checked(session, _claims(state, token))
+
+
 async def get_standalone_user(
     state: StateDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> User:
@@ -107,6 +123,7 @@ async def get_standalone_user(
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 StandaloneUser = Annotated[User, Depends(get_standalone_user)]
+ReadingUser = Annotated[User, Depends(get_reading_user)]
 
 
 def require_roles(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:

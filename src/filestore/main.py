@@ -20,7 +20,7 @@ from filestore.auth.router import router as auth_router
 from filestore.auth.router import users_router
 from filestore.bootstrap import bootstrap_accounts
 from filestore.customers.router import router as customers_router
-from filestore.db import create_engine, create_sessionmaker
+from filestore.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
 from filestore.files.router import router as files_router
@@ -72,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sessionmaker=create_sessionmaker(engine),
             storage=storage,
             queue=queue,
+            read_sessionmaker=create_read_sessionmaker(engine),
         )
         await bootstrap_accounts(settings, state.sessionmaker)
         await queue.open_async()

@@ -28,8 +28,8 @@ from filestore.auth.schemas import (
 from filestore.deps import (
     AdminUser,
     ClientDep,
-    CurrentUser,
     IdPath,
+    ReadingUser,
     SessionDep,
     SettingsDep,
     StaffUser,
@@ -156,7 +156,7 @@ async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> A
 
 
 @router.get("/me", response_model=UserOut, dependencies=NO_STORE, responses=error_responses(401))
-async def me(user: CurrentUser) -> Any:
+async def me(user: ReadingUser) -> Any:
     """The user this token belongs to."""
     return user
 

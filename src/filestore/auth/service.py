@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import column, func, or_, select, table, text
+from sqlalchemy import bindparam, column, func, or_, select, table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,17 +51,23 @@ async def get_by_login(session: AsyncSession, login: str) -> User | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+# Built once: each request only binds the values (no statement building, no cache key).
+_TOKEN_USER = select(User).where(
+    User.id == bindparam("user_id"),
+    User.is_active.is_(True),
+    User.token_version == bindparam("token_version"),
+)
+_SESSION_TOKEN_USER = _TOKEN_USER.where(auth_sessions.is_live(bindparam("session_id")))
+
+
 async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | None:
     """The user an access token still speaks for: active, same token version, and (for tokens
     issued at login) its session not revoked. One query, the session checked with the user."""
-    stmt = select(User).where(
-        User.id == claims.user_id,
-        User.is_active.is_(True),
-        User.token_version == claims.token_version,
-    )
+    params: dict[str, Any] = {"user_id": claims.user_id, "token_version": claims.token_version}
+    stmt = _TOKEN_USER
     if claims.session_id is not None:
-        stmt = stmt.where(auth_sessions.is_live(claims.session_id))
-    return (await session.execute(stmt)).scalar_one_or_none()
+        stmt, params["session_id"] = _SESSION_TOKEN_USER, claims.session_id
+    return (await session.execute(stmt, params)).scalar_one_or_none()
 
 
 async def login(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import ColumnElement, exists, func, text
+from sqlalchemy import BindParameter, ColumnElement, exists, func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit
@@ -137,7 +137,7 @@ async def revoke_all(session: AsyncSession, *, user_id: int, reason: str) -> Non
     )
 
 
-def is_live(session_id: uuid.UUID) -> ColumnElement[bool]:
+def is_live(session_id: uuid.UUID | BindParameter[uuid.UUID]) -> ColumnElement[bool]:
     """True in a query on `users` when that user's session `session_id` is live (not revoked,
     not expired): checked together with the user, in one query per request."""
     return exists().where(

@@ -13,6 +13,8 @@ from filestore.customers import service as customers_service
 from filestore.deps import (
     CurrentUser,
     IdPath,
+    ReadingUser,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
     StandaloneUser,
@@ -104,7 +106,17 @@ async def visible_file(
     )
 
 
+async def readable_file(
+    file_id: IdPath, session: ReadSessionDep, user: ReadingUser, settings: SettingsDep
+) -> FileUpload:
+    """`visible_file` for the routes that only read: no transaction."""
+    return await files_service.get_visible(
+        session, file_id=file_id, user=user, settings=settings, now=_now()
+    )
+
+
 VisibleFile = Annotated[FileUpload, Depends(visible_file)]
+ReadableFile = Annotated[FileUpload, Depends(readable_file)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[PageOffset, Query()]
 
@@ -157,7 +169,7 @@ async def upload_file(
 )
 async def download_file(
     request: Request,
-    file: VisibleFile,
+    file: ReadableFile,
     storage: StorageDep,
     settings: SettingsDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
@@ -194,8 +206,8 @@ async def download_file(
 class Listing:
     """What both file listings need: the caller, a page, and the base of download links."""
 
-    session: SessionDep
-    user: CurrentUser
+    session: ReadSessionDep
+    user: ReadingUser
     settings: SettingsDep
     url: BaseUrl
     limit: Limit = 50
@@ -235,7 +247,7 @@ async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[File
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
-async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
+async def get_file(file: ReadableFile, url: BaseUrl) -> FileOut:
     """A file's metadata."""
     return to_out(file, url)
 
@@ -259,7 +271,7 @@ async def delete_file(
     "/{file_id}/download-url", response_model=DownloadUrlOut, responses=error_responses(404)
 )
 async def download_url(
-    file: VisibleFile,
+    file: ReadableFile,
     base: BaseUrl,
     storage: StorageDep,
     settings: SettingsDep,
