@@ -117,7 +117,7 @@ async def get_standalone_user(
     hold a database connection while they run (uploads, whose bytes arrive slowly; password
     hashing) or that open sessions of their own."""
     claims = _claims(state, token)
-    async with state.sessionmaker() as session:
+    async with state.reader() as session:
         return await _checked(session, claims)
 
 

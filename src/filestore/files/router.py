@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from sqlalchemy import Row
 
 from filestore.customers import service as customers_service
 from filestore.deps import (
@@ -63,7 +64,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_out(file: FileUpload, base_url: str) -> FileOut:
+def to_out(file: FileUpload | Row[Any], base_url: str) -> FileOut:
+    """The API's view of a file, from its row object or a row of `files_service.LISTED`."""
     return FileOut(
         id=file.id,
         filename=file.filename,

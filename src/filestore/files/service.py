@@ -5,11 +5,13 @@ rules as the form arrives and writes the row through `record_upload`."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, Row, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import Role, User
@@ -235,6 +237,29 @@ async def get_visible(
     return file
 
 
+# What a listing shows, selected as plain rows: building twenty ORM objects per page cost more
+# than the query. The names are FileUpload's attributes, so a row reads like one.
+LISTED = (
+    FileUpload.id,
+    FileUpload.filename,
+    FileUpload.file_size,
+    FileUpload.mime_type,
+    FileUpload.file_type,
+    FileUpload.upload_status,
+    FileUpload.scan_status,
+    FileUpload.created_at,
+    FileUpload.md5,
+    FileUpload.sha256,
+    FileUpload.bucket,
+    FileUpload.customer_id,
+    FileUpload.ticket_id,
+    FileUpload.service_id,
+    FileUpload.metadata_.label("metadata_"),
+    FileUpload.expires_at,
+    FileUpload.uploaded_by,
+)
+
+
 async def list_visible(
     session: AsyncSession,
     *,
@@ -245,10 +270,11 @@ async def list_visible(
     ticket_id: int | None = None,
     limit: int,
     offset: int,
-) -> list[FileUpload]:
-    """Live files of a customer or a ticket that `user` may see, newest first."""
+) -> Sequence[Row[Any]]:
+    """Live files of a customer or a ticket that `user` may see, newest first (rows of
+    `LISTED`)."""
     stmt = (
-        select(FileUpload)
+        select(*LISTED)
         .where(
             _visible_to(user, settings, now),
             FileUpload.customer_id == customer_id if customer_id is not None else true(),
@@ -258,7 +284,7 @@ async def list_visible(
         .limit(limit)
         .offset(offset)
     )
-    return list((await session.execute(stmt)).scalars())
+    return (await session.execute(stmt)).all()
 
 
 def check_may_delete(file: FileUpload, user: User) -> None:
