@@ -32,10 +32,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 # `tests.fixtures` lives in the repo, not in the installed package.
@@ -44,11 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import obstore
 import psutil  # type: ignore[import-untyped]
-from bench_common import cpu_of_tree, load_line, machine_line
-from obstore.store import S3Store
+from bench_common import cpu_of_tree, direct_store, load_line, machine_line, s3_backends
 
-from tests.fixtures.live import LiveServer, production_env, start_server
-from tests.fixtures.servers import SeaweedFS, s3_env, start_embedded_postgres, start_seaweedfs
+from tests.fixtures.live import LiveServer
+from tests.fixtures.servers import SeaweedFS
 
 SIZE = 4096
 LISTED_FILES = 40
@@ -136,15 +134,7 @@ class Bench:
             timeout=60,
             limits=limits,
         )
-        self.store = S3Store(
-            BUCKET,
-            endpoint=s3.url(),
-            access_key_id=s3.access_key,
-            secret_access_key=s3.secret_key,
-            region=s3.region,
-            virtual_hosted_style_request=False,
-            client_options={"allow_http": True, "read_timeout": timedelta(seconds=60)},
-        )
+        self.store = direct_store(s3, BUCKET)
         self.prefix = f"bench-small/{uuid.uuid4().hex}"
         self.file_ids: list[int] = []
         self.customer_id = 0
@@ -255,19 +245,11 @@ def report(
         )
 
 
-@contextmanager
-def backends(workdir: Path, workers: int) -> Iterator[tuple[SeaweedFS, LiveServer]]:
-    with ExitStack() as stack:
-        s3 = start_seaweedfs(workdir / "seaweed")
-        stack.callback(s3.stop)
-        pg = start_embedded_postgres(workdir / "pgdata")
-        stack.callback(pg.stop)
-        env = production_env(pg.create_database("filestore_bench_small"))
-        env.update(s3_env(s3))
-        env["LOG_LEVEL"] = "INFO"  # every request's log line is part of its cost
-        server = start_server(workdir / "filestore", env, extra_args=["--workers", str(workers)])
-        stack.callback(server.stop)
-        yield s3, server
+def backends(workdir: Path, workers: int) -> AbstractContextManager[tuple[SeaweedFS, LiveServer]]:
+    # LOG_LEVEL INFO: every request's log line is part of its cost.
+    return s3_backends(
+        workdir, "filestore_bench_small", {"LOG_LEVEL": "INFO"}, ["--workers", str(workers)]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
