@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-deps test-js-deps lint lock bench clean
+.PHONY: install run test test-deps test-js-deps test-browser-deps vendor lint lock bench clean screenshots
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,23 @@ test-deps:
 		echo "test-deps: no clamd, and not root with apt-get to install it; the virus-scanning tests will skip"; \
 	fi
 	@$(MAKE) --no-print-directory test-js-deps
+	@$(MAKE) --no-print-directory test-browser-deps
+
+# Debian's chromium for the console's browser tests (tests/console/), driven by Playwright with
+# executable_path (Playwright never downloads a browser here). Installed like clamd: only when
+# missing and we are root with apt-get; otherwise those tests skip, saying why.
+test-browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "test-deps: installing chromium for the console's browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq >/dev/null 2>&1 \
+		     && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } \
+		|| echo "test-deps: could not install chromium; the console's browser tests will skip"; \
+	else \
+		echo "test-deps: no chromium, and not root with apt-get to install it; the console's browser tests will skip"; \
+	fi
 
 # tus-js-client for tests/files/tus/test_js_client.py, pinned in tests/js/package-lock.json.
 # Without npm nothing happens and those tests skip, saying why. Never fails the test run.
@@ -51,6 +68,20 @@ test-js-deps:
 	else \
 		echo "test-deps: no npm; the tus-js-client tests will skip"; \
 	fi
+
+# The console's third-party files (Uppy's bundle and CSS), pinned in console/vendor/package-lock.json,
+# copied into the package with every bundled package's licence. Run after changing the pin;
+# the copies are committed, so installing Filestore never needs npm.
+VENDOR_DIR := src/filestore/console/static/vendor
+vendor:
+	cd console/vendor && npm ci --no-audit --no-fund --loglevel=error
+	cp console/vendor/node_modules/uppy/dist/uppy.min.js console/vendor/node_modules/uppy/dist/uppy.min.css $(VENDOR_DIR)/
+	sed -i '/^\/\/# sourceMappingURL=/d' $(VENDOR_DIR)/uppy.min.js
+	cd console/vendor && node licences.mjs > ../../$(VENDOR_DIR)/LICENSES.txt
+
+# The console's screenshots in docs/console/ (needs chromium: `make test-deps`).
+screenshots: install test-deps
+	FILESTORE_SCREENSHOTS=docs $(BIN)/pytest tests/console/test_screenshots.py
 
 lint: install
 	$(BIN)/ruff check .

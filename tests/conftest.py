@@ -17,10 +17,13 @@ import procrastinate
 import psycopg
 import pytest
 from psycopg import sql
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from filestore import worker as job_worker
+from filestore.auth import security
 from filestore.db import libpq_url, sqlalchemy_url
 from filestore.migrate import upgrade
 from filestore.settings import Settings
@@ -240,6 +243,18 @@ def customer_api(admin: Api, customer_id: int) -> Api:
 def fast_database_url(postgres: Postgres) -> str:
     """One migrated database for the whole fast tier; tests never commit to it."""
     return postgres.migrated_database("filestore_fast")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id at its smallest cost inside the test process, as Django's test settings do
+    with their fast hasher: the hashes are still argon2id, made and verified by the same code,
+    and carry their own parameters, so a live server verifies them too. The production cost is
+    checked on the real function in tests/auth/test_security.py."""
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "password_hasher", lambda: cheap)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -161,3 +161,22 @@ class TestSettings:
 
         assert settings.max_json_body_size == LIMIT
         assert settings.filestore_api_docs is True
+
+
+class TestDrain:
+    async def test_a_draining_process_refuses_new_requests_with_a_json_503(
+        self, admin_client: AsyncApi
+    ) -> None:
+        from filestore.drain import DRAIN
+
+        assert (await admin_client.get("/health/live")).status_code == 200
+        DRAIN.draining = True
+        try:
+            for path in ("/health", "/files/customer/1"):
+                response = await admin_client.get(path)
+                assert response.status_code == 503
+                assert response.json()["code"] == "shutting_down"
+                assert response.headers["connection"] == "close"
+        finally:
+            DRAIN.draining = False
+        assert DRAIN.in_flight == 0  # every request counted in was counted out

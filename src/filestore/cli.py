@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -36,18 +36,24 @@ def serve(
     """Run the HTTP API (embedded PostgreSQL and local storage unless configured otherwise)."""
     import uvicorn
 
-    _settings()
-    uvicorn.run(
-        "filestore.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        reload=reload,
-        workers=None if reload else workers,
-        log_level="info",
+    settings = _settings()
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_level": "info",
         # X-Forwarded-* are read by the app (filestore.forwarded), with X-Forwarded-Host too.
-        proxy_headers=False,
-    )
+        "proxy_headers": False,
+    }
+    if reload or workers > 1:
+        app_path = "filestore.main:create_app"
+        uvicorn.run(app_path, reload=reload, workers=None if reload else workers, **options)
+        return
+    from filestore.drain import DrainingServer
+
+    # SIGTERM drains (filestore/drain.py); what is still running after the drain gets 1 s.
+    config = uvicorn.Config("filestore.main:create_app", timeout_graceful_shutdown=1, **options)
+    DrainingServer(config, drain_seconds=settings.shutdown_drain_seconds).run()
 
 
 @app.command()

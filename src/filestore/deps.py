@@ -11,6 +11,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filestore.auth import cookies as auth_cookies
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
 from filestore.auth.security import AccessClaims, decode_access_claims
@@ -81,6 +82,17 @@ async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
+async def get_access_token(
+    request: Request, bearer: Annotated[str | None, Depends(oauth2_scheme)]
+) -> str | None:
+    """The bearer header wins; without one, the console's cookie counts, if a state-changing
+    request passes the CSRF check."""
+    return bearer or auth_cookies.access_token(request)
+
+
+TokenDep = Annotated[str | None, Depends(get_access_token)]
+
+
 def _claims(state: AppState, token: str | None) -> AccessClaims:
     if not token:
         raise Unauthorized()
@@ -95,24 +107,18 @@ async def _checked(session: AsyncSession, claims: AccessClaims) -> User:
     return user
 
 
-async def get_current_user(
-    state: StateDep, session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User:
+async def get_current_user(state: StateDep, session: SessionDep, token: TokenDep) -> User:
     """The token's user, loaded in the request's own session and transaction: one checkout
     and one query (user and login session together) per request."""
     return await _checked(session, _claims(state, token))
 
 
-async def get_reading_user(
-    state: StateDep, session: ReadSessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User:
+async def get_reading_user(state: StateDep, session: ReadSessionDep, token: TokenDep) -> User:
     """The token's user, for routes that only read: loaded in the request's read session."""
     return await _checked(session, _claims(state, token))
 
 
-async def get_standalone_user(
-    state: StateDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User:
+async def get_standalone_user(state: StateDep, token: TokenDep) -> User:
     """The token's user, loaded in a short session of its own: for the routes that must not
     hold a database connection while they run (uploads, whose bytes arrive slowly; password
     hashing) or that open sessions of their own."""

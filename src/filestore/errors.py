@@ -7,6 +7,7 @@ unexpected to JSON responses.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +106,21 @@ class ServiceUnavailable(FilestoreError):
 
 def error_body(detail: Any, code: str) -> dict[str, Any]:
     return {"detail": detail, "code": code}
+
+
+async def send_error_and_close(
+    send: Send, status: int, detail: str, code: str, *extra: tuple[bytes, bytes]
+) -> None:
+    """Answer from a pure ASGI middleware with the JSON error body and `Connection: close`."""
+    body = json.dumps(error_body(detail, code)).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _json(

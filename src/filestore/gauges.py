@@ -10,8 +10,8 @@ from prometheus_client import Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filestore.files.models import FileUpload, UploadStatus
-from filestore.jobs.models import BackgroundJob, JobType
+from filestore.files.models import StorageDelta
+from filestore.jobs.models import JobGaugeDelta, JobType
 from filestore.metrics import REGISTRY
 
 JOBS = Gauge("filestore_jobs", "Jobs by type and status", ["job_type", "status"], registry=REGISTRY)
@@ -41,37 +41,38 @@ async def refresh(session: AsyncSession) -> None:
     """Read every value first, then replace the gauges in one go with no await in between:
     a scrape served meanwhile sees the previous complete set, never a cleared or half-filled
     one (`render` runs on the same event loop)."""
+    # Summed from trigger-kept deltas (folded by the cleanup sweep), not from every job and
+    # file: a scrape costs the same however long the history grows.
+    d = JobGaugeDelta
     jobs = (
         await session.execute(
-            select(BackgroundJob.job_type, BackgroundJob.status, func.count()).group_by(
-                BackgroundJob.job_type, BackgroundJob.status
-            )
+            select(d.job_type, d.status, func.sum(d.jobs))
+            .group_by(d.job_type, d.status)
+            .having(func.sum(d.jobs) != 0)
         )
     ).all()
     totals = (
         await session.execute(
             select(
-                func.coalesce(func.sum(BackgroundJob.successful_rows), 0),
-                func.coalesce(func.sum(BackgroundJob.failed_rows), 0),
-                func.coalesce(func.sum(BackgroundJob.skipped_rows), 0),
-                func.coalesce(func.sum(BackgroundJob.warning_rows), 0),
-                func.coalesce(
-                    func.sum(
-                        func.extract("epoch", BackgroundJob.finished_at - BackgroundJob.started_at)
-                    ),
-                    0,
-                ),
-                func.count(BackgroundJob.finished_at),
-            ).where(BackgroundJob.job_type == JobType.csv_import)
+                *(
+                    func.coalesce(func.sum(column), 0)
+                    for column in (
+                        d.successful_rows,
+                        d.failed_rows,
+                        d.skipped_rows,
+                        d.warning_rows,
+                        d.seconds,
+                        d.finished,
+                    )
+                )
+            ).where(d.job_type == JobType.csv_import)
         )
     ).one()
     per_bucket = (
         await session.execute(
-            select(
-                FileUpload.bucket, func.coalesce(func.sum(FileUpload.file_size), 0), func.count()
-            )
-            .where(FileUpload.upload_status == UploadStatus.completed)
-            .group_by(FileUpload.bucket)
+            select(StorageDelta.bucket, func.sum(StorageDelta.bytes), func.sum(StorageDelta.files))
+            .group_by(StorageDelta.bucket)
+            .having(func.sum(StorageDelta.files) != 0)
         )
     ).all()
     _publish(jobs, totals, per_bucket)

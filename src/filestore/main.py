@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from filestore import __version__
 from filestore import worker as job_worker
@@ -19,8 +20,11 @@ from filestore.audit.router import router as audit_router
 from filestore.auth.router import router as auth_router
 from filestore.auth.router import users_router
 from filestore.bootstrap import bootstrap_accounts
+from filestore.console.router import STATIC_DIR as CONSOLE_STATIC_DIR
+from filestore.console.router import router as console_router
 from filestore.customers.router import router as customers_router
 from filestore.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from filestore.drain import DrainMiddleware
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
 from filestore.files.router import router as files_router
@@ -37,6 +41,7 @@ from filestore.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from filestore.migrate import upgrade
 from filestore.models import load_all_models
 from filestore.observability import RequestLogMiddleware, configure_logging
+from filestore.pagination import NEXT_CURSOR_HEADER
 from filestore.server_errors import UnhandledErrorMiddleware
 from filestore.settings import Settings, get_settings
 from filestore.state import AppState
@@ -136,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLogMiddleware)
     # Added last, so outermost: no unexpected exception reaches Starlette's ServerErrorMiddleware.
     app.add_middleware(UnhandledErrorMiddleware)
+    # While `filestore serve` drains after SIGTERM: requests in flight finish, new ones get 503.
+    app.add_middleware(DrainMiddleware)
     app.add_middleware(TusResumableHeader)
     # Error answers and 404s carry the headers too.
     app.add_middleware(SecurityHeadersMiddleware)
@@ -145,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=list(EXPOSED_HEADERS),
+            expose_headers=[*EXPOSED_HEADERS, NEXT_CURSOR_HEADER],
             max_age=600,
         )
     # Outermost: the peer address and the URLs built from the Host header are the real ones.
@@ -161,4 +168,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(tus_router)
     app.include_router(files_router)
+    app.include_router(console_router)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC_DIR), name="console-static")
     return app

@@ -9,13 +9,11 @@ untouched. The uploads (`POST /files/upload`, tus's `POST /files/tus` and
 
 from __future__ import annotations
 
-import json
-
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from filestore.errors import error_body
+from filestore.errors import send_error_and_close
 
 BODY_TOO_LARGE = "body_too_large"
 
@@ -76,21 +74,8 @@ class BodyLimitMiddleware:
         await _CountingCall(self, scope, receive, send).run()
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(f"Request body larger than {self.max_bytes} bytes", BODY_TOO_LARGE)
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"Request body larger than {self.max_bytes} bytes"
+        await send_error_and_close(send, 413, detail, BODY_TOO_LARGE)
 
 
 class _CountingCall:

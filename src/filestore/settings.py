@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     file_cleanup_interval_seconds: int = 300
     # Objects younger than this are never treated as orphans: their upload may still be running.
     orphan_grace_seconds: int = 3600
+    # SIGTERM to `filestore serve`: requests in flight get this long to finish, new ones a 503.
+    shutdown_drain_seconds: float = Field(default=30, ge=0, le=3600)
+    # SIGTERM to `filestore worker`: running jobs get this long to finish; an import still
+    # running then stops at its last checkpoint and is queued again for another worker.
+    worker_shutdown_seconds: float = Field(default=30, ge=0, le=3600)
+    # Objects of each bucket the orphan check lists per sweep, resuming where the last stopped.
+    orphan_sweep_batch: int = Field(default=1000, ge=1, le=100_000)
     upload_chunk_size: int = 8 * 1024 * 1024
     upload_concurrency: int = 4
     # Resumable uploads (tus, /files/tus/): an unfinished upload expires this long after its

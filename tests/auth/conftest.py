@@ -16,8 +16,8 @@ from tests.auth.support import SmtpSink, start_smtp
 from tests.conftest import Postgres, ServerFactory
 from tests.fixtures.live import LiveServer, production_env
 
-FAST_WINDOW_SECONDS = 2
-FAST_MAX_LOCK_SECONDS = 8
+FAST_WINDOW_SECONDS = 3
+FAST_MAX_LOCK_SECONDS = 12
 FAST_IP_MAX_FAILURES = 8
 FAST_RESET_TTL_SECONDS = 3
 FAST_REFRESH_SECONDS = 3

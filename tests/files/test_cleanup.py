@@ -184,3 +184,105 @@ async def wait_for_a_lock_wait(engine: AsyncEngine) -> None:
                 return
         await asyncio.sleep(0.05)
     raise AssertionError("the first sweep never reached the locked row")
+
+
+class TestOrphansABoundedSliceAtATime:
+    async def test_each_sweep_checks_its_budget_and_resumes_after_it(self, env: Env) -> None:
+        # Seven objects: two still owned by a row, five orphans (no row).
+        keys = [f"customers/9/obj-{n}" for n in range(7)]
+        for key in keys:
+            await env.storage.put_stream("temp", key, one_chunk(), content_type="text/plain")
+        await env.add_files(
+            2, bucket="temp", prefix="customers/9/obj-", expires_at=None
+        )  # owns obj-1 and obj-2
+        later = datetime.now(UTC) + timedelta(hours=1)  # every object is past the grace period
+
+        remaining: list[list[str]] = []
+        for _ in range(3):
+            report = cleanup.SweepReport()
+            await cleanup.remove_orphan_objects(
+                env.maker, env.storage, ["temp"], older_than=later, report=report, budget=3
+            )
+            remaining.append([key for key in keys if await env.storage.exists("temp", key)])
+            assert report.errors == 0
+        # Sweep 1 saw obj-0..2 (obj-0 an orphan), sweep 2 obj-3..5, sweep 3 obj-6 and the end.
+        assert remaining[0] == keys[1:]
+        assert remaining[1] == [keys[1], keys[2], keys[6]]
+        assert remaining[2] == [keys[1], keys[2]]
+        async with env.maker() as session:
+            cursor = await session.execute(
+                text("SELECT after_key FROM orphan_sweep_cursors WHERE bucket = 'temp'")
+            )
+            assert cursor.scalar() == ""  # the end was reached: the next sweep starts over
+
+
+class TestStorageTotals:
+    async def test_gauges_follow_uploads_deletes_and_expiry_across_folds(self, env: Env) -> None:
+        async def totals() -> tuple[int, int]:
+            async with env.maker() as session:
+                row = (
+                    await session.execute(
+                        text(
+                            "SELECT coalesce(sum(bytes), 0), coalesce(sum(files), 0) "
+                            "FROM file_storage_deltas WHERE bucket = 'temp'"
+                        )
+                    )
+                ).one()
+                return int(row[0]), int(row[1])
+
+        ids = await env.add_files(4, bucket="temp", prefix="t/", expires_at=None)
+        await env.add_files(2, bucket="temp", prefix="u/", expires_at=None, status="uploading")
+        assert await totals() == (4, 4)
+        async with env.maker() as session:
+            await session.execute(
+                text("UPDATE file_uploads SET upload_status = 'deleted' WHERE id = :id"),
+                {"id": ids[0]},
+            )
+            await session.execute(text("DELETE FROM file_uploads WHERE id = :id"), {"id": ids[1]})
+            await session.commit()
+        assert await totals() == (2, 2)
+        await cleanup.fold_gauge_deltas(env.maker)
+        await cleanup.fold_gauge_deltas(env.maker)
+        assert await totals() == (2, 2)
+        async with env.maker() as session:
+            rows = await session.execute(text("SELECT count(*) FROM file_storage_deltas"))
+            assert rows.scalar() == 1  # folded into one row for the bucket
+
+    async def test_job_gauges_match_the_job_history_across_updates_and_folds(
+        self, env: Env
+    ) -> None:
+        by_deltas = (
+            "SELECT job_type::text, status::text, sum(jobs), sum(successful_rows), "
+            "sum(failed_rows), sum(seconds)::float, sum(finished) FROM job_gauge_deltas "
+            "GROUP BY 1, 2 HAVING sum(jobs) <> 0 ORDER BY 1, 2"
+        )
+        by_jobs = (
+            "SELECT job_type::text, status::text, count(*), sum(successful_rows), "
+            "sum(failed_rows), coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)"
+            "::float, count(finished_at) FROM background_jobs GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        steps = (
+            "INSERT INTO background_jobs (id, job_type, status, params) SELECT "
+            "gen_random_uuid(), 'csv_import', 'pending', '{}' FROM generate_series(1, 3)",
+            "UPDATE background_jobs SET status = 'processing', started_at = now() - interval "
+            "'90 seconds', successful_rows = 5",
+            "UPDATE background_jobs SET successful_rows = successful_rows",  # no change
+            "UPDATE background_jobs SET status = 'completed', failed_rows = 2, finished_at = now()"
+            " WHERE id = (SELECT min(id::text)::uuid FROM background_jobs)",
+            "DELETE FROM background_jobs WHERE status = 'processing' AND id = "
+            "(SELECT max(id::text)::uuid FROM background_jobs)",
+        )
+        async with env.maker() as session:
+            for step in steps:
+                await session.execute(text(step))
+                await session.commit()
+                assert (await session.execute(text(by_deltas))).all() == (
+                    await session.execute(text(by_jobs))
+                ).all(), step
+        await cleanup.fold_gauge_deltas(env.maker)
+        async with env.maker() as session:
+            assert (await session.execute(text(by_deltas))).all() == (
+                await session.execute(text(by_jobs))
+            ).all()
+            folded = await session.execute(text("SELECT count(*) FROM job_gauge_deltas"))
+            assert folded.scalar() == 2  # csv_import: processing and completed

@@ -41,12 +41,16 @@ async def list_customers(
     session: SessionDep,
     user: CurrentUser,
     email: Annotated[SearchText | None, Query()] = None,
+    q: Annotated[
+        SearchText | None, Query(description="Part of the name or e-mail (case-insensitive)")
+    ] = None,
     limit: int = Query(default=50, ge=1, le=500),
     offset: Annotated[PageOffset, Query()] = 0,
 ) -> Any:
-    """Customers visible to you, optionally filtered by e-mail (case-insensitive)."""
+    """Customers visible to you, filtered by e-mail (exact) or by part of the name or e-mail
+    (`q`, ordered by name), both case-insensitive."""
     return await customers_service.list_visible(
-        session, user=user, email=email, limit=limit, offset=offset
+        session, user=user, email=email, limit=limit, offset=offset, q=q
     )
 
 

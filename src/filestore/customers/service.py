@@ -70,12 +70,34 @@ async def create(
     return customer
 
 
+def _contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def list_visible(
-    session: AsyncSession, *, user: User, email: str | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    user: User,
+    email: str | None,
+    limit: int,
+    offset: int,
+    q: str | None = None,
 ) -> list[Customer]:
-    stmt = select(Customer).order_by(Customer.id).limit(limit).offset(offset)
+    """Customers `user` may see; `email` matches exactly, `q` any part of the name or e-mail
+    (case-insensitive; the console's type-ahead)."""
+    stmt = select(Customer).limit(limit).offset(offset)
     if user.role is Role.customer:
         stmt = stmt.where(Customer.id == user.customer_id)
     if email:
         stmt = stmt.where(func.lower(Customer.email) == email.strip().lower())
+    if q and q.strip():
+        pattern = _contains(q.strip())
+        stmt = stmt.where(
+            Customer.full_name.ilike(pattern, escape="\\")
+            | Customer.email.ilike(pattern, escape="\\")
+        ).order_by(func.lower(Customer.full_name), Customer.id)
+    else:
+        stmt = stmt.order_by(Customer.id)
     return list((await session.execute(stmt)).scalars())

@@ -2,14 +2,17 @@
 
 1. Files whose `expires_at` has passed: object deleted, row marked `expired`.
 2. Objects with no live row (a crash between storing and recording, or a delete whose object
-   removal failed), older than a grace period so uploads in flight are never touched.
+   removal failed), older than a grace period so uploads in flight are never touched: a
+   bounded slice of each bucket per sweep, resuming where the last one stopped
+   (`files/orphans.py`).
 3. Rows stuck in `uploading` longer than the grace period.
 4. Incomplete multipart uploads older than the grace period (S3).
 5. Resumable (tus) uploads past their expiry: multipart upload aborted, tail objects or partial
    file deleted, row removed (`files/tus/cleanup.py`). Steps 2 and 4 leave a live tus upload's
    bytes alone.
 
-Each step only removes what it is sure about; the counts go on the job's `result`.
+Each step only removes what it is sure about; the counts go on the job's `result`. Last, the
+gauge deltas `/metrics` sums are folded together (`fold_gauge_deltas`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, select, text, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from filestore.files import direct
+from filestore.files import direct, orphans
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
 from filestore.storage.errors import StorageUnavailable
@@ -30,12 +33,24 @@ from filestore.storage.store import ObjectStorage
 log = structlog.get_logger(__name__)
 
 EXPIRY_BATCH = 500
-# Rows whose object is theirs: a pending direct upload's quarantined bytes are no orphan.
-OWNS_ITS_OBJECT = (
-    UploadStatus.completed,
-    UploadStatus.uploading,
-    UploadStatus.pending,
-    UploadStatus.verifying,
+ORPHAN_BUDGET = 1000
+# The gauges' delta tables folded into one row per key. Concurrent folds cannot count a delta
+# twice: a row deleted by one is skipped by the other. A key whose count nets to zero has no
+# rows left, so its other sums are zero too.
+FOLD_DELTAS = (
+    """
+WITH gone AS (DELETE FROM file_storage_deltas RETURNING bucket, bytes, files)
+INSERT INTO file_storage_deltas (bucket, bytes, files)
+SELECT bucket, sum(bytes), sum(files) FROM gone GROUP BY bucket HAVING sum(files) <> 0
+""",
+    """
+WITH gone AS (DELETE FROM job_gauge_deltas RETURNING *)
+INSERT INTO job_gauge_deltas (job_type, status, jobs, successful_rows, failed_rows, skipped_rows,
+    warning_rows, seconds, finished)
+SELECT job_type, status, sum(jobs), sum(successful_rows), sum(failed_rows), sum(skipped_rows),
+    sum(warning_rows), sum(seconds), sum(finished)
+FROM gone GROUP BY job_type, status HAVING sum(jobs) <> 0
+""",
 )
 
 
@@ -64,6 +79,24 @@ class SweepReport:
         return asdict(self)
 
 
+def due_files_query(
+    now: datetime, after: tuple[datetime, int] | None, batch: int
+) -> Select[int, str, str, datetime | None]:
+    """The next `batch` completed files due at `now`, after the `(expires_at, id)` given, walked
+    in that order on `ix_file_uploads_expiry_due`."""
+    return (
+        select(FileUpload.id, FileUpload.bucket, FileUpload.object_key, FileUpload.expires_at)
+        .where(
+            FileUpload.upload_status == UploadStatus.completed,
+            FileUpload.expires_at.is_not(None),
+            FileUpload.expires_at <= now,
+            true() if after is None else tuple_(FileUpload.expires_at, FileUpload.id) > after,
+        )
+        .order_by(FileUpload.expires_at, FileUpload.id)
+        .limit(batch)
+    )
+
+
 async def expire_files(
     maker: async_sessionmaker[AsyncSession],
     storage: ObjectStorage,
@@ -74,31 +107,20 @@ async def expire_files(
 ) -> None:
     """Delete the objects of expired files and mark their rows `expired`.
 
-    One pass over the expired rows in id order: a row whose object cannot be deleted is
-    counted as an error and left for the next sweep, never tried again in this one, so rows
-    that keep failing cannot hold up the others or keep the sweep going. No row lock and no
+    One pass over the expired rows in (expires_at, id) order (`ix_file_uploads_expiry_due`): a
+    row whose object cannot be deleted is counted as an error and left for the next sweep, never
+    tried again in this one, so rows that keep failing cannot hold up the others or keep the
+    sweep going. No row lock and no
     database connection is held while the store is called. A store that is down ends the
     sweep (after recording what was done).
     """
-    after_id = 0
+    after: tuple[datetime, int] | None = None
     while True:
         async with maker() as session:
-            rows = (
-                await session.execute(
-                    select(FileUpload.id, FileUpload.bucket, FileUpload.object_key)
-                    .where(
-                        FileUpload.upload_status == UploadStatus.completed,
-                        FileUpload.expires_at.is_not(None),
-                        FileUpload.expires_at <= now,
-                        FileUpload.id > after_id,
-                    )
-                    .order_by(FileUpload.id)
-                    .limit(batch)
-                )
-            ).all()
+            rows = (await session.execute(due_files_query(now, after, batch))).all()
         if not rows:
             return
-        after_id = rows[-1].id
+        after = (rows[-1].expires_at, rows[-1].id)
         deleted: list[int] = []
         try:
             for row in rows:
@@ -141,38 +163,35 @@ async def remove_orphan_objects(
     *,
     older_than: datetime,
     report: SweepReport,
+    budget: int = ORPHAN_BUDGET,
 ) -> None:
-    for bucket in buckets:
-        async for page in storage.list_objects(bucket):
-            candidates = [obj for obj in page if obj.last_modified < older_than]
-            if not candidates:
-                continue
-            keys = [obj.key for obj in candidates]
-            async with maker() as session:
-                live = set(
-                    (
-                        await session.execute(
-                            select(FileUpload.object_key).where(
-                                FileUpload.bucket == bucket,
-                                FileUpload.object_key.in_(keys),
-                                FileUpload.upload_status.in_(OWNS_ITS_OBJECT),
-                            )
-                        )
-                    ).scalars()
-                )
-            live |= await tus_cleanup.protected_keys(maker, bucket, keys)
-            for key in keys:
-                if key in live:
-                    continue
-                try:
-                    await storage.delete(bucket, key)
-                    report.orphan_objects += 1
-                    log.info("cleanup.orphan_deleted", bucket=bucket, key=key)
-                except Exception as exc:
-                    report.errors += 1
-                    log.warning(
-                        "cleanup.orphan_failed", bucket=bucket, key=key, error=str(exc)[:200]
-                    )
+    """One bounded slice (`budget` objects) of each bucket: `files/orphans.py`."""
+    counts = orphans.OrphanCounts()
+    try:
+        for bucket in buckets:
+            await orphans.sweep_bucket(
+                maker, storage, bucket, older_than=older_than, budget=budget, counts=counts
+            )
+    finally:
+        report.orphan_objects += counts.deleted
+        report.errors += counts.errors
+
+
+async def fold_gauge_deltas(maker: async_sessionmaker[AsyncSession]) -> None:
+    """Fold the per-change rows the `file_uploads` and `background_jobs` triggers append into
+    one row per bucket and per job type and status (what `/metrics` sums)."""
+    async with maker() as session:
+        for statement in FOLD_DELTAS:
+            await session.execute(text(statement))
+        await session.commit()
+
+
+def stuck_rows(older_than: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Rows left `uploading` since before `older_than` (`ix_file_uploads_stuck`)."""
+    return (
+        FileUpload.upload_status == UploadStatus.uploading,
+        FileUpload.created_at < older_than,
+    )
 
 
 async def remove_stuck_rows(
@@ -181,12 +200,7 @@ async def remove_stuck_rows(
     """Rows left `uploading` by a crash: their object (if any) is an orphan, removed above."""
     async with maker() as session:
         result = await session.execute(
-            delete(FileUpload)
-            .where(
-                FileUpload.upload_status == UploadStatus.uploading,
-                FileUpload.created_at < older_than,
-            )
-            .returning(FileUpload.id)
+            delete(FileUpload).where(*stuck_rows(older_than)).returning(FileUpload.id)
         )
         report.stuck_rows += len(result.scalars().all())
         await session.commit()
@@ -242,6 +256,7 @@ async def sweep(
     *,
     now: datetime,
     grace: timedelta,
+    orphan_budget: int = ORPHAN_BUDGET,
 ) -> SweepReport:
     """Run every cleanup step once."""
     report = SweepReport()
@@ -249,8 +264,11 @@ async def sweep(
     await expire_files(maker, storage, now=now, report=report)
     await remove_stuck_rows(maker, older_than=older_than, report=report)
     await expire_reservations(maker, storage, now=now, grace=grace, report=report)
-    await remove_orphan_objects(maker, storage, buckets, older_than=older_than, report=report)
+    await remove_orphan_objects(
+        maker, storage, buckets, older_than=older_than, report=report, budget=orphan_budget
+    )
     await abort_stale_uploads(maker, storage, buckets, older_than=older_than, report=report)
+    await fold_gauge_deltas(maker)
     removed, errors = await tus_cleanup.expire_uploads(maker, storage, now=now)
     report.expired_tus_uploads += removed
     report.errors += errors

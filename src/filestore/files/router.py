@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Row
 
+from filestore import pagination
 from filestore.customers import service as customers_service
 from filestore.deps import (
     CurrentUser,
@@ -29,6 +30,7 @@ from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
 from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
+from filestore.pagination import CURSOR_MAX_LENGTH, NEXT_CURSOR_HEADER
 from filestore.schemas import PageOffset
 from filestore.settings import Settings
 from filestore.tickets import service as tickets_service
@@ -121,6 +123,14 @@ VisibleFile = Annotated[FileUpload, Depends(visible_file)]
 ReadableFile = Annotated[FileUpload, Depends(readable_file)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[PageOffset, Query()]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=CURSOR_MAX_LENGTH,
+        description=f"Continue after the page whose response carried this `{NEXT_CURSOR_HEADER}`"
+        " header (keyset pagination: every page costs the same; combine with `limit`)",
+    ),
+]
 
 
 @router.post(
@@ -158,16 +168,22 @@ async def upload_file(
     return to_out(row, url)
 
 
-@router.api_route(
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+    206: {"description": "Part of the file (Range)"},
+    307: {"description": "`redirect=true` on S3: a presigned link to the store"},
+    **error_responses(404, 416),
+}
+
+
+# Two registrations rather than one with methods=["GET", "HEAD"]: each method needs its own
+# OpenAPI operation id, or the schema has a duplicate that generated clients trip over.
+@router.get("/download/{file_id}", response_class=Response, responses=_DOWNLOAD_RESPONSES)
+@router.head(
     "/download/{file_id}",
-    methods=["GET", "HEAD"],
     response_class=Response,
-    responses={
-        200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
-        206: {"description": "Part of the file (Range)"},
-        307: {"description": "`redirect=true` on S3: a presigned link to the store"},
-        **error_responses(404, 416),
-    },
+    responses=_DOWNLOAD_RESPONSES,
+    operation_id="head_download_file",
 )
 async def download_file(
     request: Request,
@@ -208,16 +224,20 @@ async def download_file(
 class Listing:
     """What both file listings need: the caller, a page, and the base of download links."""
 
-    session: ReadSessionDep
-    user: ReadingUser
+    # A transaction, not the read session: the listing query plans with `SET LOCAL`.
+    session: SessionDep
+    user: CurrentUser
     settings: SettingsDep
     url: BaseUrl
+    response: Response
     limit: Limit = 50
     offset: Offset = 0
+    cursor: Cursor = None
 
     async def files(
         self, *, customer_id: int | None = None, ticket_id: int | None = None
     ) -> list[FileOut]:
+        after = pagination.decode(self.cursor) if self.cursor else None
         files = await files_service.list_visible(
             self.session,
             user=self.user,
@@ -227,7 +247,11 @@ class Listing:
             ticket_id=ticket_id,
             limit=self.limit,
             offset=self.offset,
+            after=after,
         )
+        if len(files) == self.limit:
+            last = files[-1]
+            self.response.headers[NEXT_CURSOR_HEADER] = pagination.encode(last.created_at, last.id)
         return [to_out(f, self.url) for f in files]
 
 

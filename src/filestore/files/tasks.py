@@ -85,6 +85,7 @@ async def _sweep_if_due(resources: WorkerResources, *, force: bool) -> Backgroun
             sorted(set(settings.buckets.values())),
             now=now,
             grace=timedelta(seconds=settings.orphan_grace_seconds),
+            orphan_budget=settings.orphan_sweep_batch,
         )
     except Exception as exc:
         log.exception("cleanup.failed")

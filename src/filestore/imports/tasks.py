@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +11,7 @@ import procrastinate
 import psycopg
 import structlog
 from obstore.exceptions import NotFoundError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.imports import invites
@@ -53,6 +55,18 @@ def object_source(storage: ObjectStorage, file: FileUpload) -> ImportSource:
     return ImportSource(size=file.file_size, open=open_from, read_range=read_range)
 
 
+async def requeue(maker: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+    queue_job_id = await run_customer_import.configure(lock=f"import:{job_id}").defer_async(
+        job_id=str(job_id)
+    )
+    async with maker() as session:
+        job = await session.get(BackgroundJob, job_id)
+        if job is not None:
+            job.queue_job_id = queue_job_id
+            await session.commit()
+    log.info("import.requeued", job_id=str(job_id), queue_job_id=queue_job_id)
+
+
 @blueprint.task(
     name="run_customer_import",
     pass_context=True,
@@ -85,6 +99,12 @@ async def run_customer_import(context: Any, job_id: str) -> None:
     )
     try:
         await runner.run()
+    except asyncio.CancelledError:
+        # The worker is stopping and WORKER_SHUTDOWN_SECONDS ran out: every batch written so
+        # far is committed with its checkpoint; queue the rest (same lock, so it cannot start
+        # before this run has ended) for whichever worker is left.
+        await asyncio.shield(requeue(resources.sessionmaker, job_uuid))
+        raise
     except Exception as exc:
         attempts = context.job.attempts + 1
         log.exception("import.error", job_id=job_id, attempt=attempts)

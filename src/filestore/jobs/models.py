@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     text,
@@ -42,19 +44,22 @@ FINISHED_STATUSES = (JobStatus.completed, JobStatus.failed, JobStatus.cancelled)
 ERROR_LOG_CAP = 1000
 
 
+def _job_type() -> Enum:
+    return Enum(JobType, name="job_type", values_callable=lambda e: [m.value for m in e])
+
+
+def _job_status() -> Enum:
+    return Enum(JobStatus, name="job_status", values_callable=lambda e: [m.value for m in e])
+
+
 class BackgroundJob(TimestampMixin, Base):
     """One job. Counters and `checkpoint_offset` are committed with each batch of work."""
 
     __tablename__ = "background_jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    job_type: Mapped[JobType] = mapped_column(
-        Enum(JobType, name="job_type", values_callable=lambda e: [m.value for m in e])
-    )
-    status: Mapped[JobStatus] = mapped_column(
-        Enum(JobStatus, name="job_status", values_callable=lambda e: [m.value for m in e]),
-        server_default=JobStatus.pending.value,
-    )
+    job_type: Mapped[JobType] = mapped_column(_job_type())
+    status: Mapped[JobStatus] = mapped_column(_job_status(), server_default=JobStatus.pending.value)
     file_upload_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("file_uploads.id", ondelete="SET NULL")
     )
@@ -107,3 +112,22 @@ class ImportRowError(Base):
     is_warning: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
     __table_args__ = (Index("ix_import_row_errors_job_row", "job_id", "row"),)
+
+
+class JobGaugeDelta(Base):
+    """Changes to the job gauges (jobs per type and status, import row and time totals),
+    appended by a trigger on `background_jobs` (migration 20261208) and folded by the cleanup
+    sweep: `/metrics` sums a few rows however long the job history grows."""
+
+    __tablename__ = "job_gauge_deltas"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_type: Mapped[JobType] = mapped_column(_job_type())
+    status: Mapped[JobStatus] = mapped_column(_job_status())
+    jobs: Mapped[int] = mapped_column(BigInteger)
+    successful_rows: Mapped[int] = mapped_column(BigInteger)
+    failed_rows: Mapped[int] = mapped_column(BigInteger)
+    skipped_rows: Mapped[int] = mapped_column(BigInteger)
+    warning_rows: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[Decimal] = mapped_column(Numeric)
+    finished: Mapped[int] = mapped_column(BigInteger)

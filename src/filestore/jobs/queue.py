@@ -63,8 +63,11 @@ async def run_worker(
     concurrency: int = 2,
     install_signal_handlers: bool = False,
 ) -> None:
-    """Run a worker until cancelled (in-process) or signalled (`filestore worker`)."""
+    """Run a worker until cancelled (in-process) or signalled (`filestore worker`). Signalled,
+    it takes no new job and gives running ones WORKER_SHUTDOWN_SECONDS to finish, then cancels
+    them (an import then requeues itself from its checkpoint: `imports/tasks.py`)."""
     await app.run_worker_async(
+        shutdown_graceful_timeout=resources.settings.worker_shutdown_seconds,
         concurrency=concurrency,
         install_signal_handlers=install_signal_handlers,
         additional_context={CONTEXT_KEY: resources},

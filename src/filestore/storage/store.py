@@ -12,7 +12,7 @@ bucket, configuration) passes through unchanged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,6 +138,11 @@ class ObjectStorage:
             secure=public_scheme == "https",
             region=settings.minio_region,
         )
+
+    @property
+    def lists_in_key_order(self) -> bool:
+        """S3 lists keys in order; the local store in directory order."""
+        return self._local_root is None
 
     def _store(self, bucket: str) -> Any:
         store = self._stores.get(bucket)
@@ -310,11 +315,14 @@ class ObjectStorage:
         await self.delete(src_bucket, src_key)
 
     async def list_objects(
-        self, bucket: str, *, prefix: str | None = None
-    ) -> AsyncIterator[list[ListedObject]]:
-        """Every object of `bucket` (under `prefix`, if given), in pages."""
+        self, bucket: str, *, prefix: str | None = None, after: str | None = None
+    ) -> AsyncGenerator[list[ListedObject], None]:
+        """Every object of `bucket` (under `prefix`, if given; with keys after `after`, if
+        given: S3's StartAfter), in pages, in key order on S3."""
         with transport_errors_as_unavailable("list"):
-            stream = obstore.list(self._store(bucket), prefix=prefix, chunk_size=1000)
+            stream = obstore.list(
+                self._store(bucket), prefix=prefix, offset=after or None, chunk_size=1000
+            )
             async for page in stream:
                 yield [
                     ListedObject(
