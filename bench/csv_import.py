@@ -19,6 +19,9 @@ process, all started in a temp dir and stopped at the end):
 * worker memory: the worker's RSS, process and children (the argon2 hash pool), sampled every
   20 ms during a 10k-row and a 1M-row import (`--rss-check`, on by default; the 1M file is
   ~90 MB and its import takes about a minute). Goal: the 1M peak within +-50 MiB of the 10k one;
+* upsert (`--update`, on by default): the main file again with every row's city changed,
+  imported with `validation_rules.on_duplicate = "update"`: every row must update its
+  customer (`updated_rows` = rows), against the same SQL-only floor;
 * password rows: a file where every row has a password (default 2,000 rows), in rows/s against
   the single-core argon2id rate (`hash_password_sync`, 50 hashes timed in this process right
   before and right after that import; the mean) x `os.cpu_count()`.
@@ -128,6 +131,8 @@ class Dataset:
     rows: int
     domain: str
     passwords: bool
+    # Non-empty: the same customers with this appended to each city (an upsert's input).
+    variant: str = ""
     size: int = 0
     sample_password: tuple[str, str] | None = None  # (e-mail, password) of the first row
 
@@ -150,7 +155,7 @@ def write_csv(dataset: Dataset) -> None:
                 f"{first.lower()}.{last.lower()}.{i}@{dataset.domain}",
                 phone,
                 f"{rng.randrange(1, 9999)} {rng.choice(STREETS)}",
-                city,
+                f"{city} {dataset.variant}" if dataset.variant else city,
                 state,
                 postal,
                 "US",
@@ -262,6 +267,7 @@ def wait_for_job(api: Api, job_id: str) -> tuple[dict[str, Any], float]:
 
 
 def import_csv(api: Api, worker: WorkerProcess, pg_server: Any, dataset: Dataset) -> ImportRun:
+    """Import `dataset`: every row must create a customer, or, for a variant, update one."""
     print(f"  {dataset.name}: uploading {dataset.size / MIB:.1f} MiB ...", flush=True)
     started = time.monotonic()
     file_id = upload_csv(api, dataset)
@@ -270,7 +276,10 @@ def import_csv(api: Api, worker: WorkerProcess, pg_server: Any, dataset: Dataset
     cpu_before = cpu_of_tree(worker_process), cpu_of_tree(pg_server)
     with RssSampler(worker.pid) as rss:
         posted = time.monotonic()
-        response = api.post("/files/csv-import", json={"file_upload_id": file_id})
+        body: dict[str, Any] = {"file_upload_id": file_id}
+        if dataset.variant:
+            body["validation_rules"] = {"on_duplicate": "update"}
+        response = api.post("/files/csv-import", json=body)
         if response.status_code != 202:
             raise BenchError(f"csv-import: {response.status_code} {response.text[:500]}")
         job, done = wait_for_job(api, response.json()["job_id"])
@@ -279,9 +288,11 @@ def import_csv(api: Api, worker: WorkerProcess, pg_server: Any, dataset: Dataset
     pg_cpu = cpu_of_tree(pg_server) - cpu_before[1]
     if job["status"] != "completed":
         raise BenchError(f"{dataset.name}: job ended {job['status']}: {job.get('message')}")
-    counts = {k: job[k] for k in ("total_rows", "successful_rows", "failed_rows", "skipped_rows")}
+    names = ("total_rows", "successful_rows", "updated_rows", "failed_rows", "skipped_rows")
+    counts = {k: job[k] for k in names}
     expected = {"total_rows": dataset.rows, "successful_rows": dataset.rows}
     expected |= {"failed_rows": 0, "skipped_rows": 0}
+    expected["updated_rows"] = dataset.rows if dataset.variant else 0
     if counts != expected:
         raise BenchError(f"{dataset.name}: job counts {counts}, expected {expected}")
     job_seconds = (
@@ -482,6 +493,7 @@ class Results:
     baselines: tuple[Baseline, Baseline, Baseline] | None = None
     rss_small: ImportRun | None = None
     rss_large: ImportRun | None = None
+    update: ImportRun | None = None
     passwords: ImportRun | None = None
     hash_rates: tuple[float, float] = (0.0, 0.0)
     failures: list[str] = field(default_factory=list)
@@ -519,6 +531,13 @@ def report(results: Results, load_before: str) -> None:
         f"{'API import, wall: POST -> completed seen':<62} {main.wall_seconds:>8.2f} "
         f"{main.wall_rows_per_s:>10,.0f}"
     )
+    if results.update is not None:
+        upd = results.update
+        print(
+            f"{'API import of the same rows, on_duplicate=update (all updated)':<62} "
+            f"{upd.job_seconds:>8.2f} {upd.rows_per_s:>10,.0f} "
+            f"(update / SQL-only load {upd.rows_per_s / sql_only.rows_per_s:.2f})"
+        )
     print(
         f"(upload of the {main.dataset.size / MIB:.1f} MiB file through the API, not counted: "
         f"{main.upload_seconds:.2f} s)"
@@ -562,7 +581,8 @@ def report(results: Results, load_before: str) -> None:
     )
     print(header)
     print("-" * len(header))
-    runs = [("main import", main), ("RSS check, small", small), ("RSS check, large", large)]
+    runs = [("main import", main), ("upsert (update)", results.update)]
+    runs += [("RSS check, small", small), ("RSS check, large", large)]
     runs.append(("password file", pw))
     for name, run in runs:
         if run is None:
@@ -612,6 +632,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="also import --rss-small and --rss-large row files and compare worker peak RSS",
     )
+    parser.add_argument(
+        "--update",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also re-import the main rows with on_duplicate=update (every row changed)",
+    )
     parser.add_argument("--rss-small", type=int, default=10_000)
     parser.add_argument("--rss-large", type=int, default=1_000_000)
     parser.add_argument(
@@ -634,6 +660,9 @@ def run(args: argparse.Namespace, tmp: Path, results: Results) -> None:
     data.mkdir()
     main = Dataset("main", data / "main.csv", args.rows, "main.bench.test", False)
     datasets = [main]
+    update = Dataset("update", data / "update.csv", args.rows, main.domain, False, "Upd")
+    if args.update:
+        datasets.append(update)
     if args.rss_check:
         small = Dataset("rss-small", data / "small.csv", args.rss_small, "s.bench.test", False)
         large = Dataset("rss-large", data / "large.csv", args.rss_large, "l.bench.test", False)
@@ -673,6 +702,8 @@ def run(args: argparse.Namespace, tmp: Path, results: Results) -> None:
             print(f"  {base.rows_per_s:>10,.0f} rows/s  {base.name}", flush=True)
         print("imports through the API ...", flush=True)
         results.main = imported(main)
+        if args.update and results.main is not None:
+            results.update = imported(update)
         if args.rss_check:
             results.rss_small = imported(small)
             results.rss_large = imported(large)

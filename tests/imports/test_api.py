@@ -886,6 +886,8 @@ class TestCli:
             "total_rows": 302,
             "processed_rows": 302,
             "successful_rows": 300,
+            "created_rows": 300,
+            "updated_rows": 0,
             "failed_rows": 1,
             "skipped_rows": 1,
         }

@@ -131,10 +131,24 @@ class TestMapping:
         assert p.field_index["full_name"] == 0
         assert p.unknown_columns == ["full_name"]
 
-    def test_two_columns_mapped_to_one_field_warns(self) -> None:
-        p = plan(["a", "b", "email"], {"a": "full_name", "b": "full_name"})
-        assert p.field_index["full_name"] == 0
-        assert any("'b'" in w for w in p.warnings)
+    def test_two_columns_mapped_to_one_field_are_joined_in_column_order(self) -> None:
+        # Mapped last name first: the file's column order decides.
+        p = plan(["First", "Last", "email"], {"Last": "full_name", "First": "full_name"})
+        assert p.joined == {"full_name": [0, 1]}
+        restored = ColumnPlan.from_json(p.to_json())
+        assert (
+            valid(row(restored, First="Ada", Last="Lovelace", email="a@example.com")).values[
+                "full_name"
+            ]
+            == "Ada Lovelace"
+        )
+        # An empty part leaves no double space; the joined value's length is checked.
+        assert (
+            valid(row(p, First="", Last="Lovelace", email="a@example.com")).values["full_name"]
+            == "Lovelace"
+        )
+        too_long = error(row(p, First="x" * 200, Last="y" * 60, email="a@example.com"))
+        assert "longer than 255" in too_long.error
 
     def test_unknown_columns_are_listed(self) -> None:
         p = plan(["full_name", "email", "notes", "Customer Since"])

@@ -38,6 +38,9 @@ class Action(enum.StrEnum):
     user_reactivated = "user.reactivated"
     role_changed = "user.role_changed"
     setup_completed = "setup.completed"
+    import_undo_requested = "import.undo_requested"
+    # Written by the undo job itself (`imports/undo.py`), when it has finished.
+    import_undone = "import.undone"
 
 
 @dataclass(frozen=True)

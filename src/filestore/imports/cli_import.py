@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from filestore.db import create_engine, create_sessionmaker
@@ -26,6 +27,16 @@ INTERRUPTED = (
     "Interrupted from the command line: the rows counted as processed are imported; "
     "run the import again to add the rest (rows already imported are skipped)"
 )
+
+
+def speed_text(progress: JobProgress) -> str:
+    """`12,345 rows/s, ETA 0:01:02`: the job's own figures, as the API reports them."""
+    if progress.rows_per_second is None:
+        return ""
+    text = f"{progress.rows_per_second:,.0f} rows/s"
+    if progress.eta_seconds is not None:
+        text += f", ETA {timedelta(seconds=round(progress.eta_seconds))}"
+    return text
 
 
 def file_source(path: Path) -> ImportSource:
@@ -53,13 +64,18 @@ async def run_cli_import(
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("rows"),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[speed]}"),
         )
         with job_queue.create_hash_pool() as pool, Progress(*columns, console=console) as bar:
-            task = bar.add_task("import", total=None)
+            task = bar.add_task("import", total=None, speed="")
 
             def on_progress(progress: JobProgress) -> None:
-                bar.update(task, total=progress.total_rows, completed=progress.processed_rows)
+                bar.update(
+                    task,
+                    total=progress.total_rows,
+                    completed=progress.processed_rows,
+                    speed=speed_text(progress),
+                )
 
             runner = CustomerImport(
                 database_url=database_url,
@@ -102,9 +118,13 @@ def _print_summary(console: Console, job: BackgroundJob) -> None:
     dry_run = job.params.get("validation_rules", {}).get("dry_run")
     dry = " (dry run: nothing written)" if dry_run else ""
     table = Table(title=f"Import {job.id}: {job.status.value}{dry}")
-    for name in ("total_rows", "processed_rows", "successful_rows", "failed_rows", "skipped_rows"):
+    names = ("total_rows", "processed_rows", "successful_rows", "created_rows", "updated_rows")
+    for name in (*names, "failed_rows", "skipped_rows", "rows_per_second"):
         table.add_row(name, str(getattr(job, name)))
     console.print(table)
+    if dry_run:
+        # Also on a line of its own: a narrow table wraps its title anywhere.
+        console.print("dry run: nothing written")
     if job.message:
         console.print(f"[red]{job.message}[/red]")
     for warning in job.warnings:

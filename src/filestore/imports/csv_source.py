@@ -35,6 +35,8 @@ from filestore.imports.records import (
 )
 from filestore.imports.rows import ImportFileError, ValidationRules
 
+HEAD_BLOCK = 64 * 1024
+
 
 @dataclass(frozen=True)
 class CsvFormat:
@@ -110,18 +112,24 @@ def _blank(record: Record, dialect: Dialect) -> bool:
 
 
 class _Scan:
-    def __init__(self, fmt: CsvFormat, transcoder: Utf8Transcoder) -> None:
+    def __init__(self, fmt: CsvFormat, transcoder: Utf8Transcoder, keep: int = 0) -> None:
         self.fmt = fmt
         self.transcoder = transcoder
         self.titles = fmt.dialect.header_row
         self.header: Record | None = None
         self.header_end = 0
         self.rows = 0
+        # The first `keep` data records are kept (the preview's rows).
+        self.keep = keep
+        self.kept: list[Record] = []
 
     def take(self, records: list[Record]) -> None:
         for record in records:
             if self.header is not None:
-                self.rows += 1 if record.data.strip() else 0
+                if record.data.strip():
+                    self.rows += 1
+                    if len(self.kept) < self.keep:
+                        self.kept.append(record)
             elif _blank(record, self.fmt.dialect):
                 continue
             elif self.titles:
@@ -160,6 +168,56 @@ async def prescan(source: ImportSource, fmt: CsvFormat) -> Prescan:
         data_offset=scan.header_end,
         data_line=header.next_line,
     )
+
+
+@dataclass(frozen=True)
+class Head:
+    """The header and the first data records, for the preview."""
+
+    header_text: str
+    header_line: int
+    records: list[Record]
+    bytes_read: int
+
+
+async def head(
+    source: ImportSource, fmt: CsvFormat, *, rows: int, max_bytes: int, prefix: bytes = b""
+) -> Head:
+    """The header and the first `rows` data records, read in ranged blocks from the start of
+    the file and no further than needed (nor than `max_bytes`); `prefix`, the file's first
+    bytes when already read, is not read again."""
+    transcoder = Utf8Transcoder(fmt.detected)
+    splitter = RecordSplitter(
+        start_offset=transcoder.start_offset, max_record_bytes=MAX_RECORD_BYTES, quote=fmt.quote
+    )
+    scan = _Scan(fmt, transcoder, keep=rows)
+    offset = 0
+    try:
+        while offset < source.size and offset < max_bytes:
+            if scan.header is not None and len(scan.kept) >= rows:
+                break
+            if offset == 0 and prefix:
+                block = prefix
+            else:
+                block = await source.read(offset, offset + HEAD_BLOCK)
+            if not block:
+                break
+            offset += len(block)
+            scan.take(splitter.feed(transcoder.feed(block)))
+        if offset >= source.size:
+            scan.take(splitter.feed(transcoder.finish()))
+            scan.take(splitter.finish())
+    except (EncodingError, UnterminatedQuote) as exc:
+        raise ImportFileError(str(exc)) from exc
+    if scan.header is None:
+        raise ImportFileError(
+            "The file has no header row"
+            if offset >= source.size
+            else f"No header row in the first {max_bytes // 1024} KiB of the file"
+        )
+    if scan.header.too_long:
+        raise ImportFileError("The header row is longer than 64 KiB")
+    return Head(scan.header.data.decode("utf-8"), scan.header.line, scan.kept, offset)
 
 
 async def batches(

@@ -4,10 +4,11 @@ The request schema checks mapping targets against it, the column plan matches he
 validation takes each field's length from the `customers` column it is written to, and the
 batch writer builds its staging table and COPY from it.
 
-Header names compare without case, spaces, dashes and underscores (`Full Name` is
-`full_name`); mapping targets are field names or aliases as written. An alias is another word
-for a field (`zip` for `postal_code`); using one is fine, and the job's warnings say so, since
-a column read as the wrong field is the kind of mistake one wants to see.
+Header names compare without case, spaces and punctuation (`Full Name` and `E-mail Address`
+are `full_name` and an alias of `email`); mapping targets are field names or aliases as
+written. An alias is another word for a field (`zip` for `postal_code`); using one is fine,
+and the job's warnings say so, since a column read as the wrong field is the kind of mistake
+one wants to see.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from filestore.customers.models import Customer
 
 
 def normalise(name: str) -> str:
-    """Column and field names compare without case, spaces, dashes and underscores."""
-    return re.sub(r"[\s_\-]+", "", name).lower()
+    """Column and field names compare without case, spaces and punctuation (letters of any
+    script and digits are kept: `Street 1` is `street1`)."""
+    return re.sub(r"[\W_]+", "", name).lower()
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,18 @@ def _customer_field(name: str, *aliases: str) -> ImportField:
 
 
 FIELDS = (
-    _customer_field("full_name", "name"),
-    _customer_field("email", "e-mail"),
-    _customer_field("phone", "mobile", "telephone"),
-    _customer_field("address", "street"),
-    _customer_field("city"),
-    _customer_field("state", "province", "region"),
-    _customer_field("postal_code", "zip", "zip_code", "postcode"),
-    _customer_field("country"),
+    _customer_field("full_name", "name", "customer name", "contact name"),
+    _customer_field("email", "e-mail", "e-mail address", "email address", "mail"),
+    _customer_field("phone", "mobile", "telephone", "phone number", "mobile phone", "cell", "tel"),
+    _customer_field(
+        "address", "street", "street 1", "street address", "address 1", "address line 1"
+    ),
+    _customer_field("city", "town"),
+    _customer_field("state", "province", "region", "county"),
+    _customer_field(
+        "postal_code", "zip", "zip_code", "zip code", "postcode", "post code", "postal"
+    ),
+    _customer_field("country", "country code"),
     # Not stored: hashed into the customer user's password_hash.
     ImportField("password", passwords.MAX_LENGTH),
 )
@@ -61,6 +67,9 @@ FIELD_LIMITS = {f.name: f.max_length for f in FIELDS}
 # What lands in the `customers` row, in this order.
 CUSTOMER_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "password")
 REQUIRED = ("full_name",)
+# What an `on_duplicate` update may change: never the e-mail, which identifies the customer,
+# nor the password, which an import only ever sets for a customer it creates.
+UPDATABLE = tuple(name for name in CUSTOMER_COLUMNS if name != "email")
 
 _BY_NAME = {normalise(f.name): f.name for f in FIELDS}
 _BY_ALIAS = {normalise(alias): f.name for f in FIELDS for alias in f.aliases}

@@ -5,21 +5,20 @@ No I/O here, so it is fast to test and fast to run: the worker calls it for ever
 
 from __future__ import annotations
 
-import csv
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from filestore.auth import passwords
-from filestore.imports import fields, phones
-from filestore.imports.fields import FIELD_LIMITS, normalise
+from filestore.imports import phones
+from filestore.imports.fields import FIELD_LIMITS
+from filestore.imports.mapping import ColumnPlan as ColumnPlan
+from filestore.imports.mapping import ImportFileError as ImportFileError
+from filestore.imports.mapping import match_columns, missing_fields
+from filestore.imports.mapping import parse_header as parse_header
 
 REDACTED = "***"
 _EMAIL = re.compile(r"^[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+\.[^@\s,;<>()\[\]\\\".]{2,}$")
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported; the message says why, for the job's user."""
 
 
 @dataclass
@@ -34,6 +33,7 @@ class ValidationRules:
     default_region: str | None = None
     encoding: str | None = None
     sheet: str | None = None
+    on_duplicate: str = "skip"
 
     @classmethod
     def from_params(cls, rules: dict[str, Any]) -> ValidationRules:
@@ -45,79 +45,15 @@ class ValidationRules:
             default_region=rules.get("default_region") or None,
             encoding=rules.get("encoding") or None,
             sheet=rules.get("sheet") or None,
+            on_duplicate=str(rules.get("on_duplicate") or "skip"),
         )
-
-
-@dataclass
-class ColumnPlan:
-    """Which CSV column feeds which customer field; computed once from the header."""
-
-    header: list[str]
-    field_index: dict[str, int]
-    unknown_columns: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "header": self.header,
-            "field_index": self.field_index,
-            "unknown_columns": self.unknown_columns,
-            "warnings": self.warnings,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ColumnPlan:
-        return cls(
-            header=list(data["header"]),
-            field_index={str(k): int(v) for k, v in data["field_index"].items()},
-            unknown_columns=list(data.get("unknown_columns", [])),
-            warnings=list(data.get("warnings", [])),
-        )
-
-
-def parse_header(line: str, *, delimiter: str = ",", quotechar: str = '"') -> list[str]:
-    rows = list(csv.reader([line], delimiter=delimiter, quotechar=quotechar))
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        raise ImportFileError("The file has no header row")
-    return [cell.strip() for cell in rows[0]]
 
 
 def plan_columns(header: list[str], mapping: dict[str, str], rules: ValidationRules) -> ColumnPlan:
-    """Map header columns to fields: `mapping` first (CSV column → field or alias), then the
-    other columns by field name, then by alias (so `full_name` wins over `name`)."""
-    plan = ColumnPlan(header=header, field_index={})
-    by_normalised = {normalise(name): index for index, name in enumerate(header)}
-    used: set[int] = set()
-    for column, target in mapping.items():
-        index = header.index(column) if column in header else by_normalised.get(normalise(column))
-        resolved = fields.resolve(target)
-        if index is None:
-            plan.warnings.append(f"Mapped column {column!r} is not in the file's header")
-        elif resolved is None:  # refused by the request schema; only an old stored job has one
-            plan.warnings.append(f"Column {column!r} ignored: {target!r} is not a customer field")
-        elif resolved.field in plan.field_index:
-            plan.warnings.append(
-                f"Column {column!r} ignored: {resolved.field!r} already comes from another column"
-            )
-        else:
-            if resolved.alias is not None:
-                plan.warnings.append(
-                    f"column {column!r} mapped to {target!r}, read as {resolved.field}"
-                )
-            plan.field_index[resolved.field] = index
-            used.add(index)
-    for match in (fields.by_name, fields.by_alias):
-        for index, name in enumerate(header):
-            field_name = match(name)
-            if index in used or field_name is None or field_name in plan.field_index:
-                continue
-            if match is fields.by_alias:
-                plan.warnings.append(f"column {name!r} read as {field_name}")
-            plan.field_index[field_name] = index
-            used.add(index)
-    plan.unknown_columns = [name for index, name in enumerate(header) if index not in used]
-    required = [*fields.REQUIRED, *(["email"] if rules.email_required else [])]
-    missing = [name for name in required if name not in plan.field_index]
+    """The import's column plan (`mapping.match_columns`); a file without a column for a
+    required field cannot be imported."""
+    plan = match_columns(header, mapping)
+    missing = missing_fields(plan, email_required=rules.email_required)
     if missing:
         raise ImportFileError(
             f"Required field{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
@@ -159,37 +95,68 @@ def _column(plan: ColumnPlan, field_name: str) -> str | None:
     return None if index is None else plan.header[index]
 
 
-def validate_row(
-    line: int, cells: list[str], plan: ColumnPlan, rules: ValidationRules
-) -> ValidRow | RowError | None:
-    """A valid row, the first error of an invalid one, or None for a row to skip (no email
-    when e-mail is optional)."""
-    if len(cells) != len(plan.header):
-        return RowError(
-            line, None, None, f"Row has {len(cells)} columns, the header has {len(plan.header)}"
-        )
+def _cell_values(
+    cells: list[str], plan: ColumnPlan, errors: list[RowError] | None, line: int
+) -> tuple[dict[str, str | None], RowError | None]:
     values: dict[str, str | None] = {}
     for name, index in plan.field_index.items():
         value = cells[index].strip()
+        if name in plan.joined:
+            value = " ".join(part for i in plan.joined[name] if (part := cells[i].strip()))
         if len(value) > FIELD_LIMITS[name]:
-            return RowError(
+            failed = RowError(
                 line,
                 plan.header[index],
                 _display(name, value),
                 f"{name} is longer than {FIELD_LIMITS[name]} characters",
             )
+            if errors is None:
+                return values, failed
+            errors.append(failed)
+            continue
         values[name] = value or None
-    if not values.get("full_name"):
-        return RowError(line, _column(plan, "full_name"), "", "full_name is required")
+    return values, None
+
+
+def validate_row(
+    line: int,
+    cells: list[str],
+    plan: ColumnPlan,
+    rules: ValidationRules,
+    *,
+    errors: list[RowError] | None = None,
+) -> ValidRow | RowError | None:
+    """A valid row, the first error of an invalid one, or None for a row to skip (no email
+    when e-mail is optional). With `errors`, every problem of the row is appended to it (one
+    per column, for the preview) and the first is returned."""
+    if len(cells) != len(plan.header):
+        return RowError(
+            line, None, None, f"Row has {len(cells)} columns, the header has {len(plan.header)}"
+        )
+    values, failed = _cell_values(cells, plan, errors, line)
+    if failed is not None:
+        return failed
+    problems: list[RowError] = [] if errors is None else errors
+    # On failure: return the error, unless every problem is asked for (`errors`).
+    if not values.get("full_name") and "full_name" not in _failed_fields(plan, problems):
+        problems.append(RowError(line, _column(plan, "full_name"), "", "full_name is required"))
+        if errors is None:
+            return problems[0]
     email = values.get("email")
     if not email:
-        if rules.email_required:
-            return RowError(line, _column(plan, "email"), "", "email is required")
-        return None
-    if not _EMAIL.match(email):
-        return RowError(
-            line, _column(plan, "email"), email[:200], "email is not a valid e-mail address"
-        )
+        if "email" in _failed_fields(plan, problems):
+            pass
+        elif rules.email_required:
+            problems.append(RowError(line, _column(plan, "email"), "", "email is required"))
+            if errors is None:
+                return problems[0]
+        elif not problems:
+            return None
+    elif not _EMAIL.match(email):
+        message = "email is not a valid e-mail address"
+        problems.append(RowError(line, _column(plan, "email"), email[:200], message))
+        if errors is None:
+            return problems[0]
     phone = values.get("phone")
     if phone:
         try:
@@ -197,10 +164,14 @@ def validate_row(
                 phone, rules.phone_format, rules.default_region
             )
         except phones.PhoneError as exc:
-            return RowError(line, _column(plan, "phone"), phone[:200], str(exc))
+            problems.append(RowError(line, _column(plan, "phone"), phone[:200], str(exc)))
+            if errors is None:
+                return problems[0]
+    if problems:
+        return problems[0]
     row = ValidRow(line, values)
     password = values.get("password")
-    if password:
+    if password and email:
         weak = passwords.problem(password, username=email, email=email)
         if weak is not None:
             # The customer is still imported, without this password: it must set one through a
@@ -214,3 +185,11 @@ def validate_row(
                 "with a password reset link",
             )
     return row
+
+
+def _failed_fields(plan: ColumnPlan, problems: list[RowError]) -> set[str]:
+    """Fields already reported (too long), so a too-long name is not also 'required'."""
+    if not problems:
+        return set()
+    columns = {p.column for p in problems}
+    return {name for name, index in plan.field_index.items() if plan.header[index] in columns}

@@ -178,6 +178,11 @@ class CustomerImport:
             source, warnings = fmt.to_json(), []
             total, offset, line = scan.data_rows, scan.data_offset, scan.data_line
         warnings += plan.warnings
+        if rules.on_duplicate != "skip" and "password" in plan.field_index:
+            warnings.append(
+                "Passwords are set only for customers this import creates: an existing "
+                f"customer's password is never changed (on_duplicate={rules.on_duplicate})"
+            )
         if plan.unknown_columns:
             warnings.append(f"Columns not imported: {', '.join(plan.unknown_columns)}")
         await job.save_plan(

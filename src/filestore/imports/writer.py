@@ -5,6 +5,13 @@ committed batch with no row lost and none doubled.
 Duplicates (by e-mail, case-insensitive) are skipped by the database itself — the unique index
 on `lower(email)` with `ON CONFLICT DO NOTHING` — so they are exact across batches, across
 concurrent imports and across restarts, and memory stays flat whatever the file's size.
+
+With `on_duplicate` `update` or `update_if_empty`, the same statement then updates the
+customers that existed before this import, in id order, saving what it replaced in
+`import_updates`. Never those it created or already updated itself: a repeated e-mail further
+down the file is a duplicate in the file, skipped as in a batch (the first row counts). The
+e-mail is never changed, nor the customer's user: an import sets a password only for a
+customer it creates.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import psycopg
 import structlog
 
 from filestore.imports import invites
-from filestore.imports.fields import CUSTOMER_COLUMNS
+from filestore.imports.fields import CUSTOMER_COLUMNS, UPDATABLE
 from filestore.imports.parsing import BatchOutcome
 from filestore.imports.rows import RowError, ValidationRules
 from filestore.jobs.running import RunningJob, Step
@@ -48,12 +55,12 @@ _COPY_ROW_ERRORS = (
 # over-long value must not fail the whole batch. `inserted` returns each e-mail exactly as
 # `dedup` holds it, so the join needs no lower() (that cost ~9% of the batch's database time).
 # Returns the count of new customers and, when invites are asked for, the users to invite.
-_INSERT_BATCH = f"""
+_INSERTED = f"""
 WITH dedup AS (
     SELECT DISTINCT ON (lower(email)) * FROM import_staging ORDER BY lower(email), line
 ), inserted AS (
-    INSERT INTO customers ({_CUSTOMER_LIST})
-    SELECT {_CUSTOMER_LIST} FROM dedup ORDER BY lower(email)
+    INSERT INTO customers ({_CUSTOMER_LIST}, created_by_job_id)
+    SELECT {_CUSTOMER_LIST}, %(job_id)s FROM dedup ORDER BY lower(email)
     ON CONFLICT DO NOTHING
     RETURNING id, email
 ), new_users AS (
@@ -64,11 +71,50 @@ WITH dedup AS (
     FROM inserted i JOIN dedup d ON d.email = i.email
     ON CONFLICT DO NOTHING
     RETURNING id, password_reset_required
-)
+)"""
+_COUNTS = """
 SELECT (SELECT count(*) FROM inserted),
        coalesce((SELECT array_agg(id) FROM new_users
-                 WHERE password_reset_required AND %(send_invites)s), '{{}}')
+                 WHERE password_reset_required AND %(send_invites)s), '{}'),
 """
+_INSERT_BATCH = _INSERTED + _COUNTS + "0"
+
+
+def _update_batch(if_empty: bool) -> str:
+    """The insert, then the update of customers that existed before the import (their rows
+    locked in id order; `old` keeps the values the update replaces)."""
+    if if_empty:
+        wanted = {f: f"d.{f} IS NOT NULL AND coalesce(o.{f}, '') = ''" for f in UPDATABLE}
+    else:
+        wanted = {f: f"d.{f} IS NOT NULL AND d.{f} IS DISTINCT FROM o.{f}" for f in UPDATABLE}
+    sets = ", ".join(
+        f"{f} = CASE WHEN {cond} THEN d.{f} ELSE o.{f} END" for f, cond in wanted.items()
+    )
+    changed = " OR ".join(f"({cond})" for cond in wanted.values())
+    previous = ", ".join(f"'{f}', o.{f}" for f in UPDATABLE)
+    return f"""{_INSERTED}, old AS (
+    SELECT c.id, lower(c.email) AS email, {", ".join(f"c.{f}" for f in UPDATABLE)}
+    FROM customers c JOIN dedup dd ON lower(c.email) = lower(dd.email)
+    WHERE c.created_by_job_id IS DISTINCT FROM %(job_id)s
+      AND NOT EXISTS (SELECT 1 FROM import_updates u
+                      WHERE u.job_id = %(job_id)s AND u.customer_id = c.id)
+    ORDER BY c.id FOR UPDATE OF c
+), updated AS (
+    UPDATE customers c SET {sets}, updated_at = now()
+    FROM old o JOIN dedup d ON lower(d.email) = o.email
+    WHERE c.id = o.id AND ({changed})
+    RETURNING c.id, c.updated_at, jsonb_build_object({previous}) AS previous
+), saved AS (
+    INSERT INTO import_updates (job_id, customer_id, previous)
+    SELECT %(job_id)s, id, previous || jsonb_build_object('updated_at', updated_at)
+    FROM updated
+    ON CONFLICT (job_id, customer_id) DO NOTHING
+)
+{_COUNTS} (SELECT count(*) FROM updated)
+"""
+
+
+_UPDATE_BATCH = {"update": _update_batch(False), "update_if_empty": _update_batch(True)}
 
 # Dry run: what would be new, without writing customers; e-mails seen earlier in the file are
 # remembered in a temp table so in-file duplicates are found across batches too.
@@ -82,7 +128,7 @@ WITH dedup AS (
 ), remembered AS (
     INSERT INTO import_dry_run_seen SELECT email FROM dedup ON CONFLICT DO NOTHING
 )
-SELECT count(*), '{}'::bigint[] FROM fresh
+SELECT count(*), '{}'::bigint[], 0 FROM fresh
 """
 
 
@@ -121,19 +167,23 @@ async def write(job: RunningJob, batch: BatchWrite) -> None:
 
 async def _write(job: RunningJob, batch: BatchWrite) -> None:
     conn, outcome, rules = job.conn, batch.outcome, batch.rules
-    successful = 0
+    successful = updated = 0
     if outcome.valid:
         async with conn.cursor().copy(_COPY_STAGING) as copy:
             for row in outcome.valid:
                 values = row.values
                 await copy.write_row((row.line, *(values.get(n) for n in STAGING_COLUMNS[1:])))
+        if rules.dry_run:
+            statement = _DRY_RUN_BATCH
+        else:
+            statement = _UPDATE_BATCH.get(rules.on_duplicate, _INSERT_BATCH)
         cursor = await conn.execute(
-            _DRY_RUN_BATCH if rules.dry_run else _INSERT_BATCH,
-            {"send_invites": rules.send_invites},
+            statement, {"send_invites": rules.send_invites, "job_id": job.id}
         )
         counts = await cursor.fetchone()
         assert counts is not None
-        successful = int(counts[0])
+        updated = int(counts[2])
+        successful = int(counts[0]) + updated
         await invites.record(conn, job_id=job.id, user_ids=list(counts[1]))
     warned = outcome.warnings
     await _record_row_errors(conn, job, outcome.errors, warned)
@@ -143,6 +193,7 @@ async def _write(job: RunningJob, batch: BatchWrite) -> None:
             line=batch.end_line,
             processed=outcome.processed,
             successful=successful,
+            updated=updated,
             failed=len(outcome.errors),
             skipped=outcome.skipped + len(outcome.valid) - successful,
             warned=len(warned),

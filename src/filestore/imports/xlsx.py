@@ -65,7 +65,9 @@ class _Sheet:
 class XlsxReader:
     """Open a workbook (`file` seekable: a RangeFile over the store), then iterate `rows()`."""
 
-    def __init__(self, file: BinaryIO, *, sheet: str | None = None) -> None:
+    def __init__(
+        self, file: BinaryIO, *, sheet: str | None = None, strings_limit: int | None = None
+    ) -> None:
         self.container = Container(file)
         workbook = self._workbook_path()
         targets = self._relationships(workbook)
@@ -75,7 +77,8 @@ class XlsxReader:
         self._sheet_path = chosen.path
         strings = next((p for kind, p in targets.values() if kind.endswith("/sharedStrings")), "")
         self.strings = read_shared_strings(
-            self.container.part(strings) if strings and self.container.has(strings) else []
+            self.container.part(strings) if strings and self.container.has(strings) else [],
+            strings_limit,
         )
         self.info.shared_strings = len(self.strings)
 
@@ -141,12 +144,17 @@ class XlsxReader:
 
 
 async def stream_rows(
-    fetch: Fetch, size: int, *, sheet: str | None = None, batch_rows: int = BATCH_ROWS
+    fetch: Fetch,
+    size: int,
+    *,
+    sheet: str | None = None,
+    batch_rows: int = BATCH_ROWS,
+    strings_limit: int | None = None,
 ) -> AsyncIterator[tuple[SheetInfo, list[SheetRow]]]:
     """Batches of rows of a workbook in the object store, read in a worker thread over
     ranged GETs (`fetch` from `ranged.store_fetcher`) while the event loop stays free."""
     file: Any = RangeFile(fetch, size)
-    reader = await asyncio.to_thread(XlsxReader, file, sheet=sheet)
+    reader = await asyncio.to_thread(XlsxReader, file, sheet=sheet, strings_limit=strings_limit)
     batches = reader.rows(batch_rows)
     end: list[SheetRow] = []
     while (batch := await asyncio.to_thread(next, batches, end)) is not end:

@@ -123,11 +123,15 @@ def _rich(body: str) -> str:
     return "".join(_text(t) for t in _T.findall(body))
 
 
-def read_shared_strings(chunks: Iterable[bytes]) -> SharedStrings:
+def read_shared_strings(chunks: Iterable[bytes], limit: int | None = None) -> SharedStrings:
+    """The table; with `limit`, only about its first `limit` strings (the preview's: the
+    first rows of a sheet use the first strings, and the rest is never decompressed)."""
     strings = SharedStrings()
     for text in _whole(chunks, _SI_END, "</si>", "shared strings"):
         values = [_rich(rich) if rich else _text(plain) for plain, rich in _SI.findall(text)]
         strings.extend([v if len(v) <= MAX_CELL_CHARS else v[: MAX_CELL_CHARS + 1] for v in values])
+        if limit is not None and len(strings) >= limit:
+            break
     strings.finish()
     return strings
 

@@ -37,12 +37,21 @@ def thread_fetch(source: ImportSource, loop: asyncio.AbstractEventLoop) -> Fetch
 
 
 async def rows(
-    source: ImportSource, rules: ValidationRules, *, batch_rows: int = BATCH_ROWS
+    source: ImportSource,
+    rules: ValidationRules,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    strings_limit: int | None = None,
 ) -> AsyncGenerator[tuple[SheetInfo, list[SheetRow]], None]:
+    """Batches of the sheet's rows (`strings_limit`: see `read_shared_strings`)."""
     fetch = thread_fetch(source, asyncio.get_running_loop())
     try:
         async for info, batch in stream_rows(
-            fetch, source.size, sheet=rules.sheet, batch_rows=batch_rows
+            fetch,
+            source.size,
+            sheet=rules.sheet,
+            batch_rows=batch_rows,
+            strings_limit=strings_limit,
         ):
             yield info, batch
     except WorkbookError as exc:
@@ -61,7 +70,7 @@ class XlsxPrescan:
         return {"kind": "xlsx", **self.info.to_json()}
 
 
-def _header(row: SheetRow) -> tuple[list[str], list[str]]:
+def header_names(row: SheetRow) -> tuple[list[str], list[str]]:
     """Column names, an empty one named by its letter; and a warning for those."""
     if row.error is not None:
         raise ImportFileError(f"The header row (row {row.line}) cannot be read: {row.error}")
@@ -92,7 +101,7 @@ async def prescan(source: ImportSource, rules: ValidationRules) -> XlsxPrescan:
         raise ImportFileError(
             f"The sheet {info.name!r} has no header row: it is empty" if info else "No rows"
         )
-    names, warnings = _header(header)
+    names, warnings = header_names(header)
     if info.merged:
         warnings.append(
             f"Merged cells near the header ({', '.join(info.merged[:5])}): a merged cell's "

@@ -30,6 +30,7 @@ from filestore.db import Base, TimestampMixin
 class JobType(enum.StrEnum):
     csv_import = "csv_import"
     file_cleanup = "file_cleanup"
+    import_undo = "import_undo"
 
 
 class JobStatus(enum.StrEnum):
@@ -72,6 +73,8 @@ class BackgroundJob(TimestampMixin, Base):
     successful_rows: Mapped[int] = mapped_column(Integer, server_default="0")
     failed_rows: Mapped[int] = mapped_column(Integer, server_default="0")
     skipped_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Of `successful_rows`, those that updated an existing customer (`on_duplicate`).
+    updated_rows: Mapped[int] = mapped_column(Integer, server_default="0")
     warning_rows: Mapped[int] = mapped_column(Integer, server_default="0")
     error_log: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb")
@@ -89,6 +92,25 @@ class BackgroundJob(TimestampMixin, Base):
     heartbeat_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_background_jobs_status_type", "status", "job_type"),)
+
+    @property
+    def created_rows(self) -> int:
+        """Rows that created a customer (`successful_rows` less the updates)."""
+        return self.successful_rows - self.updated_rows
+
+    @property
+    def rows_per_second(self) -> float | None:
+        """The run's speed at its last checkpoint (the import saves it in `result`)."""
+        rate = self.result.get("rows_per_second") if self.result else None
+        return float(rate) if isinstance(rate, int | float) else None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at that speed, while the job runs; 0 once finished."""
+        if self.status in FINISHED_STATUSES:
+            return 0.0 if self.status is JobStatus.completed else None
+        eta = self.result.get("eta_seconds") if self.result else None
+        return float(eta) if isinstance(eta, int | float) else None
 
     @property
     def error_count(self) -> int:

@@ -13,7 +13,9 @@ seen at the next checkpoint, which raises `JobCancelled` and rolls the batch bac
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +55,7 @@ _CHECKPOINT = f"""
 UPDATE background_jobs SET
     processed_rows = processed_rows + %(processed)s,
     successful_rows = successful_rows + %(successful)s,
+    updated_rows = updated_rows + %(updated)s,
     failed_rows = failed_rows + %(failed)s,
     skipped_rows = skipped_rows + %(skipped)s,
     warning_rows = warning_rows + %(warned)s,
@@ -88,15 +91,45 @@ class JobCancelled(Exception):
     """Someone asked to cancel the job: the run stops at this checkpoint."""
 
 
+RATE_WINDOW_SECONDS = 10.0
+
+
 @dataclass
 class JobProgress:
-    """The job's counters as committed; the CLI's progress bar reads these."""
+    """The job's counters as committed; the CLI's progress bar reads these. `rows_per_second`
+    is this run's speed over its last few seconds, `eta_seconds` the rest at that speed."""
 
     total_rows: int | None = None
     processed_rows: int = 0
     successful_rows: int = 0
     failed_rows: int = 0
     skipped_rows: int = 0
+    rows_per_second: float | None = None
+    eta_seconds: float | None = None
+
+
+class RateMeter:
+    """Rows per second over a sliding window of checkpoints (a run's first batch, slowed by
+    its start, soon leaves the window)."""
+
+    def __init__(self, window: float = RATE_WINDOW_SECONDS) -> None:
+        self.window = window
+        self.points: deque[tuple[float, int]] = deque()
+
+    def add(self, processed: int, now: float | None = None) -> float | None:
+        """Record the count `processed` at `now`; the rate, once two points exist."""
+        now = time.monotonic() if now is None else now
+        self.points.append((now, processed))
+        while len(self.points) > 2 and now - self.points[1][0] >= self.window:
+            self.points.popleft()
+        (t0, n0), (t1, n1) = self.points[0], self.points[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else None
+
+    @staticmethod
+    def eta(rate: float | None, total: int | None, processed: int) -> float | None:
+        if not rate or total is None:
+            return None
+        return max(0.0, (total - processed) / rate)
 
 
 @dataclass(frozen=True)
@@ -107,6 +140,7 @@ class Step:
     line: int
     processed: int = 0
     successful: int = 0
+    updated: int = 0
     failed: int = 0
     skipped: int = 0
     warned: int = 0
@@ -134,6 +168,8 @@ class RunningJob:
             failed_rows=row["failed_rows"],
             skipped_rows=row["skipped_rows"],
         )
+        self.meter = RateMeter()
+        self.meter.add(self.progress.processed_rows)
 
     @classmethod
     async def claim(
@@ -200,17 +236,26 @@ class RunningJob:
 
     async def checkpoint(self, step: Step) -> None:
         """Record a batch's counts and the next offset. Call it as the last statement inside
-        the transaction that wrote the batch: raising rolls the batch back."""
+        the transaction that wrote the batch: raising rolls the batch back. The run's speed
+        and the time left go into the job's `result` with it."""
+        processed = self.progress.processed_rows + step.processed
+        rate = self.meter.add(processed)
+        eta = RateMeter.eta(rate, self.progress.total_rows, processed)
+        speed = {
+            "rows_per_second": None if rate is None else round(rate, 1),
+            "eta_seconds": None if eta is None else round(eta, 1),
+        }
         cursor = await self.conn.execute(
             _CHECKPOINT,
             self._fence(
                 processed=step.processed,
                 successful=step.successful,
+                updated=step.updated,
                 failed=step.failed,
                 skipped=step.skipped,
                 warned=step.warned,
                 errors=json.dumps(step.errors[: self.error_log_room]),
-                result=json.dumps(step.result),
+                result=json.dumps({**step.result, **speed}),
                 offset=step.offset,
                 line=step.line,
             ),
@@ -225,6 +270,7 @@ class RunningJob:
         p.successful_rows += step.successful
         p.failed_rows += step.failed
         p.skipped_rows += step.skipped
+        p.rows_per_second, p.eta_seconds = speed["rows_per_second"], speed["eta_seconds"]
 
     async def ensure_current(self) -> None:
         """Raise unless the job is still ours and not asked to stop (between units of work

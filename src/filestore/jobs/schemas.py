@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from filestore.schemas import Schema
 
 
@@ -19,7 +21,15 @@ class JobOut(Schema):
     successful_rows: int
     failed_rows: int
     skipped_rows: int
+    created_rows: int = Field(description="Of successful_rows: new customers")
+    updated_rows: int = Field(description="Of successful_rows: existing customers updated")
     warning_rows: int
+    rows_per_second: float | None = Field(
+        description="Speed of the run at its last checkpoint (sliding window of ~10 s)"
+    )
+    eta_seconds: float | None = Field(
+        description="Seconds left at that speed while the job runs; 0 once completed"
+    )
     error_log: list[dict[str, Any]]
     error_count: int
     warnings: list[str]

@@ -1,0 +1,215 @@
+"""The preview of an import: how the file would be read, mapped and imported, without a job.
+
+It reads only the start of the file, in ranged blocks: the encoding and dialect from the first
+64 KiB (`csv_source.inspect`), then the header and the first `PREVIEW_ROWS` data rows
+(`csv_source.head`), or for a workbook the first rows of its sheet. Its cost does not depend
+on the file's length. Each row is validated as the import would (`rows.validate_row`, every
+problem reported), then given a verdict against the rows before it and against the customers
+already stored (`Lookup`): the database is the only I/O besides the file.
+
+What a preview cannot know: an encoding error or an unterminated quote after the part it read
+(the import's first pass finds those before writing anything), and duplicates of rows further
+down the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
+
+from filestore.imports import csv_source, xlsx_source
+from filestore.imports.decoding import PREFIX_BYTES
+from filestore.imports.fields import UPDATABLE
+from filestore.imports.mapping import (
+    ColumnPlan,
+    ImportFileError,
+    match_columns,
+    missing_fields,
+    parse_header,
+)
+from filestore.imports.records import ImportSource
+from filestore.imports.rows import REDACTED, RowError, ValidationRules, ValidRow, validate_row
+from filestore.imports.xlsx_zip import OLE2_MAGIC, ZIP_MAGIC
+
+PREVIEW_ROWS = 20
+# A workbook's shared strings read for the preview: Excel numbers them as it writes the rows,
+# so the first rows use the first ones. A cell past them shows as a failed row.
+PREVIEW_STRINGS = 20_000
+# The header and 20 rows of up to 64 KiB each fit well within this.
+MAX_PREVIEW_BYTES = 2 * 1024 * 1024
+
+# lower(email) → the stored customer's fields, for the e-mails asked about.
+Lookup = Callable[[list[str]], Awaitable[dict[str, dict[str, str | None]]]]
+
+
+def changes(
+    stored: dict[str, str | None], incoming: dict[str, str | None], on_duplicate: str
+) -> dict[str, dict[str, str | None]]:
+    """The fields an `update` / `update_if_empty` import would change: a non-empty cell
+    replaces the stored value (update), or fills an empty one (update_if_empty)."""
+    if on_duplicate not in ("update", "update_if_empty"):
+        return {}
+    out: dict[str, dict[str, str | None]] = {}
+    for name in UPDATABLE:
+        new, old = incoming.get(name), stored.get(name)
+        if not new or new == old:
+            continue
+        if on_duplicate == "update_if_empty" and old:
+            continue
+        out[name] = {"from": old, "to": new}
+    return out
+
+
+def _shown(values: dict[str, str | None]) -> dict[str, str | None]:
+    return {k: (REDACTED if k == "password" and v else v) for k, v in values.items()}
+
+
+def _error(e: RowError) -> dict[str, Any]:
+    return {"column": e.column, "value": e.value, "error": e.error}
+
+
+async def verdicts(
+    rows: list[tuple[int, list[str]]],
+    plan: ColumnPlan,
+    rules: ValidationRules,
+    lookup: Lookup,
+) -> list[dict[str, Any]]:
+    """Each row as it would be imported, with its verdict: new, duplicate_in_file,
+    duplicate_existing, update, skipped (no e-mail where one is optional) or invalid (with
+    every problem, by column)."""
+    checked: list[tuple[int, ValidRow | RowError | None, list[RowError]]] = []
+    for line, cells in rows:
+        problems: list[RowError] = []
+        checked.append((line, validate_row(line, cells, plan, rules, errors=problems), problems))
+    emails = sorted(
+        {str(r.values["email"]).lower() for _, r, _ in checked if isinstance(r, ValidRow)}
+    )
+    stored = await lookup(emails) if emails else {}
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for line, result, problems in checked:
+        item: dict[str, Any] = {"row": line, "verdict": "skipped", "values": {}, "errors": []}
+        out.append(item)
+        if isinstance(result, RowError):
+            item["verdict"], item["errors"] = "invalid", [_error(e) for e in problems or [result]]
+            continue
+        if result is None:
+            item["why"] = "no e-mail: rows without one are skipped when email_required is false"
+            continue
+        item["values"] = _shown(result.values)
+        if result.warning is not None:
+            item["warnings"] = [result.warning.error]
+        email = str(result.values["email"]).lower()
+        if email in seen:
+            item["verdict"] = "duplicate_in_file"
+            item["why"] = "an earlier row has this e-mail; the first one counts"
+            continue
+        seen.add(email)
+        customer = stored.get(email)
+        if customer is None:
+            item["verdict"] = "new"
+            continue
+        found = changes(customer, result.values, rules.on_duplicate)
+        if found:
+            item["verdict"], item["changes"] = "update", found
+        else:
+            item["verdict"] = "duplicate_existing"
+            item["why"] = (
+                "a customer has this e-mail; on_duplicate=skip leaves it as it is"
+                if rules.on_duplicate == "skip"
+                else "a customer has this e-mail and the file changes none of its fields"
+            )
+    return out
+
+
+async def _csv_head(
+    source: ImportSource, prefix: bytes, rules: ValidationRules
+) -> tuple[dict[str, Any], list[str], list[tuple[int, list[str]]], int]:
+    fmt = await csv_source.inspect(source, prefix, rules)
+    head = await csv_source.head(
+        source,
+        fmt,
+        rows=PREVIEW_ROWS,
+        max_bytes=max(MAX_PREVIEW_BYTES, PREFIX_BYTES),
+        prefix=prefix,
+    )
+    d, q = fmt.dialect.delimiter, fmt.dialect.quotechar
+    header = parse_header(head.header_text, delimiter=d, quotechar=q)
+    rows: list[tuple[int, list[str]]] = []
+    for record in head.records:
+        if record.too_long:
+            rows.append((record.line, ["\x00Row is longer than 64 KiB"]))
+            continue
+        try:
+            cells = next(csv.reader([record.data.decode("utf-8")], delimiter=d, quotechar=q))
+        except csv.Error as exc:
+            cells = [f"\x00Row is not valid CSV: {exc}"]
+        rows.append((record.line, cells))
+    file_format = {**fmt.to_json(), "header_line": head.header_line}
+    return file_format, header, rows, head.bytes_read
+
+
+async def _xlsx_head(
+    source: ImportSource, rules: ValidationRules
+) -> tuple[dict[str, Any], list[str], list[tuple[int, list[str]]], list[str]]:
+    header: list[str] | None = None
+    warnings: list[str] = []
+    info: Any = None
+    rows: list[tuple[int, list[str]]] = []
+    sheet_rows = xlsx_source.rows(
+        source, rules, batch_rows=PREVIEW_ROWS + 1, strings_limit=PREVIEW_STRINGS
+    )
+    async with aclosing(sheet_rows) as sheet:
+        async for sheet_info, batch in sheet:
+            info = sheet_info
+            for row in batch:
+                if header is None:
+                    header, warnings = xlsx_source.header_names(row)
+                    header_line = row.line
+                elif row.error is not None:
+                    rows.append((row.line, [f"\x00{row.error}"]))
+                else:
+                    rows.append((row.line, row.cells + [""] * (len(header) - len(row.cells))))
+            if header is not None and len(rows) >= PREVIEW_ROWS:
+                break
+    if header is None or info is None:
+        raise ImportFileError("The sheet has no header row: it is empty")
+    file_format = {"kind": "xlsx", **info.to_json(), "header_line": header_line}
+    return file_format, header, rows[:PREVIEW_ROWS], warnings
+
+
+async def preview(
+    source: ImportSource, *, mapping: dict[str, str], rules: ValidationRules, lookup: Lookup
+) -> dict[str, Any]:
+    """The whole preview (see the module's docstring). Raises `ImportFileError` when the file
+    cannot be read at all (its encoding cannot be decided, no header, not a workbook)."""
+    prefix = await source.read(0, PREFIX_BYTES)
+    warnings: list[str] = []
+    if prefix.startswith(ZIP_MAGIC) or prefix.startswith(OLE2_MAGIC):
+        file_format, header, rows, warnings = await _xlsx_head(source, rules)
+    else:
+        file_format, header, rows, _ = await _csv_head(source, prefix, rules)
+    plan = match_columns(header, mapping)
+    broken = [(line, cells) for line, cells in rows if len(cells) == 1 and cells[0][:1] == "\x00"]
+    checked = await verdicts([r for r in rows if r not in broken], plan, rules, lookup)
+    for line, cells in broken:
+        error = {"column": None, "value": None, "error": cells[0][1:]}
+        checked.append({"row": line, "verdict": "invalid", "values": {}, "errors": [error]})
+    checked.sort(key=lambda item: int(item["row"]))
+    missing = missing_fields(plan, email_required=rules.email_required)
+    return {
+        "file_format": file_format,
+        "encoding": file_format.get("encoding"),
+        "delimiter": file_format.get("delimiter"),
+        "quote_char": file_format.get("quotechar"),
+        "header_row": file_format["header_line"],
+        "header": header,
+        "columns": [m.to_json() for m in plan.matches],
+        "mapping": {plan.header[i]: name for name, i in plan.field_index.items()}
+        | {plan.header[i]: name for name, cols in plan.joined.items() for i in cols},
+        "missing_required": missing,
+        "warnings": warnings + plan.warnings,
+        "rows": checked,
+    }
