@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
@@ -12,7 +13,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq, waiting
 from sqlalchemy import DateTime, MetaData, event, func
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from filestore.settings import Settings
 
@@ -110,6 +113,33 @@ def bounded_connection_class(answer_timeout: float) -> type[BoundedConnection]:
     return type("BoundedConnection", (BoundedConnection,), {"answer_timeout": answer_timeout})
 
 
+# A pooled connection idle this long is pinged before use; a busy one is not.
+IDLE_PING_SECONDS = 5.0
+
+
+class _PingWhenIdle:
+    """Pool events that replace `pool_pre_ping`: a connection back from the pool is checked
+    with a `SELECT 1` only if it sat unused for IDLE_PING_SECONDS (the database may have
+    restarted, or a firewall dropped it meanwhile). Under load connections come back within
+    milliseconds, so requests do not pay a round trip each. A connection that dies while in
+    use fails its request; SQLAlchemy then invalidates the whole pool, so the next ones
+    reconnect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def checkin(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        if not self.dialect._do_ping_w_event(dbapi_connection):
+            # Most likely the server restarted: every pooled connection is stale.
+            raise InvalidatePoolError()
+
+
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
     connection_class = bounded_connection_class(settings.db_statement_timeout_seconds)
     engine = create_async_engine(
@@ -117,7 +147,6 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_connect_timeout_seconds + 2,
-        pool_pre_ping=True,
         connect_args={
             "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
             "async_creator_fn": connection_class.connect,
@@ -127,6 +156,9 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         hide_parameters=True,
     )
     event.listen(engine.sync_engine, "handle_error", _without_row_values)
+    pinger = _PingWhenIdle(engine.dialect)
+    event.listen(engine.sync_engine, "checkin", pinger.checkin)
+    event.listen(engine.sync_engine, "checkout", pinger.checkout)
     return engine
 
 
@@ -136,7 +168,16 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose statements each commit on their own (no BEGIN, no COMMIT): only for
+    routes that read, where every statement sees committed data anyway. Same pool."""
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
+
+
+async def session_scope(
+    maker: async_sessionmaker[AsyncSession],
+) -> AsyncGenerator[AsyncSession, None]:
     """One session per unit of work: commit on success, roll back on any error."""
     async with maker() as session:
         try:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from sqlalchemy import Row
 
 from filestore import pagination
 from filestore.audit import service as audit_service
@@ -16,8 +17,11 @@ from filestore.deps import (
     ClientDep,
     CurrentUser,
     IdPath,
+    ReadingUser,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
+    StandaloneUser,
     StateDep,
     StorageDep,
 )
@@ -30,6 +34,7 @@ from filestore.files.models import FileUpload
 from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
 from filestore.pagination import CURSOR_MAX_LENGTH, NEXT_CURSOR_HEADER
 from filestore.schemas import PageOffset
+from filestore.settings import Settings
 from filestore.tickets import service as tickets_service
 
 router = APIRouter(prefix="/files", tags=["files"], responses=error_responses(401, 422, *ALWAYS))
@@ -63,7 +68,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_out(file: FileUpload, base_url: str) -> FileOut:
+def to_out(file: FileUpload | Row[Any], base_url: str) -> FileOut:
+    """The API's view of a file, from its row object or a row of `files_service.LISTED`."""
     return FileOut(
         id=file.id,
         filename=file.filename,
@@ -86,11 +92,15 @@ def to_out(file: FileUpload, base_url: str) -> FileOut:
     )
 
 
-def base_url(request: Request, settings: SettingsDep) -> str:
+def base_url(request: Request, settings: Settings) -> str:
     return settings.public_base_url or str(request.base_url)
 
 
-BaseUrl = Annotated[str, Depends(base_url)]
+async def _base_url(request: Request, settings: SettingsDep) -> str:
+    return base_url(request, settings)
+
+
+BaseUrl = Annotated[str, Depends(_base_url)]
 
 
 async def visible_file(
@@ -102,7 +112,17 @@ async def visible_file(
     )
 
 
+async def readable_file(
+    file_id: IdPath, session: ReadSessionDep, user: ReadingUser, settings: SettingsDep
+) -> FileUpload:
+    """`visible_file` for the routes that only read: no transaction."""
+    return await files_service.get_visible(
+        session, file_id=file_id, user=user, settings=settings, now=_now()
+    )
+
+
 VisibleFile = Annotated[FileUpload, Depends(visible_file)]
+ReadableFile = Annotated[FileUpload, Depends(readable_file)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[PageOffset, Query()]
 Cursor = Annotated[
@@ -131,7 +151,7 @@ Cursor = Annotated[
     ),
 )
 async def upload_file(
-    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl, client: ClientDep
+    request: Request, state: StateDep, user: StandaloneUser, url: BaseUrl, client: ClientDep
 ) -> FileOut:
     """Upload one file (multipart), streamed to object storage as it arrives."""
     ctx = upload_pipeline.UploadContext(
@@ -171,11 +191,11 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def download_file(
     request: Request,
-    file: VisibleFile,
+    file: ReadableFile,
     storage: StorageDep,
     settings: SettingsDep,
-    session: SessionDep,
-    user: CurrentUser,
+    session: ReadSessionDep,
+    user: ReadingUser,
     client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
     redirect: bool = Query(
@@ -196,6 +216,7 @@ async def download_file(
             await files_service.record_access(
                 session, audit_service.Action.file_link_issued, file=file, user=user, client=client
             )
+            await session.commit()  # the read session: the event is written, then logged
             return RedirectResponse(
                 link.url, status_code=307, headers={"Cache-Control": "no-store"}
             )
@@ -208,6 +229,7 @@ async def download_file(
             client=client,
             details={"range": range_header[:100]} if range_header else None,
         )
+        await session.commit()
     return await file_response(
         file,
         storage,
@@ -223,6 +245,7 @@ async def download_file(
 class Listing:
     """What both file listings need: the caller, a page, and the base of download links."""
 
+    # A transaction, not the read session: the listing query plans with `SET LOCAL`.
     session: SessionDep
     user: CurrentUser
     settings: SettingsDep
@@ -271,7 +294,7 @@ async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[File
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
-async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
+async def get_file(file: ReadableFile, url: BaseUrl) -> FileOut:
     """A file's metadata."""
     return to_out(file, url)
 
@@ -301,13 +324,13 @@ async def delete_file(
     "/{file_id}/download-url", response_model=DownloadUrlOut, responses=error_responses(404)
 )
 async def download_url(
-    file: VisibleFile,
+    file: ReadableFile,
     base: BaseUrl,
     storage: StorageDep,
     settings: SettingsDep,
     response: Response,
-    session: SessionDep,
-    user: CurrentUser,
+    session: ReadSessionDep,
+    user: ReadingUser,
     client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
 ) -> DownloadUrlOut:
@@ -323,6 +346,7 @@ async def download_url(
     await files_service.record_access(
         session, audit_service.Action.file_link_issued, file=file, user=user, client=client
     )
+    await session.commit()
     return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
 
 
@@ -382,7 +406,7 @@ async def reserve_direct_upload(
 async def complete_direct_upload(
     upload_id: IdPath,
     state: StateDep,
-    user: CurrentUser,
+    user: StandaloneUser,
     url: BaseUrl,
     response: Response,
     client: ClientDep,

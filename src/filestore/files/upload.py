@@ -134,16 +134,13 @@ class Upload:
         try:
             for view in head:
                 await sinks.write(view)
-            source = FileBytes(head, None if ended else events, sinks)
-            try:
-                await ctx.storage.put_stream(
-                    stored.bucket, stored.key, source.chunks(), content_type=stored.mime_type
+            if ended:
+                # The whole file is in the head (<= SNIFF_BYTES): one PUT, no multipart upload.
+                await ctx.storage.put_bytes(
+                    stored.bucket, stored.key, b"".join(head), content_type=stored.mime_type
                 )
-            except BaseException:
-                # obstore reports our iterator's exception wrapped; re-raise the original one.
-                if source.failure is not None:
-                    raise source.failure from None
-                raise
+            else:
+                await self._put_stream(FileBytes(head, events, sinks), stored)
             self._complete = True
             log.info("file.stored", bucket=stored.bucket, key=stored.key, size=guard.size)
             await sinks.finish()
@@ -194,6 +191,17 @@ class Upload:
             for name, value in values.items():
                 setattr(row, name, value)
             await session.commit()
+
+    async def _put_stream(self, source: FileBytes, stored: StoredObject) -> None:
+        try:
+            await self.ctx.storage.put_stream(
+                stored.bucket, stored.key, source.chunks(), content_type=stored.mime_type
+            )
+        except BaseException:
+            # obstore reports our iterator's exception wrapped; re-raise the original one.
+            if source.failure is not None:
+                raise source.failure from None
+            raise
 
     async def _move_if_rerouted(self, stored: StoredObject) -> None:
         ctx = self.ctx
@@ -271,7 +279,7 @@ class FileBytes:
     the part, each chunk through the sinks first. Anything that goes wrong is raised here, so
     obstore aborts its multipart upload, and kept in `failure`, as obstore re-raises it wrapped."""
 
-    def __init__(self, head: list[memoryview], rest: Events | None, sinks: Tee) -> None:
+    def __init__(self, head: list[memoryview], rest: Events, sinks: Tee) -> None:
         self._head = head
         self._rest = rest
         self._sinks = sinks
@@ -281,8 +289,6 @@ class FileBytes:
         try:
             for view in self._head:
                 yield view  # the sinks saw it before the store was opened
-            if self._rest is None:
-                return
             async for event in self._rest:
                 if isinstance(event, multipart.PartEnd):
                     return

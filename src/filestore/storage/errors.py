@@ -10,7 +10,7 @@ with a 500 instead of disguising it as an outage.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import structlog
@@ -90,3 +90,24 @@ def transport_errors_as_unavailable(operation: str) -> Iterator[None]:
         if unavailable is None:
             raise
         raise unavailable from exc
+
+
+class WatchedSource:
+    """The bytes of a put, remembering whether the source itself failed: a client that
+    disconnects or a scanner that gives up is not an outage of the store."""
+
+    def __init__(self, chunks: AsyncIterator[memoryview]) -> None:
+        self._chunks = chunks
+        self.error: BaseException | None = None
+
+    def __aiter__(self) -> WatchedSource:
+        return self
+
+    async def __anext__(self) -> memoryview:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise

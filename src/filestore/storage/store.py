@@ -28,6 +28,7 @@ from filestore.settings import Settings
 from filestore.storage.errors import (
     BucketMissing,
     StorageUnavailable,
+    WatchedSource,
     as_unavailable,
     is_missing_bucket,
     transport_errors_as_unavailable,
@@ -189,7 +190,7 @@ class ObjectStorage:
         exception is not taken for a storage error."""
         # The local store cannot keep attributes; its Content-Type lives in the database anyway.
         attributes: Attributes | None = {"Content-Type": content_type} if self._minio else None
-        source = _WatchedSource(chunks)
+        source = WatchedSource(chunks)
         try:
             await obstore.put_async(
                 self._store(bucket),
@@ -266,10 +267,15 @@ class ObjectStorage:
             return None
         return self._local_root / bucket / key
 
-    async def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
-        """Store a small object in one request."""
+    async def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "") -> None:
+        """Store a small object in one request (never a multipart upload)."""
+        attributes: Attributes | None = (
+            {"Content-Type": content_type} if content_type and self._minio else None
+        )
         with transport_errors_as_unavailable("put"):
-            await obstore.put_async(self._store(bucket), key, data)
+            await obstore.put_async(
+                self._store(bucket), key, data, attributes=attributes, use_multipart=False
+            )
 
     async def get_bytes(self, bucket: str, key: str) -> bytes:
         """A small object's bytes, read whole."""
@@ -424,24 +430,3 @@ async def _as_chunks(stream: Any) -> AsyncIterator[bytes | memoryview]:
     with transport_errors_as_unavailable("read"):
         async for chunk in stream:
             yield memoryview(chunk)
-
-
-class _WatchedSource:
-    """The bytes of a put, remembering whether the source itself failed: a client that
-    disconnects or a scanner that gives up is not an outage of the store."""
-
-    def __init__(self, chunks: AsyncIterator[memoryview]) -> None:
-        self._chunks = chunks
-        self.error: BaseException | None = None
-
-    def __aiter__(self) -> _WatchedSource:
-        return self
-
-    async def __anext__(self) -> memoryview:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            raise
-        except BaseException as exc:
-            self.error = exc
-            raise
