@@ -154,9 +154,7 @@ class TestMapping:
         }
         assert columns(body)["Last name"] == ("full_name", "mapping")
 
-    async def test_a_column_mapped_to_nothing_is_not_imported(
-        self, admin_client: AsyncApi
-    ) -> None:
+    async def test_a_column_mapped_to_nothing_is_not_imported(self, admin_client: AsyncApi) -> None:
         # The console's "not imported" choice: even a header naming a field stays out.
         content = f"full_name,email,city\nAda,{email()},Bonn\n".encode()
         body = ok(await preview(admin_client, content, mapping={"city": ""}))
