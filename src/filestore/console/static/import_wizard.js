@@ -75,8 +75,9 @@ function dryRunResult(job) {
     h("dl", { class: "counts", "aria-label": "Dry run counts" },
       [["New", job.successful_rows], ["Duplicates", job.skipped_rows], ["Invalid", job.failed_rows]]
         .map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))),
-    invalid.length ? h("div", { class: "table-wrap" }, h("table", { class: "table" },
-      h("caption", {}, job.failed_rows > invalid.length ? `Invalid rows (the first ${invalid.length})` : "Invalid rows"),
+    invalid.length ? h("h4", { id: "invalid-title" },
+      job.failed_rows > invalid.length ? `Invalid rows (the first ${invalid.length})` : "Invalid rows") : null,
+    invalid.length ? h("div", { class: "table-wrap" }, h("table", { class: "table", "aria-labelledby": "invalid-title" },
       h("thead", {}, h("tr", {}, ["Row", "Column", "Value", "Reason"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, invalid.map((e) => h("tr", {},
         h("th", { scope: "row" }, String(e.row)),
