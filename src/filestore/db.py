@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import pq, waiting
 from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
@@ -72,14 +76,52 @@ def _without_row_values(context: ExceptionContext) -> None:
         wrapped.args = (f"({name}) {primary}",)
 
 
+class BoundedConnection(psycopg.AsyncConnection[Any]):
+    """A psycopg connection whose every wait for PostgreSQL is bounded.
+
+    A server that is frozen (SIGSTOP, a hung host, a stalled network path) keeps its sockets
+    open, so nothing errors: without a bound a query, the pool's pre-ping or a commit waits
+    forever, and cancelling the task makes psycopg spend 10 s more trying to cancel the query.
+    Past `answer_timeout` seconds without an answer the connection is closed (its state is
+    unknown) and `OperationalError` raised: the request gets its 503 and the pool drops the
+    connection. A server-side `statement_timeout` cannot do this: a frozen server runs no timer.
+    """
+
+    answer_timeout: ClassVar[float] = 10.0
+
+    async def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        bound = self.answer_timeout if timeout is None else timeout
+        try:
+            socket = self.pgconn.socket
+            return await waiting.wait_async(gen, socket, interval=interval, timeout=bound)
+        except pg_errors._WaitTimeout as exc:
+            self.pgconn.finish()
+            raise psycopg.OperationalError(f"PostgreSQL did not answer within {bound:g} s") from exc
+        except asyncio.CancelledError:
+            # psycopg would ask the server to cancel the query and wait up to 10 s for that;
+            # a frozen server never answers, so the connection is closed instead.
+            if self.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                self.pgconn.finish()
+            raise
+
+
+def bounded_connection_class(answer_timeout: float) -> type[BoundedConnection]:
+    """`BoundedConnection` with its bound set (one class per engine's setting)."""
+    return type("BoundedConnection", (BoundedConnection,), {"answer_timeout": answer_timeout})
+
+
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
+    connection_class = bounded_connection_class(settings.db_statement_timeout_seconds)
     engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_connect_timeout_seconds + 2,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": max(1, round(settings.db_connect_timeout_seconds))},
+        connect_args={
+            "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
+            "async_creator_fn": connection_class.connect,
+        },
         # A failed statement's error (logged with its traceback) must not carry its parameters:
         # they include password hashes.
         hide_parameters=True,

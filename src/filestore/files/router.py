@@ -10,10 +10,19 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from filestore import pagination
+from filestore.audit import service as audit_service
 from filestore.customers import service as customers_service
-from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
+from filestore.deps import (
+    ClientDep,
+    CurrentUser,
+    IdPath,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    StorageDep,
+)
 from filestore.errors import ALWAYS, error_responses
-from filestore.files import direct
+from filestore.files import direct, pacing
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
@@ -114,6 +123,7 @@ Cursor = Annotated[
     responses=error_responses(
         (403, "Backups are admin-only; customers upload only for themselves"),
         (404, "customer_id or ticket_id not found"),
+        (408, "`client_idle` or `client_too_slow`: the body stalled (UPLOAD_IDLE_TIMEOUT_SECONDS)"),
         (413, "File larger than MAX_FILE_SIZE"),
         (415, "Extension not allowed, or content does not match it"),
         (422, "Empty file, bad field, checksum mismatch, `virus_found`"),
@@ -121,7 +131,7 @@ Cursor = Annotated[
     ),
 )
 async def upload_file(
-    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl
+    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl, client: ClientDep
 ) -> FileOut:
     """Upload one file (multipart), streamed to object storage as it arrives."""
     ctx = upload_pipeline.UploadContext(
@@ -130,13 +140,14 @@ async def upload_file(
         sessionmaker=state.sessionmaker,
         user=user,
         now=_now(),
+        client=client,
     )
     length = request.headers.get("content-length")
     row = await upload_pipeline.receive(
         ctx,
         content_type=request.headers.get("content-type"),
         content_length=int(length) if length and length.isdigit() else None,
-        body=request.stream(),
+        body=pacing.paced(request.stream(), pacing.Pace.of(state.settings)),
     )
     return to_out(row, url)
 
@@ -163,6 +174,9 @@ async def download_file(
     file: VisibleFile,
     storage: StorageDep,
     settings: SettingsDep,
+    session: SessionDep,
+    user: CurrentUser,
+    client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
     redirect: bool = Query(
         default=False,
@@ -179,9 +193,21 @@ async def download_file(
             file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=_now()
         )
         if link is not None:
+            await files_service.record_access(
+                session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+            )
             return RedirectResponse(
                 link.url, status_code=307, headers={"Cache-Control": "no-store"}
             )
+    if request.method == "GET":
+        await files_service.record_access(
+            session,
+            audit_service.Action.file_downloaded,
+            file=file,
+            user=user,
+            client=client,
+            details={"range": range_header[:100]} if range_header else None,
+        )
     return await file_response(
         file,
         storage,
@@ -257,11 +283,17 @@ async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     responses=error_responses((403, "Customers delete only their own uploads"), 404),
 )
 async def delete_file(
-    file: VisibleFile, session: SessionDep, user: CurrentUser, storage: StorageDep
+    file: VisibleFile,
+    session: SessionDep,
+    user: CurrentUser,
+    storage: StorageDep,
+    client: ClientDep,
 ) -> Response:
     """Delete a file: its object is removed and the row marked deleted."""
     files_service.check_may_delete(file, user)
-    await files_service.delete(session, file=file, storage=storage, now=_now())
+    await files_service.delete(
+        session, file=file, storage=storage, now=_now(), user=user, client=client
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -274,6 +306,9 @@ async def download_url(
     storage: StorageDep,
     settings: SettingsDep,
     response: Response,
+    session: SessionDep,
+    user: CurrentUser,
+    client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
 ) -> DownloadUrlOut:
     """A link to the file's bytes: presigned to the store on S3 (for clients that fetch it
@@ -285,6 +320,9 @@ async def download_url(
     if link is None:
         api_url = f"{base.rstrip('/')}/files/download/{file.id}"
         return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
+    await files_service.record_access(
+        session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+    )
     return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
 
 
@@ -342,7 +380,12 @@ async def reserve_direct_upload(
     },
 )
 async def complete_direct_upload(
-    upload_id: IdPath, state: StateDep, user: CurrentUser, url: BaseUrl, response: Response
+    upload_id: IdPath,
+    state: StateDep,
+    user: CurrentUser,
+    url: BaseUrl,
+    response: Response,
+    client: ClientDep,
 ) -> FileOut:
     """Verify the uploaded bytes (size, SHA-256, type, virus scan) and make them a file."""
     row, created = await direct.complete(
@@ -352,6 +395,7 @@ async def complete_direct_upload(
         user=user,
         upload_id=upload_id,
         now=_now(),
+        client=client,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

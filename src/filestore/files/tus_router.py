@@ -20,6 +20,7 @@ from filestore.files.tus import protocol
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.schemas import TusUploadOut
+from filestore.requests import ClientInfo, client_of
 
 router = APIRouter(
     prefix="/files/tus",
@@ -39,13 +40,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ctx(state: StateDep, user: CurrentUser) -> tus_patch.TusContext:
+def _ctx(state: StateDep, user: CurrentUser, client: ClientInfo) -> tus_patch.TusContext:
     return tus_patch.TusContext(
         settings=state.settings,
         storage=state.storage,
         sessionmaker=state.sessionmaker,
         user=user,
         now=_now(),
+        client=client,
     )
 
 
@@ -119,7 +121,7 @@ async def create_upload(request: Request, state: StateDep, user: CurrentUser) ->
     try:
         protocol.check_patch_content_type(headers.get("content-type"), dialect)
         appended = await tus_patch.append(
-            _ctx(state, user),
+            _ctx(state, user, client_of(request)),
             upload_id=upload.id,
             offset=0,
             length=None,
@@ -206,7 +208,7 @@ async def append_bytes(
         raise BadRequest("Upload-Offset is required", code="invalid_header")
     try:
         appended = await tus_patch.append(
-            _ctx(state, user),
+            _ctx(state, user, client_of(request)),
             upload_id=upload_id,
             offset=offset,
             length=protocol.parse_size("Upload-Length", headers.get("upload-length")),

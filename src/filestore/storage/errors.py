@@ -15,8 +15,9 @@ from contextlib import contextmanager
 
 import structlog
 import urllib3.exceptions
+from minio.error import S3Error
 from minio.error import ServerError as MinioServerError
-from obstore.exceptions import GenericError
+from obstore.exceptions import GenericError, NotFoundError
 
 from filestore.errors import ServiceUnavailable
 
@@ -33,6 +34,22 @@ class StorageUnavailable(ServiceUnavailable):
 
     def __init__(self, message: str = "Object storage is unavailable, try again shortly") -> None:
         super().__init__(message)
+
+
+class BucketMissing(Exception):
+    """A configured bucket does not exist (deleted, or never created): not an outage of the
+    whole store, and not a missing object either."""
+
+    def __init__(self, bucket: str) -> None:
+        super().__init__(f"bucket {bucket!r} does not exist")
+        self.bucket = bucket
+
+
+def is_missing_bucket(exc: BaseException) -> bool:
+    """S3's NoSuchBucket, from either client."""
+    if isinstance(exc, S3Error):
+        return exc.code == "NoSuchBucket"
+    return isinstance(exc, GenericError | NotFoundError) and "NoSuchBucket" in str(exc)
 
 
 def is_transport_error(exc: BaseException) -> bool:
