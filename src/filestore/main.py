@@ -27,6 +27,7 @@ from filestore.db import create_engine, create_read_sessionmaker, create_session
 from filestore.drain import DrainMiddleware
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
+from filestore.files.direct_router import router as direct_router
 from filestore.files.router import router as files_router
 from filestore.files.tus.headers import TusResumableHeader
 from filestore.files.tus.protocol import EXPOSED_HEADERS
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports_router)
     app.include_router(jobs_router)
     app.include_router(tus_router)
+    app.include_router(direct_router)
     app.include_router(files_router)
     app.include_router(console_router)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC_DIR), name="console-static")

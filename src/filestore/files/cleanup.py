@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from filestore.files import direct, orphans
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
+from filestore.storage import leftovers
 from filestore.storage.errors import BucketMissing, StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
@@ -250,7 +251,7 @@ async def abort_stale_uploads(
     resumable = await tus_cleanup.protected_multipart_ids(maker)
     for bucket in buckets:
         try:
-            uploads = await storage.incomplete_uploads(bucket)
+            uploads = await leftovers.incomplete_uploads(storage, bucket)
         except BucketMissing:
             report.bucket_missing(bucket)
             continue
@@ -260,7 +261,7 @@ async def abort_stale_uploads(
             if upload.upload_id in resumable:
                 continue  # a tus upload may take a day between two requests
             try:
-                await storage.abort_upload(bucket, upload)
+                await leftovers.abort_upload(storage, bucket, upload)
                 report.aborted_uploads += 1
                 log.info("cleanup.upload_aborted", bucket=bucket, key=upload.key)
             except Exception as exc:

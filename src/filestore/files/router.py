@@ -1,4 +1,5 @@
-"""`/files`: upload (multipart, or direct to the store), download, metadata, listing, deletion."""
+"""`/files`: multipart upload, download, metadata, listing, deletion (direct transfers:
+`direct_router.py`; tus: `tus_router.py`)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ from filestore.deps import (
     StorageDep,
 )
 from filestore.errors import ALWAYS, error_responses
-from filestore.files import direct, pacing
+from filestore.files import pacing
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
 from filestore.files.models import FileUpload
-from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
+from filestore.files.schemas import FileOut
 from filestore.pagination import CURSOR_MAX_LENGTH, NEXT_CURSOR_HEADER
 from filestore.schemas import PageOffset
 from filestore.settings import Settings
@@ -64,7 +65,7 @@ _UPLOAD_FORM: dict[str, Any] = {
 }
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -108,7 +109,7 @@ async def visible_file(
 ) -> FileUpload:
     """This file, if it is live and the caller may see it; 404 otherwise."""
     return await files_service.get_visible(
-        session, file_id=file_id, user=user, settings=settings, now=_now()
+        session, file_id=file_id, user=user, settings=settings, now=now()
     )
 
 
@@ -117,7 +118,7 @@ async def readable_file(
 ) -> FileUpload:
     """`visible_file` for the routes that only read: no transaction."""
     return await files_service.get_visible(
-        session, file_id=file_id, user=user, settings=settings, now=_now()
+        session, file_id=file_id, user=user, settings=settings, now=now()
     )
 
 
@@ -159,7 +160,7 @@ async def upload_file(
         storage=state.storage,
         sessionmaker=state.sessionmaker,
         user=user,
-        now=_now(),
+        now=now(),
         client=client,
     )
     length = request.headers.get("content-length")
@@ -210,7 +211,7 @@ async def download_file(
     """Stream the file's bytes; supports Range, If-None-Match and If-Range."""
     if redirect:
         link = direct_link(
-            file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=_now()
+            file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=now()
         )
         if link is not None:
             await files_service.record_access(
@@ -263,7 +264,7 @@ class Listing:
             self.session,
             user=self.user,
             settings=self.settings,
-            now=_now(),
+            now=now(),
             customer_id=customer_id,
             ticket_id=ticket_id,
             limit=self.limit,
@@ -315,112 +316,6 @@ async def delete_file(
     """Delete a file: its object is removed and the row marked deleted."""
     files_service.check_may_delete(file, user)
     await files_service.delete(
-        session, file=file, storage=storage, now=_now(), user=user, client=client
+        session, file=file, storage=storage, now=now(), user=user, client=client
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get(
-    "/{file_id}/download-url", response_model=DownloadUrlOut, responses=error_responses(404)
-)
-async def download_url(
-    file: ReadableFile,
-    base: BaseUrl,
-    storage: StorageDep,
-    settings: SettingsDep,
-    response: Response,
-    session: ReadSessionDep,
-    user: ReadingUser,
-    client: ClientDep,
-    inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
-) -> DownloadUrlOut:
-    """A link to the file's bytes: presigned to the store on S3 (for clients that fetch it
-    themselves, e.g. a browser `<a href>`), the API's own link with the local store."""
-    response.headers["Cache-Control"] = "no-store"
-    link = direct_link(
-        file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=_now()
-    )
-    if link is None:
-        api_url = f"{base.rstrip('/')}/files/download/{file.id}"
-        return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
-    await files_service.record_access(
-        session, audit_service.Action.file_link_issued, file=file, user=user, client=client
-    )
-    await session.commit()
-    return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
-
-
-@router.post(
-    "/direct-uploads",
-    response_model=DirectUploadOut,
-    status_code=status.HTTP_201_CREATED,
-    responses=error_responses(
-        (403, "Backups are admin-only; customers upload only for themselves"),
-        (404, "customer_id or ticket_id not found"),
-        (409, "`direct_uploads_unavailable`: the store is not S3"),
-        (413, "Declared size larger than MAX_FILE_SIZE"),
-        (415, "Extension not allowed"),
-    ),
-)
-async def reserve_direct_upload(
-    body: DirectUploadIn,
-    session: SessionDep,
-    state: StateDep,
-    user: CurrentUser,
-    response: Response,
-) -> DirectUploadOut:
-    """Check the upload as `POST /files/upload` would and answer a presigned PUT for exactly
-    these bytes (size and SHA-256 are bound into the signature; it works once, ≤ 15 minutes)."""
-    response.headers["Cache-Control"] = "no-store"
-    reservation = await direct.reserve(
-        session,
-        settings=state.settings,
-        storage=state.storage,
-        user=user,
-        request=body,
-        now=_now(),
-    )
-    return DirectUploadOut(
-        upload_id=reservation.row.id,
-        method="PUT",
-        url=reservation.url,
-        headers=reservation.headers,
-        expires_at=reservation.expires_at,
-    )
-
-
-@router.post(
-    "/direct-uploads/{upload_id}/complete",
-    response_model=FileOut,
-    status_code=status.HTTP_201_CREATED,
-    responses={
-        200: {"model": FileOut, "description": "Completed before: the same file"},
-        **error_responses(
-            (404, "No such upload of yours"),
-            (409, "`upload_verifying` (ask again) or `upload_rejected`"),
-            (422, "The stored bytes differ from the declaration (the detail says how)"),
-            (503, "Store or scanner unavailable: nothing decided, try again"),
-        ),
-    },
-)
-async def complete_direct_upload(
-    upload_id: IdPath,
-    state: StateDep,
-    user: StandaloneUser,
-    url: BaseUrl,
-    response: Response,
-    client: ClientDep,
-) -> FileOut:
-    """Verify the uploaded bytes (size, SHA-256, type, virus scan) and make them a file."""
-    row, created = await direct.complete(
-        state.sessionmaker,
-        settings=state.settings,
-        storage=state.storage,
-        user=user,
-        upload_id=upload_id,
-        now=_now(),
-        client=client,
-    )
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return to_out(row, url)

@@ -80,6 +80,17 @@ def as_unavailable(exc: Exception, operation: str) -> StorageUnavailable | None:
 
 
 @contextmanager
+def missing_bucket(bucket: str) -> Iterator[None]:
+    """S3's NoSuchBucket, from either client, as `BucketMissing`."""
+    try:
+        yield
+    except Exception as exc:
+        if is_missing_bucket(exc):
+            raise BucketMissing(bucket) from exc
+        raise
+
+
+@contextmanager
 def transport_errors_as_unavailable(operation: str) -> Iterator[None]:
     """Raise `StorageUnavailable` for a transport error inside the block; anything else
     passes through unchanged."""

@@ -3,7 +3,7 @@ in the local store.
 
 obstore streams one request's bytes into a multipart upload it opens and closes itself; it has no
 call to resume an upload another request began. For that the minio SDK's multipart calls are
-used (the same private-but-stable methods `ObjectStorage.incomplete_uploads` already relies on),
+used (the same private-but-stable methods `leftovers.incomplete_uploads` already relies on),
 in a worker thread as the SDK is synchronous. With the local store (embedded default) the store
 directory *is* the storage: a partial file is written in place at the offset the database gives,
 then renamed to its final key.

@@ -12,8 +12,7 @@ bucket, configuration) passes through unchanged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ from filestore.storage.errors import (
     StorageUnavailable,
     WatchedSource,
     as_unavailable,
-    is_missing_bucket,
+    missing_bucket,
     transport_errors_as_unavailable,
 )
 from filestore.storage.presign import Credentials, presign
@@ -51,13 +50,6 @@ class ListedObject:
     key: str
     last_modified: datetime
     size: int
-
-
-@dataclass(frozen=True)
-class IncompleteUpload:
-    key: str
-    upload_id: str
-    initiated: datetime | None
 
 
 @dataclass(frozen=True)
@@ -329,7 +321,7 @@ class ObjectStorage:
         does not exist."""
         if self._local_root is not None and not (self._local_root / bucket).is_dir():
             raise BucketMissing(bucket)
-        with _missing_bucket(bucket), transport_errors_as_unavailable("list"):
+        with missing_bucket(bucket), transport_errors_as_unavailable("list"):
             stream = obstore.list(
                 self._store(bucket), prefix=prefix, offset=after or None, chunk_size=1000
             )
@@ -340,48 +332,6 @@ class ObjectStorage:
                     )
                     for meta in page
                 ]
-
-    async def incomplete_uploads(self, bucket: str) -> list[IncompleteUpload]:
-        """Multipart uploads begun and never completed nor aborted (S3 only; none locally);
-        `BucketMissing` if the bucket does not exist."""
-        if self._minio is None:
-            return []
-        minio = self._minio
-        found: list[IncompleteUpload] = []
-        key_marker: str | None = None
-        upload_marker: str | None = None
-        while True:
-            # The minio SDK reaches ListMultipartUploads only through this private method.
-            with _missing_bucket(bucket), transport_errors_as_unavailable("list_uploads"):
-                result = await asyncio.to_thread(
-                    minio._list_multipart_uploads,
-                    bucket,
-                    key_marker=key_marker,
-                    upload_id_marker=upload_marker,
-                    max_uploads=1000,
-                )
-            found.extend(
-                IncompleteUpload(
-                    key=u.object_name, upload_id=u.upload_id or "", initiated=u.initiated_time
-                )
-                for u in result.uploads
-            )
-            # minio 7.2 never fills next_upload_id_marker; paging by key alone still ends.
-            if (
-                not result.is_truncated
-                or not result.next_key_marker
-                or result.next_key_marker == key_marker
-            ):
-                return found
-            key_marker = result.next_key_marker
-            upload_marker = getattr(result, "next_upload_id_marker", None)
-
-    async def abort_upload(self, bucket: str, upload: IncompleteUpload) -> None:
-        if self._minio is not None:
-            with transport_errors_as_unavailable("abort_upload"):
-                await asyncio.to_thread(
-                    self._minio._abort_multipart_upload, bucket, upload.key, upload.upload_id
-                )
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the store takes a write within the storage timeout
@@ -413,17 +363,6 @@ class ObjectStorage:
                 *(asyncio.to_thread(minio.bucket_exists, b) for b in self._buckets)
             )
         return [b for b, exists in zip(self._buckets, found, strict=True) if not exists]
-
-
-@contextmanager
-def _missing_bucket(bucket: str) -> Iterator[None]:
-    """S3's NoSuchBucket, from either client, as `BucketMissing`."""
-    try:
-        yield
-    except Exception as exc:
-        if is_missing_bucket(exc):
-            raise BucketMissing(bucket) from exc
-        raise
 
 
 async def _as_chunks(stream: Any) -> AsyncIterator[bytes | memoryview]:
