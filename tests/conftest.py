@@ -16,6 +16,7 @@ import httpx
 import procrastinate
 import psycopg
 import pytest
+from fastapi import FastAPI
 from psycopg import sql
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -25,11 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from filestore import worker as job_worker
 from filestore.auth import security
 from filestore.db import libpq_url, sqlalchemy_url
+from filestore.main import create_app
 from filestore.migrate import upgrade
 from filestore.settings import Settings
 from tests.fixtures.app import (
     ADMIN_PASSWORD,
     AsyncApi,
+    attach_state,
     bound_sessionmaker,
     build_app,
     commit_admin,
@@ -301,8 +304,15 @@ async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSessi
         yield session
 
 
+@pytest.fixture(scope="session")
+def fast_app(fast_settings_base: Settings) -> FastAPI:
+    """The fast tier's app, built once; `app_client` gives it each test's resources."""
+    return create_app(fast_settings_base)
+
+
 @pytest.fixture
 async def app_client(
+    fast_app: FastAPI,
     db_connection: AsyncConnection,
     fast_engine: AsyncEngine,
     fast_queue: procrastinate.App,
@@ -310,7 +320,9 @@ async def app_client(
     fast_settings_base: Settings,
 ) -> AsyncIterator[AsyncApi]:
     """An anonymous client on the app, every request inside the test's transaction."""
-    app = build_app(
+    app = fast_app
+    attach_state(
+        app,
         fast_settings_base,
         database_url=fast_database_url,
         engine=fast_engine,
