@@ -47,6 +47,7 @@ from filestore.settings import Settings, get_settings
 from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
 from filestore.tickets.router import router as tickets_router
+from filestore.stats.router import router as stats_router
 
 log = structlog.get_logger(__name__)
 
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
     app.include_router(imports_router)
     app.include_router(jobs_router)
+    app.include_router(stats_router)
     app.include_router(tus_router)
     app.include_router(files_router)
     app.include_router(console_router)

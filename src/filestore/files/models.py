@@ -123,6 +123,8 @@ class FileUpload(TimestampMixin, Base):
             "created_at",
             postgresql_where=text("upload_status = 'uploading'"),
         ),
+        # The Overview's per-day counts (BRIN: no ordering, so listings never walk it).
+        Index("ix_file_uploads_created_brin", "created_at", postgresql_using="brin"),
         Index(
             "ix_file_uploads_reserved_until",
             "reserved_until",
