@@ -19,7 +19,13 @@ NOW = datetime.now(UTC)
 BUCKET = "stats-overview-test"
 
 
-def upload(customer: Customer | None, size: int, age_days: int, status: UploadStatus, reason: str | None = None) -> FileUpload:
+def upload(
+    customer: Customer | None,
+    size: int,
+    age_days: int,
+    status: UploadStatus,
+    reason: str | None = None,
+) -> FileUpload:
     return FileUpload(
         created_at=NOW - timedelta(days=age_days),
         filename="f.pdf",
@@ -36,7 +42,9 @@ def upload(customer: Customer | None, size: int, age_days: int, status: UploadSt
     )
 
 
-def csv_import(status: JobStatus, seconds: int, ok: int, failed: int, skipped: int) -> BackgroundJob:
+def csv_import(
+    status: JobStatus, seconds: int, ok: int, failed: int, skipped: int
+) -> BackgroundJob:
     started = NOW - timedelta(minutes=5)
     return BackgroundJob(
         job_type=JobType.csv_import,
@@ -59,15 +67,20 @@ async def overview(api: AsyncApi, days: int = 30) -> dict[str, Any]:
 
 def day(body: dict[str, Any], key: str, age_days: int) -> dict[str, Any]:
     wanted = (NOW - timedelta(days=age_days)).date().isoformat()
-    (entry,) = [e for e in body[key] if e["day"] == wanted]
-    return entry
+    entries: list[dict[str, Any]] = [e for e in body[key] if e["day"] == wanted]
+    assert len(entries) == 1
+    return entries[0]
 
 
 def diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in after.items():
         if isinstance(value, dict):
-            out[name] = {k: v - value_of(before[name], k) for k, v in value.items() if v != value_of(before[name], k)}
+            out[name] = {
+                k: v - value_of(before[name], k)
+                for k, v in value.items()
+                if v != value_of(before[name], k)
+            }
         elif isinstance(value, int):
             out[name] = value - before[name]
     return out
@@ -104,7 +117,8 @@ async def test_overview_counts_a_known_set_of_rows(
     await db_session.flush()
     after = await overview(admin_client)
 
-    assert after["days"] == 30 and len(after["uploads"]) == len(after["imports"]) == 30
+    assert after["days"] == 30
+    assert len(after["uploads"]) == len(after["imports"]) == 30
     assert after["uploads"][-1]["day"] == NOW.date().isoformat()
     (bucket,) = [b for b in after["storage"] if b["bucket"] == BUCKET]
     assert bucket == {"bucket": BUCKET, "bytes": 9_015_000_000_000, "files": 4}
@@ -136,7 +150,8 @@ async def test_overview_counts_a_known_set_of_rows(
         "rows_skipped": 1,
     }
     if day(before, "imports", 0)["imports"] == 0:
-        assert imports["average_seconds"] == 20.0 and imports["longest_seconds"] == 30.0
+        assert imports["average_seconds"] == 20.0
+        assert imports["longest_seconds"] == 30.0
 
 
 async def test_window_is_bounded(admin_client: AsyncApi) -> None:
@@ -155,7 +170,12 @@ async def test_customers_and_strangers_are_refused(
     password = "Pw-" + "k7" * 8
     response = await admin_client.post(
         "/users",
-        json={"username": "stats-cust", "password": password, "role": "customer", "customer_id": customer["id"]},
+        json={
+            "username": "stats-cust",
+            "password": password,
+            "role": "customer",
+            "customer_id": customer["id"],
+        },
     )
     assert response.status_code == 201, response.text
     as_customer = await app_client.login("stats-cust", password)
@@ -163,4 +183,5 @@ async def test_customers_and_strangers_are_refused(
     assert response.status_code == 403
     assert response.json() == {"detail": "Your role may not do this", "code": "forbidden_role"}
     anonymous = await AsyncApi(app_client.client).get("/stats/overview")
-    assert anonymous.status_code == 401 and anonymous.json()["code"]
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"]

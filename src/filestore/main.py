@@ -45,9 +45,9 @@ from filestore.pagination import NEXT_CURSOR_HEADER
 from filestore.server_errors import UnhandledErrorMiddleware
 from filestore.settings import Settings, get_settings
 from filestore.state import AppState
+from filestore.stats.router import router as stats_router
 from filestore.storage.store import ObjectStorage
 from filestore.tickets.router import router as tickets_router
-from filestore.stats.router import router as stats_router
 
 log = structlog.get_logger(__name__)
 

@@ -9,7 +9,9 @@ from filestore.errors import ALWAYS, error_responses
 from filestore.stats import service
 from filestore.stats.schemas import Overview
 
-router = APIRouter(prefix="/stats", tags=["stats"], responses=error_responses(401, 403, 422, *ALWAYS))
+router = APIRouter(
+    prefix="/stats", tags=["stats"], responses=error_responses(401, 403, 422, *ALWAYS)
+)
 
 
 @router.get("/overview", response_model=Overview)

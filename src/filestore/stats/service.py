@@ -93,7 +93,10 @@ async def uploads(session: AsyncSession, since: datetime, days: int) -> list[Upl
             .group_by(day, f.upload_status, f.rejection_reason)
         )
     ).all()
-    out = {d: UploadDay(day=d, completed=0, rejected=0, bytes=0, rejected_by_reason={}) for d in _days(since, days)}
+    out = {
+        d: UploadDay(day=d, completed=0, rejected=0, bytes=0, rejected_by_reason={})
+        for d in _days(since, days)
+    }
     for d, status, reason, count, size in rows:
         entry = out.get(d)
         if entry is None:

@@ -21,10 +21,10 @@ function stat(label, value, hint) {
 }
 
 function table(caption, columns, rows) {
-  return h("table", { class: "table numbers" },
+  return h("div", { class: "table-wrap" }, h("table", { class: "table numbers" },
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
-    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => (i === 0 ? h("th", { scope: "row" }, c) : h("td", {}, c)))))));
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => (i === 0 ? h("th", { scope: "row" }, c) : h("td", { "data-label": columns[i] }, c))))))));
 }
 
 // Horizontal bars as plain elements: the label and the figure are text, the bar is decoration.
