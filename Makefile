@@ -69,7 +69,8 @@ test-js-deps:
 		echo "test-deps: no npm; the tus-js-client tests will skip"; \
 	fi
 
-# The console's third-party files (Uppy's bundle, uPlot for the Overview charts), pinned in console/vendor/package-lock.json,
+# The console's third-party files (Uppy's bundle and CSS, uPlot for the Overview's charts),
+# pinned in console/vendor/package-lock.json,
 # copied into the package with every bundled package's licence. Run after changing the pin;
 # the copies are committed, so installing Filestore never needs npm.
 VENDOR_DIR := src/filestore/console/static/vendor
