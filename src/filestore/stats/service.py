@@ -163,8 +163,8 @@ async def imports(session: AsyncSession, since: datetime, days: int) -> list[Imp
     return result
 
 
-async def overview(session: AsyncSession, *, days: int) -> Overview:
-    since = window_start(days)
+async def overview(session: AsyncSession, *, days: int, now: datetime | None = None) -> Overview:
+    since = window_start(days, now)
     return Overview(
         since=since,
         days=days,
