@@ -10,6 +10,8 @@ const REASONS = ["size", "type", "virus", "checksum", "missing", "other"];
 const REASON_LABELS = { size: "Too large", type: "Type not allowed", virus: "Virus found", checksum: "Checksum mismatch", missing: "Bytes missing", other: "Other" };
 const COLOURS = { completed: "#2563eb", size: "#d97706", type: "#7c3aed", virus: "#dc2626", checksum: "#0891b2", missing: "#64748b", other: "#94a3b8", rows: "#16a34a", failed: "#dc2626", seconds: "#7c3aed" };
 const number = new Intl.NumberFormat();
+// Counts are whole numbers: ticks never fall between them.
+const WHOLE = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7];
 
 function header(days) {
   return h("div", { class: "page-header" },
@@ -99,11 +101,11 @@ function uploadsSection(body, onCleanup) {
   return h("section", { class: "panel", "aria-labelledby": "uploads-title" },
     h("h2", { id: "uploads-title" }, "Uploads per day"),
     h("p", { class: "muted" }, `${number.format(done)} completed, ${number.format(refused)} rejected: ${rate}.`),
-    dayChart(onCleanup, {
+    active.length && dayChart(onCleanup, {
       description, days: days.map((d) => d.day),
       series: [{ label: "Completed", colour: COLOURS.completed, values: days.map((d) => d.completed), fill: true },
         ...reasons.map((r) => ({ label: `Rejected: ${REASON_LABELS[r]}`, colour: COLOURS[r], values: days.map((d) => d.rejected_by_reason[r] ?? 0) }))],
-      axes: [{ label: "Uploads" }],
+      axes: [{ label: "Uploads", incrs: WHOLE }],
     }),
     active.length
       ? table("Uploads per day", ["Day", "Completed", "Stored", "Rejected", ...reasons.map((r) => REASON_LABELS[r])],
@@ -125,13 +127,13 @@ function importsSection(body, onCleanup) {
   return h("section", { class: "panel", "aria-labelledby": "imports-title" },
     h("h2", { id: "imports-title" }, "Imports per day"),
     h("p", { class: "muted" }, `${number.format(count)} CSV import${count === 1 ? "" : "s"}: ${number.format(rows)} rows imported, ${number.format(failedRows)} rows failed.`),
-    dayChart(onCleanup, {
+    active.length && dayChart(onCleanup, {
       description: `Imports per day: ${number.format(count)} imports, ${number.format(rows)} rows imported and ${number.format(failedRows)} rows failed in ${body.days} days.`,
       days: days.map((d) => d.day),
       series: [{ label: "Rows imported", colour: COLOURS.rows, values: days.map((d) => d.rows_imported), fill: true },
         { label: "Rows failed", colour: COLOURS.failed, values: days.map((d) => d.rows_failed) },
         { label: "Average run time (s)", colour: COLOURS.seconds, values: days.map((d) => d.average_seconds), scale: "s" }],
-      axes: [{ label: "Rows" }, { scale: "s", side: 1, label: "Seconds", grid: { show: false } }],
+      axes: [{ label: "Rows", incrs: WHOLE }, { scale: "s", side: 1, label: "Seconds", grid: { show: false } }],
     }),
     active.length
       ? table("Imports per day", ["Day", "Imports", "Failed", "Rows imported", "Rows failed", "Rows skipped", "Average run time", "Longest"],
