@@ -9,9 +9,18 @@ from __future__ import annotations
 import os
 import platform
 import threading
-from typing import Any, Self
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 import psutil  # type: ignore[import-untyped]
+from obstore.store import S3Store
+
+if TYPE_CHECKING:
+    from tests.fixtures.live import LiveServer
+    from tests.fixtures.servers import SeaweedFS
 
 MIB = 1024 * 1024
 
@@ -106,3 +115,43 @@ class PeriodicSampler:
         if self._thread is not None:
             self._thread.join()
         self.sample()
+
+
+def direct_store(s3: SeaweedFS, bucket: str) -> S3Store:
+    """obstore straight to the S3 server's `bucket`, configured like the server's own store:
+    the baseline of the API's transfers."""
+    return S3Store(
+        bucket,
+        endpoint=s3.url(),
+        access_key_id=s3.access_key,
+        secret_access_key=s3.secret_key,
+        region=s3.region,
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True, "read_timeout": timedelta(seconds=60)},
+    )
+
+
+@contextmanager
+def s3_backends(
+    workdir: Path,
+    database: str,
+    settings: Mapping[str, str] | None = None,
+    server_args: Sequence[str] = (),
+) -> Iterator[tuple[SeaweedFS, LiveServer]]:
+    """SeaweedFS, embedded PostgreSQL and a production-mode Filestore on them (with `settings`
+    and `filestore serve` `server_args`); all stopped after. The script must have put the repo
+    root on sys.path (for `tests.fixtures`)."""
+    from tests.fixtures.live import production_env, start_server
+    from tests.fixtures.servers import s3_env, start_embedded_postgres, start_seaweedfs
+
+    with ExitStack() as stack:
+        s3 = start_seaweedfs(workdir / "seaweed")
+        stack.callback(s3.stop)
+        pg = start_embedded_postgres(workdir / "pgdata")
+        stack.callback(pg.stop)
+        env = production_env(pg.create_database(database))
+        env.update(s3_env(s3))
+        env.update(settings or {})
+        server = start_server(workdir / "filestore", env, extra_args=server_args)
+        stack.callback(server.stop)
+        yield s3, server

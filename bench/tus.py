@@ -1,4 +1,5 @@
-"""Resumable (tus) uploads through the API against a direct S3 PUT of the same bytes.
+"""Every way in against a direct S3 PUT of the same bytes: tus through the API, and a direct
+upload (presigned PUT straight to S3, then `complete`).
 
 What it measures, in one run (SeaweedFS, embedded PostgreSQL and a production-mode
 `filestore serve`, all started in a temp dir and stopped at the end; `bench/upload.py`'s
@@ -9,14 +10,24 @@ machinery):
 * tus in 5 MiB chunks and in 50 MiB chunks through `/files/tus` (POST, then one PATCH per
   chunk, the last one waiting for verification: the object is read back once for MD5 +
   SHA-256 and sniffing, and the row written), wall time from the POST to the final 204;
+* direct 1 PUT: the same bytes in one presigned PUT straight to S3 with the headers a direct
+  upload signs (`Content-Length`, `x-amz-checksum-sha256`, `If-None-Match: *`), no API: the
+  transport a direct upload uses (one stream, where obstore's PUT runs 4 parts at once), so
+  `presigned / direct 1 PUT` is the API's own share (reserve + complete);
+* a direct upload: `POST /files/direct-uploads`, the presigned PUT of the whole file with the
+  signed headers (httpx, one request), `POST .../complete` (the API checks size and SHA-256
+  from the store's HEAD, sniffs a ranged GET, moves the object, writes the row); wall time
+  from the reservation to the 201, and the API server's CPU seconds for it;
 * 8 concurrent tus uploads in 5 MiB chunks: aggregate throughput and the server's RSS growth
   (peak during the phase minus idle after a warm-up);
 * CPU seconds per 100 MiB of the API server, the S3 server and this client in every phase.
 
 Each measurement is repeated (default 3, direct and tus taking turns to go first) and the
 median reported. Every tus upload carries `checksum_sha256` in its metadata, so the server
-refuses a wrong file and the run fails (exit 1) instead of looking fast. Goals: tus with
-50 MiB chunks >= 0.80 of the direct PUT; RSS growth for 8 concurrent uploads <= 8 x 24 MiB.
+refuses a wrong file and the run fails (exit 1) instead of looking fast; a direct upload's
+PUT is signed with its SHA-256, and its stored SHA-256 is checked too. Goals: tus with 50 MiB
+chunks >= 0.80 of the direct PUT; direct upload >= 0.95 with <= 0.05 API CPU s per 100 MiB;
+RSS growth for 8 concurrent uploads <= 8 x 24 MiB.
 Missing a goal still exits 0.
 
 How to run (from the repo root): `python bench/tus.py [--size-mb 100] [--repeat 3]
@@ -34,6 +45,7 @@ import os
 import statistics
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # `bench/upload.py` and `tests.fixtures` live in the repo, not in the installed package.
@@ -43,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from bench_common import MIB, load_line, machine_line, rss_of, verdict
 from upload import (
+    BUCKET,
     HTTP_TIMEOUT,
     SEED_MAX_FILE_SIZE,
     BenchError,
@@ -57,10 +70,13 @@ from upload import (
     timed,
 )
 
+from filestore.storage.presign import Credentials, presign
 from tests.fixtures.live import LiveServer
 from tests.fixtures.servers import SeaweedFS
 
 GOAL_TUS_RATIO = 0.80
+GOAL_PRESIGNED_RATIO = 0.95
+GOAL_PRESIGNED_API_CPU = 0.05
 GOAL_RSS_PER_UPLOAD_MIB = 24.0
 
 
@@ -106,6 +122,27 @@ class TusClient:
             raise BenchError(f"tus stored {out['file_size']} bytes, sha256 {out['sha256']}")
         return file_id
 
+    async def presigned(self, data: bytes, sha256: str) -> int:
+        """A direct upload: reserve, PUT to the store, complete; returns the file id."""
+        reserved = await self.http.post(
+            "/files/direct-uploads",
+            json={"filename": "bench.pdf", "file_size": len(data), "sha256": sha256},
+        )
+        if reserved.status_code != 201:
+            raise BenchError(f"reserve answered {reserved.status_code}: {reserved.text[:300]}")
+        ticket = reserved.json()
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as s3:
+            put = await s3.put(ticket["url"], content=data, headers=ticket["headers"])
+        if put.status_code != 200:
+            raise BenchError(f"presigned PUT answered {put.status_code}: {put.text[:300]}")
+        done = await self.http.post(f"/files/direct-uploads/{ticket['upload_id']}/complete")
+        if done.status_code != 201:
+            raise BenchError(f"complete answered {done.status_code}: {done.text[:300]}")
+        out = done.json()
+        if out["sha256"] != sha256 or out["file_size"] != len(data):
+            raise BenchError(f"direct upload stored {out['file_size']} bytes, {out['sha256']}")
+        return int(out["id"])
+
     async def delete(self, file_id: int) -> None:
         await self.http.delete(f"/files/{file_id}")
 
@@ -113,8 +150,31 @@ class TusClient:
         await self.http.aclose()
 
 
+async def single_put(s3: SeaweedFS, key: str, data: bytes, sha256: str) -> None:
+    """One presigned PUT to the store, signed like a direct upload's."""
+    headers = {
+        "Content-Length": str(len(data)),
+        "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode(),
+        "If-None-Match": "*",
+    }
+    url = presign(
+        "PUT",
+        base_url=s3.url(),
+        path=f"/{BUCKET}/{key}",
+        credentials=Credentials(s3.access_key, s3.secret_key, s3.region),
+        now=datetime.now(UTC),
+        expires=timedelta(minutes=15),
+        headers=headers,
+    )
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
+        put = await client.put(url, content=data, headers=headers)
+    if put.status_code != 200:
+        raise BenchError(f"single PUT answered {put.status_code}: {put.text[:300]}")
+
+
 class Bench:
     def __init__(self, s3: SeaweedFS, server: LiveServer, data: bytes) -> None:
+        self.s3 = s3
         self.data = data
         self.size = len(data)
         self.sha256 = hashlib.sha256(data).hexdigest()
@@ -124,7 +184,15 @@ class Bench:
         self.idle_rss = 0
         self.loads: list[float] = []
         self.series = {
-            name: Series(name) for name in ("direct", "tus 5 MiB", "tus 50 MiB", "tus xN")
+            name: Series(name)
+            for name in (
+                "direct",
+                "tus 5 MiB",
+                "tus 50 MiB",
+                "direct 1 PUT",
+                "presigned",
+                "tus xN",
+            )
         }
 
     async def direct_put(self) -> Run:
@@ -137,6 +205,22 @@ class Bench:
     async def tus_put(self, chunk: int) -> Run:
         run, file_id = await timed(
             self.watch, self.size, self.tus.upload(self.data, self.sha256, chunk)
+        )
+        await self.tus.delete(file_id)
+        return run
+
+    async def single_put(self) -> Run:
+        key = new_key()
+        run, _ = await timed(
+            self.watch, self.size, single_put(self.s3, key, self.data, self.sha256)
+        )
+        await self.direct.verify(key, self.size, self.sha256)
+        await self.direct.delete(key)
+        return run
+
+    async def presigned_put(self) -> Run:
+        run, file_id = await timed(
+            self.watch, self.size, self.tus.presigned(self.data, self.sha256)
         )
         await self.tus.delete(file_id)
         return run
@@ -157,21 +241,26 @@ class Bench:
         print(f"server idle RSS {self.idle_rss / MIB:.0f} MiB", flush=True)
         s = self.series
         for attempt in range(1, repeat + 1):
-            order = ["direct", "tus 5 MiB", "tus 50 MiB"]
+            order = ["direct", "tus 5 MiB", "tus 50 MiB", "direct 1 PUT", "presigned"]
             if attempt % 2 == 0:
                 order.reverse()
             runs: dict[str, Run] = {}
             for name in order:
                 if name == "direct":
                     runs[name] = await self.direct_put()
+                elif name == "presigned":
+                    runs[name] = await self.presigned_put()
+                elif name == "direct 1 PUT":
+                    runs[name] = await self.single_put()
                 else:
                     runs[name] = await self.tus_put((5 if name == "tus 5 MiB" else 50) * MIB)
                 s[name].runs.append(runs[name])
             self.loads.append(os.getloadavg()[0])
             print(
                 f"  #{attempt}: direct {runs['direct'].mib_s:6.1f}  tus 5 MiB "
-                f"{runs['tus 5 MiB'].mib_s:6.1f}  tus 50 MiB {runs['tus 50 MiB'].mib_s:6.1f} MiB/s"
-                f" | load {self.loads[-1]:.2f}",
+                f"{runs['tus 5 MiB'].mib_s:6.1f}  tus 50 MiB {runs['tus 50 MiB'].mib_s:6.1f}  "
+                f"1 PUT {runs['direct 1 PUT'].mib_s:6.1f}  presigned {runs['presigned'].mib_s:6.1f}"
+                f" MiB/s | load {self.loads[-1]:.2f}",
                 flush=True,
             )
         for attempt in range(1, repeat + 1):
@@ -188,12 +277,15 @@ class Bench:
         s = self.series
         direct = s["direct"].mib_s()
         print(f"\nload average before {load_before}, after {load_line()}")
-        print(f"{'':12} {'MiB/s':>8} {'ratio':>6} {'CPU s/100 MiB: server':>22} {'s3':>6}")
-        for name in ("direct", "tus 5 MiB", "tus 50 MiB"):
+        print(
+            f"{'':12} {'MiB/s':>8} {'ratio':>6} {'CPU s/100 MiB: server':>22} {'s3':>6} "
+            f"{'client':>7}"
+        )
+        for name in ("direct", "tus 5 MiB", "tus 50 MiB", "direct 1 PUT", "presigned"):
             series = s[name]
             print(
                 f"{name:12} {series.mib_s():8.1f} {series.mib_s() / direct:6.2f} "
-                f"{series.cpu('server'):22.2f} {series.cpu('s3'):6.2f}"
+                f"{series.cpu('server'):22.3f} {series.cpu('s3'):6.2f} {series.cpu('client'):7.2f}"
             )
         growth = s["tus xN"].growth_mib(self.idle_rss)
         worst = s["tus xN"].worst_growth_mib(self.idle_rss)
@@ -205,6 +297,18 @@ class Bench:
         ratio = s["tus 50 MiB"].mib_s() / direct
         print(
             f"goal tus 50 MiB >= {GOAL_TUS_RATIO}: {ratio:.2f} {verdict(ratio >= GOAL_TUS_RATIO)}"
+        )
+        ratio = s["presigned"].mib_s() / direct
+        print(
+            f"goal presigned >= {GOAL_PRESIGNED_RATIO}: {ratio:.2f} "
+            f"{verdict(ratio >= GOAL_PRESIGNED_RATIO)}"
+        )
+        single = s["presigned"].mib_s() / s["direct 1 PUT"].mib_s()
+        print(f"presigned / direct 1 PUT (the API's own share): {single:.2f}")
+        cpu = s["presigned"].cpu("server")
+        print(
+            f"goal API CPU per direct upload <= {GOAL_PRESIGNED_API_CPU} s/100 MiB: {cpu:.3f} "
+            f"{verdict(cpu <= GOAL_PRESIGNED_API_CPU)}"
         )
         limit = n * GOAL_RSS_PER_UPLOAD_MIB
         print(f"goal RSS growth <= {limit:.0f} MiB: {worst:.0f} {verdict(worst <= limit)}")

@@ -44,10 +44,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,13 +56,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import obstore
 import psutil  # type: ignore[import-untyped]
-from bench_common import MIB, PeriodicSampler, cpu_of, load_line, machine_line, rss_of, verdict
-from obstore.store import S3Store
+from bench_common import (
+    MIB,
+    PeriodicSampler,
+    cpu_of,
+    direct_store,
+    load_line,
+    machine_line,
+    rss_of,
+    s3_backends,
+    verdict,
+)
 
 from filestore.settings import Settings
 from filestore.storage.store import DOWNLOAD_CHUNK_SIZE
-from tests.fixtures.live import LiveServer, production_env, start_server
-from tests.fixtures.servers import SeaweedFS, s3_env, start_embedded_postgres, start_seaweedfs
+from tests.fixtures.live import LiveServer
+from tests.fixtures.servers import SeaweedFS
 
 SEED_MAX_FILE_SIZE = 104_857_600  # the seed's MAX_FILE_SIZE (100 MiB)
 PDF_HEAD = b"%PDF-1.4\n"
@@ -253,15 +261,7 @@ class Direct:
     """obstore against the S3 server, configured like the server's own store."""
 
     def __init__(self, s3: SeaweedFS) -> None:
-        self.store = S3Store(
-            BUCKET,
-            endpoint=s3.url(),
-            access_key_id=s3.access_key,
-            secret_access_key=s3.secret_key,
-            region=s3.region,
-            virtual_hosted_style_request=False,
-            client_options={"allow_http": True, "read_timeout": timedelta(seconds=60)},
-        )
+        self.store = direct_store(s3, BUCKET)
 
     async def put(self, key: str, data: bytes) -> None:
         await obstore.put_async(
@@ -607,20 +607,11 @@ def report(args: argparse.Namespace, size: int, results: Results, load_before: s
 # -- setup --------------------------------------------------------------------------------------
 
 
-@contextmanager
-def backends(workdir: Path, max_file_size: int) -> Iterator[tuple[SeaweedFS, LiveServer]]:
+def backends(
+    workdir: Path, max_file_size: int
+) -> AbstractContextManager[tuple[SeaweedFS, LiveServer]]:
     """SeaweedFS, embedded PostgreSQL and a production-mode Filestore on them; all stopped after."""
-    with ExitStack() as stack:
-        s3 = start_seaweedfs(workdir / "seaweed")
-        stack.callback(s3.stop)
-        pg = start_embedded_postgres(workdir / "pgdata")
-        stack.callback(pg.stop)
-        env = production_env(pg.create_database("filestore_bench"))
-        env.update(s3_env(s3))
-        env["MAX_FILE_SIZE"] = str(max_file_size)
-        server = start_server(workdir / "filestore", env)
-        stack.callback(server.stop)
-        yield s3, server
+    return s3_backends(workdir, "filestore_bench", {"MAX_FILE_SIZE": str(max_file_size)})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

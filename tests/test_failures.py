@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth.support import sql
 from tests.conftest import TEST_MAX_FILE_SIZE, Postgres, ServerFactory
 from tests.fixtures.inspect import StoreInspector, minio_client
 from tests.fixtures.live import Api, LiveServer, production_env
@@ -190,7 +191,7 @@ def log_events(server: LiveServer) -> list[dict[str, Any]]:
 
 
 class TestDatabaseFailsAfterTheObjectIsStored:
-    """The row is written after the object is complete; if that write fails, the object goes."""
+    """The row is completed after the object is; if that write fails, the object goes."""
 
     def test_object_is_deleted_and_503_returned(self, outage: Outage) -> None:
         admin, server = outage.admin, outage.server
@@ -234,7 +235,18 @@ class TestDatabaseFailsAfterTheObjectIsStored:
         assert_503(response, elapsed, "database_unavailable")
 
         assert objects_under(outage.seaweed, prefix) == before_under_prefix
-        inspector.assert_nothing_new(before)
+        added = inspector.new_since(before)
+        assert not added.objects, added
+        assert not added.multipart_uploads, added
+        # Its row was written `uploading` when the file began; the database was gone when the
+        # upload failed, so the row stays, holding no bytes and never listed, until the sweep's
+        # stuck-row step removes it (ORPHAN_GRACE_SECONDS later).
+        left = sql(
+            server,
+            "SELECT upload_status::text FROM file_uploads WHERE customer_id = %s",
+            (customer_id,),
+        )
+        assert {status for (status,) in left} <= {"uploading", "verifying"}
 
         # The object really was complete before the row write failed, and was then deleted.
         events = log_events(server)

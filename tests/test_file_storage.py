@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ import pytest
 import requests
 
 from tests.conftest import ServerFactory, repo_root
-from tests.fixtures.live import LiveServer, clean_environ
+from tests.fixtures.live import LiveServer, clean_environ, start_server
 from tests.fixtures.servers import free_port
 
 SEED_CSV = (
@@ -202,3 +204,29 @@ class TestSeedPythonClient:
             timeout=60,
         ).json()
         assert [f["id"] for f in listed] == [body["id"]]
+
+
+class TestEmbeddedAfterSigkill:
+    def test_restart_then_stop_stops_postgres(self, tmp_path: Path) -> None:
+        """A SIGKILLed API leaves its pid in `.handle_pids.json`; the next start and stop
+        must still stop the embedded PostgreSQL."""
+        data_dir = tmp_path / ".filestore"
+        postmaster_pid = data_dir / "pgdata" / "postmaster.pid"
+        env = {"FILESTORE_DATA_DIR": str(data_dir)}
+        first = start_server(tmp_path / "first", env)
+        first.process.kill()
+        first.process.wait(10)
+        assert postmaster_pid.exists()
+        second = start_server(tmp_path / "second", env)
+        try:
+            assert second.admin().get("/customers").status_code == 200
+        finally:
+            second.stop()
+        deadline = time.monotonic() + 15
+        while postmaster_pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        try:
+            assert not postmaster_pid.exists(), "embedded PostgreSQL still running after stop"
+        finally:
+            if postmaster_pid.exists():  # leave no server of ours behind, even on failure
+                os.kill(int(postmaster_pid.read_text().split()[0]), signal.SIGTERM)

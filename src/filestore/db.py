@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import pq, waiting
 from sqlalchemy import DateTime, MetaData, event, func
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from filestore.settings import Settings
 
@@ -72,19 +79,86 @@ def _without_row_values(context: ExceptionContext) -> None:
         wrapped.args = (f"({name}) {primary}",)
 
 
+class BoundedConnection(psycopg.AsyncConnection[Any]):
+    """A psycopg connection whose every wait for PostgreSQL is bounded.
+
+    A server that is frozen (SIGSTOP, a hung host, a stalled network path) keeps its sockets
+    open, so nothing errors: without a bound a query, the pool's pre-ping or a commit waits
+    forever, and cancelling the task makes psycopg spend 10 s more trying to cancel the query.
+    Past `answer_timeout` seconds without an answer the connection is closed (its state is
+    unknown) and `OperationalError` raised: the request gets its 503 and the pool drops the
+    connection. A server-side `statement_timeout` cannot do this: a frozen server runs no timer.
+    """
+
+    answer_timeout: ClassVar[float] = 10.0
+
+    async def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        bound = self.answer_timeout if timeout is None else timeout
+        try:
+            socket = self.pgconn.socket
+            return await waiting.wait_async(gen, socket, interval=interval, timeout=bound)
+        except pg_errors._WaitTimeout as exc:
+            self.pgconn.finish()
+            raise psycopg.OperationalError(f"PostgreSQL did not answer within {bound:g} s") from exc
+        except asyncio.CancelledError:
+            # psycopg would ask the server to cancel the query and wait up to 10 s for that;
+            # a frozen server never answers, so the connection is closed instead.
+            if self.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                self.pgconn.finish()
+            raise
+
+
+def bounded_connection_class(answer_timeout: float) -> type[BoundedConnection]:
+    """`BoundedConnection` with its bound set (one class per engine's setting)."""
+    return type("BoundedConnection", (BoundedConnection,), {"answer_timeout": answer_timeout})
+
+
+# A pooled connection idle this long is pinged before use; a busy one is not.
+IDLE_PING_SECONDS = 5.0
+
+
+class _PingWhenIdle:
+    """Pool events that replace `pool_pre_ping`: a connection back from the pool is checked
+    with a `SELECT 1` only if it sat unused for IDLE_PING_SECONDS (the database may have
+    restarted, or a firewall dropped it meanwhile). Under load connections come back within
+    milliseconds, so requests do not pay a round trip each. A connection that dies while in
+    use fails its request; SQLAlchemy then invalidates the whole pool, so the next ones
+    reconnect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def checkin(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        if not self.dialect._do_ping_w_event(dbapi_connection):
+            # Most likely the server restarted: every pooled connection is stale.
+            raise InvalidatePoolError()
+
+
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
+    connection_class = bounded_connection_class(settings.db_statement_timeout_seconds)
     engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_connect_timeout_seconds + 2,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": max(1, round(settings.db_connect_timeout_seconds))},
+        connect_args={
+            "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
+            "async_creator_fn": connection_class.connect,
+        },
         # A failed statement's error (logged with its traceback) must not carry its parameters:
         # they include password hashes.
         hide_parameters=True,
     )
     event.listen(engine.sync_engine, "handle_error", _without_row_values)
+    pinger = _PingWhenIdle(engine.dialect)
+    event.listen(engine.sync_engine, "checkin", pinger.checkin)
+    event.listen(engine.sync_engine, "checkout", pinger.checkout)
     return engine
 
 
@@ -94,7 +168,16 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose statements each commit on their own (no BEGIN, no COMMIT): only for
+    routes that read, where every statement sees committed data anyway. Same pool."""
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
+
+
+async def session_scope(
+    maker: async_sessionmaker[AsyncSession],
+) -> AsyncGenerator[AsyncSession, None]:
     """One session per unit of work: commit on success, roll back on any error."""
     async with maker() as session:
         try:

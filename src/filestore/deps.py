@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import aclosing
 from typing import Annotated, Any
 
 import structlog
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filestore.auth import cookies as auth_cookies
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
-from filestore.auth.security import decode_access_claims
+from filestore.auth.security import AccessClaims, decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
 from filestore.requests import ClientInfo, client_of
@@ -27,7 +28,11 @@ IdPath = Annotated[DbId, Path()]
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 
 
-def get_state(request: Request) -> AppState:
+# The dependencies below are `async def` although they never await: FastAPI runs a plain
+# `def` dependency in a worker thread, a thread hop per dependency per request.
+
+
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.filestore
     return state
 
@@ -35,11 +40,11 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings_dep(state: StateDep) -> Settings:
+async def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_storage(state: StateDep) -> ObjectStorage:
+async def get_storage(state: StateDep) -> ObjectStorage:
     return state.storage
 
 
@@ -47,12 +52,20 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
 
 
-ClientDep = Annotated[ClientInfo, Depends(client_of)]
+async def get_client(request: Request) -> ClientInfo:
+    return client_of(request)
+
+
+ClientDep = Annotated[ClientInfo, Depends(get_client)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async for session in session_scope(state.sessionmaker):
-        yield session
+    # `async with aclosing`, not a bare `async for`: when the handler raises, the exception is
+    # thrown in here and the inner generator must roll back now, not when the garbage
+    # collector finalises it (in another task, after the next request may have started).
+    async with aclosing(session_scope(state.sessionmaker)) as sessions:
+        async for session in sessions:
+            yield session
 
 
 # scope="function": commit (or roll back) when the handler returns, before the response is
@@ -60,26 +73,63 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_current_user(
-    request: Request, state: StateDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User:
-    """The token's user, loaded in a short session of its own: a long upload must not hold a
-    database connection while its bytes arrive. The bearer header wins; without one, the
-    console's cookie counts, if a state-changing request passes the CSRF check."""
-    if not token:
-        token = auth_cookies.access_token(request)
+async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.reader() as session:
+        yield session
+
+
+# For routes that only read (GET): no transaction, so no BEGIN and COMMIT round trips.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
+async def get_access_token(
+    request: Request, bearer: Annotated[str | None, Depends(oauth2_scheme)]
+) -> str | None:
+    """The bearer header wins; without one, the console's cookie counts, if a state-changing
+    request passes the CSRF check."""
+    return bearer or auth_cookies.access_token(request)
+
+
+TokenDep = Annotated[str | None, Depends(get_access_token)]
+
+
+def _claims(state: AppState, token: str | None) -> AccessClaims:
     if not token:
         raise Unauthorized()
-    claims = decode_access_claims(token, secret=state.settings.jwt_secret_key)
-    async with state.sessionmaker() as session:
-        user = await auth_service.user_for_token(session, claims)
+    return decode_access_claims(token, secret=state.settings.jwt_secret_key)
+
+
+async def _checked(session: AsyncSession, claims: AccessClaims) -> User:
+    user = await auth_service.user_for_token(session, claims)
     if user is None:
         raise Unauthorized("Invalid token", code="invalid_token")
     structlog.contextvars.bind_contextvars(user_id=user.id)
     return user
 
 
+async def get_current_user(state: StateDep, session: SessionDep, token: TokenDep) -> User:
+    """The token's user, loaded in the request's own session and transaction: one checkout
+    and one query (user and login session together) per request."""
+    return await _checked(session, _claims(state, token))
+
+
+async def get_reading_user(state: StateDep, session: ReadSessionDep, token: TokenDep) -> User:
+    """The token's user, for routes that only read: loaded in the request's read session."""
+    return await _checked(session, _claims(state, token))
+
+
+async def get_standalone_user(state: StateDep, token: TokenDep) -> User:
+    """The token's user, loaded in a short session of its own: for the routes that must not
+    hold a database connection while they run (uploads, whose bytes arrive slowly; password
+    hashing) or that open sessions of their own."""
+    claims = _claims(state, token)
+    async with state.reader() as session:
+        return await _checked(session, claims)
+
+
 CurrentUser = Annotated[User, Depends(get_current_user)]
+StandaloneUser = Annotated[User, Depends(get_standalone_user)]
+ReadingUser = Annotated[User, Depends(get_reading_user)]
 
 
 def require_roles(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:

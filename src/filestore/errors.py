@@ -58,6 +58,16 @@ class Forbidden(FilestoreError):
     code = "forbidden"
 
 
+class RequestTimeout(FilestoreError):
+    """The client stopped sending, or sends too slowly; the connection is closed after it."""
+
+    status_code = 408
+    code = "request_timeout"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"Connection": "close"})
+
+
 class NotFound(FilestoreError):
     status_code = 404
     code = "not_found"

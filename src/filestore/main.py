@@ -23,7 +23,7 @@ from filestore.bootstrap import bootstrap_accounts
 from filestore.console.router import STATIC_DIR as CONSOLE_STATIC_DIR
 from filestore.console.router import router as console_router
 from filestore.customers.router import router as customers_router
-from filestore.db import create_engine, create_sessionmaker
+from filestore.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from filestore.drain import DrainMiddleware
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
@@ -78,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sessionmaker=create_sessionmaker(engine),
             storage=storage,
             queue=queue,
+            read_sessionmaker=create_read_sessionmaker(engine),
         )
         await bootstrap_accounts(settings, state.sessionmaker)
         await queue.open_async()

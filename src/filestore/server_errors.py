@@ -5,11 +5,14 @@ the connection: a client's next request on that keep-alive connection fails. Thi
 sits outside every other one (`main.create_app` adds it last) and answers without re-raising.
 A response that has already started (a download cut midway) cannot be turned into a 500:
 then the exception is re-raised and the connection is closed, which is the only honest end.
+A client that went away (`ClientDisconnect`) is no error of ours: logged as
+`request.client_disconnected`, without a traceback, and nothing is sent.
 """
 
 from __future__ import annotations
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +39,11 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_tracking)
+        except ClientDisconnect:
+            # Nobody is left to answer; the request log counts it as 499.
+            log.info(
+                "request.client_disconnected", method=scope.get("method"), path=scope.get("path")
+            )
         except Exception:
             log.exception(
                 "request.unhandled_error", method=scope.get("method"), path=scope.get("path")

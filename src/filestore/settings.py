@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     filestore_data_dir: Path = Path(".filestore")
     db_pool_size: int = 10
-    db_connect_timeout_seconds: float = 3.0
+    # Bounds on waiting for PostgreSQL: to connect (libpq's connect_timeout, whole seconds, at
+    # least 1), and for any answer once connected (a query, the pool's pre-ping, a commit).
+    # Past either the request gets 503 `database_unavailable`, even when the server is frozen.
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_statement_timeout_seconds: float = Field(default=10.0, gt=0)
     auto_migrate: bool = Field(default=True, validation_alias="FILESTORE_AUTO_MIGRATE")
 
     # Object storage: unset MINIO_ENDPOINT means a local directory store under the data dir.
@@ -46,7 +50,11 @@ class Settings(BaseSettings):
     minio_secret_key: str = "minioadmin123"
     minio_use_ssl: bool = False
     minio_region: str = "us-east-1"
-    storage_timeout_seconds: float = 5.0
+    # Bounds on waiting for the store: STORAGE_TIMEOUT_SECONDS to connect (and for the /health
+    # probe); STORAGE_READ_TIMEOUT_SECONDS for the longest silence while waiting for an answer
+    # or between two reads of a transfer. A long transfer that keeps moving is never cut.
+    storage_timeout_seconds: float = Field(default=5.0, gt=0)
+    storage_read_timeout_seconds: float = Field(default=15.0, gt=0)
     # Where clients reach the store, for presigned download links (`?redirect=true`): a URL
     # such as https://files-s3.example.com. Unset: MINIO_ENDPOINT (fine when clients can reach
     # it). Links last DOWNLOAD_URL_TTL_SECONDS (at most 5 minutes).
@@ -78,6 +86,13 @@ class Settings(BaseSettings):
     # Objects of each bucket the orphan check lists per sweep, resuming where the last stopped.
     orphan_sweep_batch: int = Field(default=1000, ge=1, le=100_000)
     upload_chunk_size: int = 8 * 1024 * 1024
+    # Upload bodies (multipart and tus PATCH) must keep moving: no byte for
+    # UPLOAD_IDLE_TIMEOUT_SECONDS, or fewer than UPLOAD_MIN_BYTES_PER_SECOND on average over
+    # any UPLOAD_RATE_WINDOW_SECONDS, ends the upload with 408 (slow-loris clients). 2 KiB/s is
+    # 16 kbit/s: below what a phone on 2G EDGE sends; the idle bound stays under tus's 60 s lease.
+    upload_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=50)
+    upload_min_bytes_per_second: int = Field(default=2048, ge=0)
+    upload_rate_window_seconds: float = Field(default=60.0, gt=0)
     upload_concurrency: int = 4
     # Resumable uploads (tus, /files/tus/): an unfinished upload expires this long after its
     # last byte arrived; the cleanup sweep then removes its parts.

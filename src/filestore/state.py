@@ -22,3 +22,10 @@ class AppState:
     queue: procrastinate.App
     # The in-process worker, when this process runs one (embedded mode).
     worker: WorkerSupervisor | None = None
+    # Sessions without a transaction (autocommit), for the hot read-only routes: no BEGIN and
+    # COMMIT round trips. None: they use `sessionmaker` (the fast tier's savepoint sessions).
+    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def reader(self) -> async_sessionmaker[AsyncSession]:
+        return self.read_sessionmaker or self.sessionmaker

@@ -458,11 +458,12 @@ class TestImport:
         admin = console.admin()
         taken = admin.new_customer(full_name="Already Here")
         tag = uuid.uuid4().hex[:6]
+        # "Location" matches no field: the wizard maps it to City by hand.
         csv = write(
             tmp_path,
             "customers.csv",
             (
-                "full_name,email,city\n"
+                "Name,E-mail,Location\n"
                 f"Ann Import,ann-{tag}@example.com,Berlin\n"
                 f"Ben Import,ben-{tag}@example.com,Hamburg\n"
                 f"Already Here,{taken['email']},Bonn\n"
@@ -476,6 +477,38 @@ class TestImport:
             page.get_by_role("button", name=re.compile("browse files", re.I)).click()
         chooser.value.set_files(str(csv))
         page.get_by_role("button", name=re.compile(r"Upload 1 file", re.I)).click()
+
+        # 2. The detected header, each column's field, the first rows with their verdicts.
+        expect(page.get_by_role("heading", name="2. Check the columns")).to_be_visible()
+        expect(page.get_by_text("header on line 1, 3 columns")).to_be_visible()
+        expect(page.get_by_label("Column “Name”")).to_have_value("full_name")
+        expect(page.get_by_label("Column “E-mail”")).to_have_value("email")
+        location = page.get_by_label("Column “Location”")
+        expect(location).to_have_value("")
+        rows = page.get_by_role("table", name=re.compile("first rows of the file"))
+        expect(rows.get_by_role("row")).to_have_count(5)
+        expect(rows.get_by_role("row", name=re.compile("not-an-email"))).to_contain_text("Invalid")
+        expect(rows.get_by_role("row", name=re.compile("Already Here"))).to_contain_text(
+            "Duplicate"
+        )
+        expect(rows.get_by_role("cell", name="Berlin")).to_have_count(0)
+        location.select_option(label="City")
+        expect(rows.get_by_role("cell", name="Berlin")).to_be_visible()
+
+        # 3. The dry run: counts of the whole file, the invalid row with its reason.
+        page.get_by_role("button", name="Dry run").click()
+        expect(page.locator("#status")).to_have_text(
+            "Dry run: 2 new, 1 duplicates, 1 invalid.", timeout=60_000
+        )
+        expect(page.get_by_label("Dry run counts")).to_have_text(
+            re.compile(r"New\s*2\s*Duplicates\s*1\s*Invalid\s*1")
+        )
+        invalid = page.get_by_role("table", name="Invalid rows")
+        expect(invalid.get_by_role("row")).to_have_count(2)
+        expect(invalid.get_by_role("row").nth(1)).to_contain_text("not-an-email")
+        assert admin.get("/customers", params={"q": f"-{tag}@"}).json() == []
+
+        # 4. The import itself, with the same mapping, and its live progress.
         page.get_by_role("button", name="Start import").click()
         expect(page.get_by_role("heading", name="Import progress")).to_be_visible()
         expect(page.locator("#status")).to_have_text(
@@ -489,7 +522,10 @@ class TestImport:
         errors = Path(download.value.path()).read_text()
         assert "not-an-email" in errors
         found = admin.get("/customers", params={"q": f"-{tag}@"}).json()
-        assert sorted(c["full_name"] for c in found) == ["Ann Import", "Ben Import"]
+        assert sorted((c["full_name"], c["city"]) for c in found) == [
+            ("Ann Import", "Berlin"),
+            ("Ben Import", "Hamburg"),
+        ]
         page.get_by_role("link", name="← Imports").click()
         page.get_by_label("Status").select_option("completed")
         expect(page.get_by_role("table").get_by_role("link", name="Open").first).to_be_visible()

@@ -134,6 +134,29 @@ class TestExpiry:
             assert not await env.storage.exists("temp", f"customers/1/ok-{n}")
 
 
+class TestStuckUploads:
+    async def test_form_uploads_a_crash_left_behind_go_with_their_bytes(self, env: Env) -> None:
+        uploading = await env.add_files(
+            1, bucket="temp", prefix="users/1/up-", expires_at=None, status="uploading"
+        )
+        verifying = await env.add_files(
+            1, bucket="temp", prefix="users/1/ver-", expires_at=None, status="verifying"
+        )
+        await env.storage.put_stream(
+            "temp", "users/1/ver-1", one_chunk(), content_type="text/plain"
+        )
+        later = datetime.now(UTC) + timedelta(hours=2)  # the object too is past the grace
+
+        report = await asyncio.wait_for(
+            cleanup.sweep(env.maker, env.storage, ["temp"], now=later, grace=timedelta(seconds=60)),
+            timeout=60,
+        )
+
+        assert report.stuck_rows == 2
+        assert await env.statuses(uploading + verifying) == set()
+        assert not await env.storage.exists("temp", "users/1/ver-1")
+
+
 class TestOneSweepAtATime:
     async def test_a_second_sweep_does_not_start_while_one_runs(self, env: Env) -> None:
         # A row stuck in `uploading` that another transaction holds: the first sweep waits on

@@ -115,3 +115,20 @@ def test_links_use_the_public_endpoint_and_expire(short_link_server: LiveServer)
     assert httpx.get(link["url"]).content == PDF
     time.sleep(3.5)
     assert httpx.get(link["url"]).status_code == 403
+
+
+class TestLinksAreAudited:
+    def test_each_issued_link_is_an_audit_event(
+        self, server: LiveServer, admin: Api, customer_id: int
+    ) -> None:
+        file = stored_pdf(admin, customer_id=customer_id)
+        admin.get(f"/files/download/{file['id']}", params={"redirect": "true"})
+        admin.get(f"/files/{file['id']}/download-url")
+        actions = [
+            e["action"] for e in admin.get("/audit-events", params={"file_id": file["id"]}).json()
+        ]
+        if server.env.get("MINIO_ENDPOINT") is None:
+            # No link exists for the local store: the redirect streamed the bytes.
+            assert actions == ["file.downloaded", "file.uploaded"]
+        else:
+            assert actions == ["file.link_issued", "file.link_issued", "file.uploaded"]

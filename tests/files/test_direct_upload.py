@@ -58,6 +58,8 @@ class TestDirectUpload:
         assert done.status_code == 201, done.text
         file = done.json()
         assert file["sha256"] == hashlib.sha256(PDF).hexdigest()
+        # From the store's own checksum and ETag (no read-back), equal to what a read-back gives.
+        assert file["md5"] == hashlib.md5(PDF).hexdigest()
         assert file["file_size"] == len(PDF)
         assert file["mime_type"] == "application/pdf"
         assert file["bucket"] == "customer-uploads"
@@ -68,6 +70,11 @@ class TestDirectUpload:
         assert again.status_code == 200
         assert again.json()["id"] == file["id"]
         assert file_ids(customer, customer_id) == [file["id"]]
+        # Audited once, as the customer's upload, then the download.
+        audited = admin.get("/audit-events", params={"file_id": file["id"]}).json()
+        assert [e["action"] for e in audited] == ["file.downloaded", "file.uploaded"]
+        assert audited[1]["details"]["via"] == "direct"
+        assert audited[1]["customer_id"] == customer_id
 
     def test_other_bytes_of_the_same_length_are_refused(self, s3_server: LiveServer) -> None:
         admin = s3_server.admin()

@@ -963,7 +963,8 @@ class TestClientDisconnect:
                 timeout=5,
             )
             assert started.objects or started.multipart_uploads, "the upload never began"
-            assert started.rows == 0
+            # Its row is `uploading` meanwhile: never listed.
+            assert listed_ids(admin, customer_id) == []
         store.assert_nothing_new(before, wait=5)
         assert listed_ids(admin, customer_id) == []
 

@@ -17,6 +17,7 @@ runs as root with apt-get: the `test-deps` target).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ import pytest
 from filestore.files import scan as scanning
 from filestore.settings import Settings
 from tests.conftest import TEST_MAX_FILE_SIZE, Postgres, ServerFactory
+from tests.files.test_direct_upload import complete, put, reserve
 from tests.fixtures.clamd import EICAR, SIGNATURE, Clamd, clamd_binary, start_clamd
 from tests.fixtures.inspect import StoreInspector
 from tests.fixtures.live import Api, LiveServer, production_env
@@ -275,6 +277,15 @@ class TestInfected:
         assert SIGNATURE in body["detail"]
         store.assert_nothing_new(before, wait=5)
         assert "file.virus_found" in scan_server.log()
+        # ... and the audit log says who tried, for which customer, from where.
+        audited = admin.get(
+            "/audit-events",
+            params={"action": "file.rejected_virus", "customer_id": customer["id"]},
+        ).json()
+        assert len(audited) == 1, audited
+        assert audited[0]["details"]["filename"] == "eicar.csv"
+        assert audited[0]["actor_id"] is not None
+        assert audited[0]["client_ip"] == "127.0.0.1"
 
     def test_eicar_after_megabytes_of_clean_data(
         self, scan_server: LiveServer, seaweed: SeaweedFS
@@ -285,6 +296,62 @@ class TestInfected:
         before = store.snapshot()
         body = assert_code(upload(scan_server, csv_bytes(9 * MiB) + EICAR), 422, "virus_found")
         assert SIGNATURE in body["detail"]
+        store.assert_nothing_new(before, wait=5)
+
+
+class TestEveryWayIn:
+    """Direct and resumable uploads end in the same verification: clamd reads the stored
+    bytes, an infected file is deleted and its upload left `rejected` with reason `virus`."""
+
+    def test_a_direct_upload_is_scanned_from_the_store(
+        self, scan_server: LiveServer, seaweed: SeaweedFS
+    ) -> None:
+        if "MINIO_ENDPOINT" not in scan_server.env:
+            pytest.skip("direct uploads need S3")
+        store = StoreInspector(scan_server, seaweed)
+        admin = scan_server.admin()
+        content = csv_bytes(2 * MiB, seed="direct") + EICAR
+        reservation = reserve(admin, content, filename="direct.csv", file_type="temp")
+        assert put(reservation, content).status_code == 200
+        body = assert_code(complete(admin, reservation), 422, "virus_found")
+        assert SIGNATURE in body["detail"]
+        assert not [key for key in store.objects() if "/quarantine/" in key]
+        assert_code(complete(admin, reservation), 409, "upload_rejected")
+        assert "(virus)" in complete(admin, reservation).json()["detail"]
+
+    def test_a_resumable_upload_is_scanned_at_its_last_byte(
+        self, scan_server: LiveServer, seaweed: SeaweedFS
+    ) -> None:
+        store = StoreInspector(scan_server, seaweed)
+        admin = scan_server.admin()
+        content = csv_bytes(6 * MiB, seed="tus") + EICAR
+        before = store.snapshot()
+        name = base64.b64encode(b"resumable.csv").decode()
+        tus = {"Tus-Resumable": "1.0.0"}
+        created = admin.post(
+            "/files/tus",
+            headers={
+                **tus,
+                "Upload-Length": str(len(content)),
+                "Upload-Metadata": f"filename {name}",
+            },
+        )
+        assert created.status_code == 201, created.text
+        path = "/files/tus/" + created.headers["Location"].rsplit("/", 1)[-1]
+        last = admin.http.patch(
+            path,
+            content=content,
+            headers={
+                **tus,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+            },
+        )
+        body = assert_code(last, 422, "virus_found")
+        assert SIGNATURE in body["detail"]
+        state = admin.get(path, headers=tus).json()
+        assert state["status"] == "rejected"
+        assert state["rejection"]["code"] == "virus_found"
         store.assert_nothing_new(before, wait=5)
 
 

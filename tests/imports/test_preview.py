@@ -154,6 +154,14 @@ class TestMapping:
         }
         assert columns(body)["Last name"] == ("full_name", "mapping")
 
+    async def test_a_column_mapped_to_nothing_is_not_imported(self, admin_client: AsyncApi) -> None:
+        # The console's "not imported" choice: even a header naming a field stays out.
+        content = f"full_name,email,city\nAda,{email()},Bonn\n".encode()
+        body = ok(await preview(admin_client, content, mapping={"city": ""}))
+        assert columns(body)["city"] == (None, "unmapped")
+        assert "city" not in body["mapping"]
+        assert body["rows"][0]["values"].get("city") is None
+
 
 class TestVerdicts:
     async def test_every_verdict(self, admin_client: AsyncApi) -> None:

@@ -98,15 +98,20 @@ def workbook(
 
 
 def ole2(*names: str, sector_shift: int = 9) -> bytes:
-    """An OLE2 compound file whose first directory sector names `names` (the root first):
-    the container of an old .xls ("Workbook") or of an encrypted .xlsx ("EncryptedPackage")."""
+    """An OLE2 compound file whose first directory sector names `names` (the root first, its
+    children chained as right siblings; the directory in sector 0, the FAT in sector 1): the
+    container of an old .xls ("Workbook"), an encrypted .xlsx ("EncryptedPackage"), a .doc
+    ("WordDocument") or an MSI."""
+    free, end_of_chain, fat_sector = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
     size = 1 << sector_shift
     header = bytearray(size if size == 512 else 4096)
     header[:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
     struct.pack_into("<H", header, 0x1A, 3 if size == 512 else 4)
     struct.pack_into("<H", header, 0x1C, 0xFFFE)
     struct.pack_into("<H", header, 0x1E, sector_shift)
+    struct.pack_into("<I", header, 0x2C, 1)  # one FAT sector
     struct.pack_into("<I", header, 0x30, 0)  # the directory starts in sector 0
+    struct.pack_into("<109I", header, 0x4C, 1, *([free] * 108))
     directory = bytearray(size)
     for index, name in enumerate(("Root Entry", *names)):
         encoded = name.encode("utf-16-le") + b"\x00\x00"
@@ -114,4 +119,8 @@ def ole2(*names: str, sector_shift: int = 9) -> bytes:
         directory[entry : entry + len(encoded)] = encoded
         struct.pack_into("<H", directory, entry + 0x40, len(encoded))
         directory[entry + 0x42] = 5 if index == 0 else 2
-    return bytes(header) + bytes(directory) + b"\x00" * size
+        right = index + 1 if 0 < index < len(names) else free
+        child = 1 if index == 0 and names else free
+        struct.pack_into("<III", directory, entry + 0x44, free, right, child)
+    fat = struct.pack(f"<{size // 4}I", end_of_chain, fat_sector, *([free] * (size // 4 - 2)))
+    return bytes(header) + bytes(directory) + fat

@@ -24,9 +24,14 @@ class AuditEvent(Base):
     client_ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # File access events: which file, and whose (plain ids, like actor and target).
+    file_id: Mapped[int | None] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_audit_events_created_at", "created_at"),
         Index("ix_audit_events_actor_id", "actor_id", "created_at"),
         Index("ix_audit_events_action", "action", "created_at"),
+        Index("ix_audit_events_file_id", "file_id", "created_at"),
+        Index("ix_audit_events_customer_id", "customer_id", "created_at"),
     )

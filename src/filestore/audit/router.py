@@ -25,11 +25,16 @@ async def list_audit_events(
     actor_id: Annotated[DbId | None, Query()] = None,
     target_user_id: Annotated[DbId | None, Query()] = None,
     action: Annotated[SearchText | None, Query(examples=["login.failure"])] = None,
+    file_id: Annotated[DbId | None, Query(description="Events about this file")] = None,
+    customer_id: Annotated[
+        DbId | None, Query(description="Events about this customer's files")
+    ] = None,
     since: datetime | None = Query(default=None, description="ISO 8601; events at or after it"),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=10_000_000),
 ) -> Any:
-    """Account events, newest first: logins, lockouts, refresh reuse, password and user changes."""
+    """Audit events, newest first: logins, lockouts, refresh reuse, password and user changes,
+    and file access (uploaded, downloaded, deleted, link issued, rejected for a virus)."""
     return await audit_service.list_events(
         session,
         actor_id=actor_id,
@@ -38,4 +43,6 @@ async def list_audit_events(
         since=since,
         limit=limit,
         offset=offset,
+        file_id=file_id,
+        customer_id=customer_id,
     )

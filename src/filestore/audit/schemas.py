@@ -17,3 +17,5 @@ class AuditEventOut(Schema):
     client_ip: str | None
     user_agent: str | None
     details: dict[str, Any]
+    file_id: int | None = None
+    customer_id: int | None = None

@@ -41,6 +41,11 @@ class Action(enum.StrEnum):
     import_undo_requested = "import.undo_requested"
     # Written by the undo job itself (`imports/undo.py`), when it has finished.
     import_undone = "import.undone"
+    file_uploaded = "file.uploaded"
+    file_downloaded = "file.downloaded"
+    file_deleted = "file.deleted"
+    file_link_issued = "file.link_issued"
+    file_rejected_virus = "file.rejected_virus"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class Who:
     client: ClientInfo = NO_CLIENT
     actor_id: int | None = None
     target_user_id: int | None = None
+    # The file an event is about, and its customer (file access events).
+    file_id: int | None = None
+    customer_id: int | None = None
 
     @classmethod
     def own(cls, user_id: int, client: ClientInfo) -> Who:
@@ -72,6 +80,8 @@ async def record(
         client_ip=who.client.ip,
         user_agent=(who.client.user_agent or None) and who.client.user_agent[:300],
         details=details or {},
+        file_id=who.file_id,
+        customer_id=who.customer_id,
     )
     session.add(row)
     session.info.setdefault(_PENDING_LOG, []).append((row, action, who))
@@ -88,6 +98,7 @@ def _log_committed(session: Session) -> None:
                 f"audit.{action.value}",
                 actor_id=who.actor_id,
                 target_user_id=who.target_user_id,
+                file_id=who.file_id,
                 client_ip=who.client.ip,
             )
 
@@ -107,6 +118,8 @@ async def list_events(
     since: datetime | None,
     limit: int,
     offset: int,
+    file_id: int | None = None,
+    customer_id: int | None = None,
 ) -> list[AuditEvent]:
     """Newest first."""
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
@@ -116,6 +129,10 @@ async def list_events(
         stmt = stmt.where(AuditEvent.target_user_id == target_user_id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)
+    if file_id is not None:
+        stmt = stmt.where(AuditEvent.file_id == file_id)
+    if customer_id is not None:
+        stmt = stmt.where(AuditEvent.customer_id == customer_id)
     if since is not None:
         stmt = stmt.where(AuditEvent.created_at >= since)
     return list((await session.execute(stmt)).scalars())

@@ -28,11 +28,12 @@ from filestore.auth.schemas import (
 from filestore.deps import (
     AdminUser,
     ClientDep,
-    CurrentUser,
     IdPath,
+    ReadingUser,
     SessionDep,
     SettingsDep,
     StaffUser,
+    StandaloneUser,
 )
 from filestore.errors import ALWAYS, BadRequest, Unprocessable, error_responses
 from filestore.schemas import DbId, PageOffset, SearchText
@@ -155,7 +156,7 @@ async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> A
 
 
 @router.get("/me", response_model=UserOut, dependencies=NO_STORE, responses=error_responses(401))
-async def me(user: CurrentUser) -> Any:
+async def me(user: ReadingUser) -> Any:
     """The user this token belongs to."""
     return user
 
@@ -173,7 +174,7 @@ async def me(user: CurrentUser) -> Any:
 )
 async def change_password(
     body: ChangePasswordRequest,
-    user: CurrentUser,
+    user: StandaloneUser,  # no connection held while the passwords hash
     session: SessionDep,
     settings: SettingsDep,
     client: ClientDep,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import column, func, or_, select, table, text
+from sqlalchemy import bindparam, column, func, or_, select, table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,17 +51,23 @@ async def get_by_login(session: AsyncSession, login: str) -> User | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+# Built once: each request only binds the values (no statement building, no cache key).
+_TOKEN_USER = select(User).where(
+    User.id == bindparam("user_id"),
+    User.is_active.is_(True),
+    User.token_version == bindparam("token_version"),
+)
+_SESSION_TOKEN_USER = _TOKEN_USER.where(auth_sessions.is_live(bindparam("session_id")))
+
+
 async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | None:
     """The user an access token still speaks for: active, same token version, and (for tokens
-    issued at login) its session not revoked."""
-    user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active or user.token_version != claims.token_version:
-        return None
-    if claims.session_id is not None and not await auth_sessions.is_live(
-        session, session_id=claims.session_id, user_id=user.id
-    ):
-        return None
-    return user
+    issued at login) its session not revoked. One query, the session checked with the user."""
+    params: dict[str, Any] = {"user_id": claims.user_id, "token_version": claims.token_version}
+    stmt = _TOKEN_USER
+    if claims.session_id is not None:
+        stmt, params["session_id"] = _SESSION_TOKEN_USER, claims.session_id
+    return (await session.execute(stmt, params)).scalar_one_or_none()
 
 
 async def login(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import text
+from sqlalchemy import BindParameter, ColumnElement, exists, func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit
@@ -137,17 +137,15 @@ async def revoke_all(session: AsyncSession, *, user_id: int, reason: str) -> Non
     )
 
 
-async def is_live(session: AsyncSession, *, session_id: uuid.UUID, user_id: int) -> bool:
-    row = (
-        await session.execute(
-            text(
-                "SELECT 1 FROM auth_sessions WHERE id = :id AND user_id = :user_id "
-                "AND revoked_at IS NULL AND expires_at > now()"
-            ),
-            {"id": session_id, "user_id": user_id},
-        )
-    ).first()
-    return row is not None
+def is_live(session_id: uuid.UUID | BindParameter[uuid.UUID]) -> ColumnElement[bool]:
+    """True in a query on `users` when that user's session `session_id` is live (not revoked,
+    not expired): checked together with the user, in one query per request."""
+    return exists().where(
+        AuthSession.id == session_id,
+        AuthSession.user_id == User.id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > func.now(),
+    )
 
 
 async def refresh(

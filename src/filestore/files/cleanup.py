@@ -5,7 +5,7 @@
    removal failed), older than a grace period so uploads in flight are never touched: a
    bounded slice of each bucket per sweep, resuming where the last one stopped
    (`files/orphans.py`).
-3. Rows stuck in `uploading` longer than the grace period.
+3. Form uploads stuck in `uploading`/`verifying` longer than the grace period.
 4. Incomplete multipart uploads older than the grace period (S3).
 5. Resumable (tus) uploads past their expiry: multipart upload aborted, tail objects or partial
    file deleted, row removed (`files/tus/cleanup.py`). Steps 2 and 4 leave a live tus upload's
@@ -17,8 +17,9 @@ gauge deltas `/metrics` sums are folded together (`fold_gauge_deltas`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import ColumnElement, Select, delete, select, text, true, tuple_, update
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from filestore.files import direct, orphans
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
-from filestore.storage.errors import StorageUnavailable
+from filestore.storage.errors import BucketMissing, StorageUnavailable
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,8 @@ class SweepReport:
     expired_tus_uploads: int = 0
     expired_reservations: int = 0
     errors: int = 0
+    # Configured buckets that do not exist: skipped by steps 2 and 4, the others still swept.
+    missing_buckets: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -75,8 +78,14 @@ class SweepReport:
             + self.expired_reservations
         )
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def bucket_missing(self, bucket: str) -> None:
+        if bucket not in self.missing_buckets:
+            self.missing_buckets.append(bucket)
+            self.errors += 1
+            log.error("cleanup.bucket_missing", bucket=bucket)
 
 
 def due_files_query(
@@ -169,9 +178,12 @@ async def remove_orphan_objects(
     counts = orphans.OrphanCounts()
     try:
         for bucket in buckets:
-            await orphans.sweep_bucket(
-                maker, storage, bucket, older_than=older_than, budget=budget, counts=counts
-            )
+            try:
+                await orphans.sweep_bucket(
+                    maker, storage, bucket, older_than=older_than, budget=budget, counts=counts
+                )
+            except BucketMissing:
+                report.bucket_missing(bucket)
     finally:
         report.orphan_objects += counts.deleted
         report.errors += counts.errors
@@ -187,9 +199,12 @@ async def fold_gauge_deltas(maker: async_sessionmaker[AsyncSession]) -> None:
 
 
 def stuck_rows(older_than: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Rows left `uploading` since before `older_than` (`ix_file_uploads_stuck`)."""
+    """Form uploads left `uploading` or `verifying` since before `older_than` (a direct
+    upload's reservation has `reserved_until` and expires by its own rule), on the partial
+    index `ix_file_uploads_stuck`."""
     return (
-        FileUpload.upload_status == UploadStatus.uploading,
+        FileUpload.upload_status.in_([UploadStatus.uploading, UploadStatus.verifying]),
+        FileUpload.reserved_until.is_(None),
         FileUpload.created_at < older_than,
     )
 
@@ -197,7 +212,8 @@ def stuck_rows(older_than: datetime) -> tuple[ColumnElement[bool], ...]:
 async def remove_stuck_rows(
     maker: async_sessionmaker[AsyncSession], *, older_than: datetime, report: SweepReport
 ) -> None:
-    """Rows left `uploading` by a crash: their object (if any) is an orphan, removed above."""
+    """Form uploads left `uploading` or `verifying` by a crash (a direct upload's reservation
+    has `reserved_until` and expires by its own rule): their object is an orphan, removed next."""
     async with maker() as session:
         result = await session.execute(
             delete(FileUpload).where(*stuck_rows(older_than)).returning(FileUpload.id)
@@ -233,7 +249,12 @@ async def abort_stale_uploads(
 ) -> None:
     resumable = await tus_cleanup.protected_multipart_ids(maker)
     for bucket in buckets:
-        for upload in await storage.incomplete_uploads(bucket):
+        try:
+            uploads = await storage.incomplete_uploads(bucket)
+        except BucketMissing:
+            report.bucket_missing(bucket)
+            continue
+        for upload in uploads:
             if upload.initiated is not None and upload.initiated >= older_than:
                 continue
             if upload.upload_id in resumable:

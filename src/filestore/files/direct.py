@@ -15,29 +15,30 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from filestore.audit import service as audit_service
 from filestore.auth.models import User
 from filestore.errors import Conflict, NotFound
 from filestore.files import service as files_service
 from filestore.files import verify
 from filestore.files.form import UploadFields
-from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.models import FileUpload, RejectionReason, UploadStatus
 from filestore.files.schemas import DirectUploadIn
 from filestore.files.service import StoredObject
 from filestore.files.sinks import file_too_large
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
 QUARANTINE_PREFIX = "quarantine/"
-PENDING_MIME_TYPE = "application/octet-stream"
 RESERVATION_BATCH = 500
 
 
@@ -102,7 +103,7 @@ async def reserve(
         bucket=settings.buckets["temp"],
         object_key=f"{QUARANTINE_PREFIX}{uuid.uuid4().hex}",
         file_size=request.file_size,
-        mime_type=PENDING_MIME_TYPE,
+        mime_type=verify.UNVERIFIED_MIME_TYPE,
         file_type=fields.file_type,
         md5="",
         sha256=sha256,
@@ -136,6 +137,7 @@ async def complete(
     user: User,
     upload_id: int,
     now: datetime,
+    client: ClientInfo = NO_CLIENT,
 ) -> tuple[FileUpload, bool]:
     """Verify and place the bytes of `upload_id`; (row, True) the first time, (row, False)
     when it was already completed."""
@@ -156,18 +158,23 @@ async def complete(
         row.upload_status = UploadStatus.verifying
         await session.commit()
     try:
-        stored = await verify.read_back(
+        stored = await verify.check_stored(
             storage,
             settings,
             bucket=row.bucket,
             key=row.object_key,
             filename=row.filename,
             user_id=user.id,
+            sha256=row.sha256,
         )
         verify.check_declared(stored, size=row.file_size, sha256=row.sha256)
     except verify.Rejected as exc:
         await storage.delete(row.bucket, row.object_key)
-        await _finish(maker, row, UploadStatus.rejected, rejection_reason=exc.reason.value)
+        rejected = await _finish(
+            maker, row, UploadStatus.rejected, rejection_reason=exc.reason.value
+        )
+        if exc.reason is RejectionReason.virus:
+            await _audit(maker, audit_service.Action.file_rejected_virus, rejected, user, client)
         log.warning("file.direct_rejected", upload_id=row.id, reason=exc.reason.value)
         raise
     except BaseException:
@@ -176,19 +183,33 @@ async def complete(
         raise
     bucket, key = files_service.upload_location(settings, fields=fields, user=user, now=now)
     await storage.move(row.bucket, row.object_key, bucket, key)
-    done = await _finish(
-        maker,
-        row,
-        UploadStatus.completed,
-        bucket=bucket,
-        object_key=key,
-        md5=stored.md5,
-        mime_type=stored.mime_type,
-        scan_status=stored.scan_status,
-        reserved_until=None,
-    )
+    async with maker() as session:
+        done = await files_service.record_upload(
+            session,
+            stored=replace(stored, bucket=bucket, key=key),
+            fields=fields,
+            user=user,
+            expires_at=row.expires_at,
+            into=row.id,
+        )
+        await session.commit()
+    await _audit(maker, audit_service.Action.file_uploaded, done, user, client)
     log.info("file.direct_completed", upload_id=row.id, bucket=bucket, size=stored.size)
     return done, True
+
+
+async def _audit(
+    maker: async_sessionmaker[AsyncSession],
+    action: audit_service.Action,
+    file: FileUpload,
+    user: User,
+    client: ClientInfo,
+) -> None:
+    async with maker() as session:
+        await files_service.record_access(
+            session, action, file=file, user=user, client=client, details={"via": "direct"}
+        )
+        await session.commit()
 
 
 async def _claim(session: AsyncSession, *, upload_id: int, user: User) -> FileUpload:

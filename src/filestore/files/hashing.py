@@ -6,11 +6,14 @@ import asyncio
 import hashlib
 
 HASH_BATCH_BYTES = 1024 * 1024
+# A last batch this small (a small file, a large one's tail) is hashed on the event loop.
+INLINE_HASH_BYTES = 64 * 1024
 
 
 class StreamHasher:
     """A byte sink: MD5 + SHA-256 in a worker thread, a batch behind the stream, so hashing
-    overlaps I/O. `md5` and `sha256` are set by `finish`.
+    overlaps I/O; a small last batch is hashed in place. `md5` and `sha256` are set by
+    `finish`.
 
     hashlib releases the GIL on large updates, so this costs the event loop almost nothing.
     """
@@ -38,7 +41,12 @@ class StreamHasher:
     async def _flush(self) -> None:
         if self._pending is not None:
             await self._pending
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._pending = None
+        batch, size = self._batch, self._batch_bytes
+        self._batch, self._batch_bytes = [], 0
+        if size <= INLINE_HASH_BYTES:
+            self._update(batch)  # a few microseconds: cheaper than a hop to a thread
+            return
         self._pending = asyncio.get_running_loop().run_in_executor(None, self._update, batch)
 
     async def finish(self) -> None:

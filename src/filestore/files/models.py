@@ -117,11 +117,13 @@ class FileUpload(TimestampMixin, Base):
             "id",
             postgresql_where=text("expires_at IS NOT NULL AND upload_status = 'completed'"),
         ),
-        # The sweep's rows stuck in `uploading` (few, so a tiny index).
+        # The sweep's form uploads stuck in `uploading`/`verifying` (few, so a tiny index).
         Index(
             "ix_file_uploads_stuck",
             "created_at",
-            postgresql_where=text("upload_status = 'uploading'"),
+            postgresql_where=text(
+                "upload_status IN ('uploading', 'verifying') AND reserved_until IS NULL"
+            ),
         ),
         # The Overview's per-day counts (BRIN: no ordering, so listings never walk it).
         Index("ix_file_uploads_created_brin", "created_at", postgresql_using="brin"),

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore.files.models import FileUpload, OrphanSweepCursor, UploadStatus
 from filestore.files.tus import cleanup as tus_cleanup
-from filestore.storage.store import ListedObject, ObjectStorage
+from filestore.storage.store import HEALTH_PROBE_KEY, ListedObject, ObjectStorage
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,9 @@ async def sweep_bucket(
     """Check one slice of `bucket` and delete its orphans older than `older_than`."""
     after = await _cursor(maker, bucket)
     listed, at_end = await _next_slice(storage, bucket, after=after, budget=budget)
-    keys = [obj.key for obj in listed if obj.last_modified < older_than]
+    keys = [
+        obj.key for obj in listed if obj.last_modified < older_than and obj.key != HEALTH_PROBE_KEY
+    ]
     if keys:
         async with maker() as session:
             owned = await owned_keys(session, bucket, keys)

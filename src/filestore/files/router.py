@@ -8,12 +8,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from sqlalchemy import Row
 
 from filestore import pagination
+from filestore.audit import service as audit_service
 from filestore.customers import service as customers_service
-from filestore.deps import CurrentUser, IdPath, SessionDep, SettingsDep, StateDep, StorageDep
+from filestore.deps import (
+    ClientDep,
+    CurrentUser,
+    IdPath,
+    ReadingUser,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    StandaloneUser,
+    StateDep,
+    StorageDep,
+)
 from filestore.errors import ALWAYS, error_responses
-from filestore.files import direct
+from filestore.files import direct, pacing
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
@@ -21,6 +34,7 @@ from filestore.files.models import FileUpload
 from filestore.files.schemas import DirectUploadIn, DirectUploadOut, DownloadUrlOut, FileOut
 from filestore.pagination import CURSOR_MAX_LENGTH, NEXT_CURSOR_HEADER
 from filestore.schemas import PageOffset
+from filestore.settings import Settings
 from filestore.tickets import service as tickets_service
 
 router = APIRouter(prefix="/files", tags=["files"], responses=error_responses(401, 422, *ALWAYS))
@@ -54,7 +68,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_out(file: FileUpload, base_url: str) -> FileOut:
+def to_out(file: FileUpload | Row[Any], base_url: str) -> FileOut:
+    """The API's view of a file, from its row object or a row of `files_service.LISTED`."""
     return FileOut(
         id=file.id,
         filename=file.filename,
@@ -77,11 +92,15 @@ def to_out(file: FileUpload, base_url: str) -> FileOut:
     )
 
 
-def base_url(request: Request, settings: SettingsDep) -> str:
+def base_url(request: Request, settings: Settings) -> str:
     return settings.public_base_url or str(request.base_url)
 
 
-BaseUrl = Annotated[str, Depends(base_url)]
+async def _base_url(request: Request, settings: SettingsDep) -> str:
+    return base_url(request, settings)
+
+
+BaseUrl = Annotated[str, Depends(_base_url)]
 
 
 async def visible_file(
@@ -93,7 +112,17 @@ async def visible_file(
     )
 
 
+async def readable_file(
+    file_id: IdPath, session: ReadSessionDep, user: ReadingUser, settings: SettingsDep
+) -> FileUpload:
+    """`visible_file` for the routes that only read: no transaction."""
+    return await files_service.get_visible(
+        session, file_id=file_id, user=user, settings=settings, now=_now()
+    )
+
+
 VisibleFile = Annotated[FileUpload, Depends(visible_file)]
+ReadableFile = Annotated[FileUpload, Depends(readable_file)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[PageOffset, Query()]
 Cursor = Annotated[
@@ -114,6 +143,7 @@ Cursor = Annotated[
     responses=error_responses(
         (403, "Backups are admin-only; customers upload only for themselves"),
         (404, "customer_id or ticket_id not found"),
+        (408, "`client_idle` or `client_too_slow`: the body stalled (UPLOAD_IDLE_TIMEOUT_SECONDS)"),
         (413, "File larger than MAX_FILE_SIZE"),
         (415, "Extension not allowed, or content does not match it"),
         (422, "Empty file, bad field, checksum mismatch, `virus_found`"),
@@ -121,7 +151,7 @@ Cursor = Annotated[
     ),
 )
 async def upload_file(
-    request: Request, state: StateDep, user: CurrentUser, url: BaseUrl
+    request: Request, state: StateDep, user: StandaloneUser, url: BaseUrl, client: ClientDep
 ) -> FileOut:
     """Upload one file (multipart), streamed to object storage as it arrives."""
     ctx = upload_pipeline.UploadContext(
@@ -130,13 +160,14 @@ async def upload_file(
         sessionmaker=state.sessionmaker,
         user=user,
         now=_now(),
+        client=client,
     )
     length = request.headers.get("content-length")
     row = await upload_pipeline.receive(
         ctx,
         content_type=request.headers.get("content-type"),
         content_length=int(length) if length and length.isdigit() else None,
-        body=request.stream(),
+        body=pacing.paced(request.stream(), pacing.Pace.of(state.settings)),
     )
     return to_out(row, url)
 
@@ -160,9 +191,12 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def download_file(
     request: Request,
-    file: VisibleFile,
+    file: ReadableFile,
     storage: StorageDep,
     settings: SettingsDep,
+    session: ReadSessionDep,
+    user: ReadingUser,
+    client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
     redirect: bool = Query(
         default=False,
@@ -179,9 +213,23 @@ async def download_file(
             file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=_now()
         )
         if link is not None:
+            await files_service.record_access(
+                session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+            )
+            await session.commit()  # the read session: the event is written, then logged
             return RedirectResponse(
                 link.url, status_code=307, headers={"Cache-Control": "no-store"}
             )
+    if request.method == "GET":
+        await files_service.record_access(
+            session,
+            audit_service.Action.file_downloaded,
+            file=file,
+            user=user,
+            client=client,
+            details={"range": range_header[:100]} if range_header else None,
+        )
+        await session.commit()
     return await file_response(
         file,
         storage,
@@ -197,6 +245,7 @@ async def download_file(
 class Listing:
     """What both file listings need: the caller, a page, and the base of download links."""
 
+    # A transaction, not the read session: the listing query plans with `SET LOCAL`.
     session: SessionDep
     user: CurrentUser
     settings: SettingsDep
@@ -245,7 +294,7 @@ async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[File
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
-async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
+async def get_file(file: ReadableFile, url: BaseUrl) -> FileOut:
     """A file's metadata."""
     return to_out(file, url)
 
@@ -257,11 +306,17 @@ async def get_file(file: VisibleFile, url: BaseUrl) -> FileOut:
     responses=error_responses((403, "Customers delete only their own uploads"), 404),
 )
 async def delete_file(
-    file: VisibleFile, session: SessionDep, user: CurrentUser, storage: StorageDep
+    file: VisibleFile,
+    session: SessionDep,
+    user: CurrentUser,
+    storage: StorageDep,
+    client: ClientDep,
 ) -> Response:
     """Delete a file: its object is removed and the row marked deleted."""
     files_service.check_may_delete(file, user)
-    await files_service.delete(session, file=file, storage=storage, now=_now())
+    await files_service.delete(
+        session, file=file, storage=storage, now=_now(), user=user, client=client
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -269,11 +324,14 @@ async def delete_file(
     "/{file_id}/download-url", response_model=DownloadUrlOut, responses=error_responses(404)
 )
 async def download_url(
-    file: VisibleFile,
+    file: ReadableFile,
     base: BaseUrl,
     storage: StorageDep,
     settings: SettingsDep,
     response: Response,
+    session: ReadSessionDep,
+    user: ReadingUser,
+    client: ClientDep,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
 ) -> DownloadUrlOut:
     """A link to the file's bytes: presigned to the store on S3 (for clients that fetch it
@@ -285,6 +343,10 @@ async def download_url(
     if link is None:
         api_url = f"{base.rstrip('/')}/files/download/{file.id}"
         return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
+    await files_service.record_access(
+        session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+    )
+    await session.commit()
     return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
 
 
@@ -342,7 +404,12 @@ async def reserve_direct_upload(
     },
 )
 async def complete_direct_upload(
-    upload_id: IdPath, state: StateDep, user: CurrentUser, url: BaseUrl, response: Response
+    upload_id: IdPath,
+    state: StateDep,
+    user: StandaloneUser,
+    url: BaseUrl,
+    response: Response,
+    client: ClientDep,
 ) -> FileOut:
     """Verify the uploaded bytes (size, SHA-256, type, virus scan) and make them a file."""
     row, created = await direct.complete(
@@ -352,6 +419,7 @@ async def complete_direct_upload(
         user=user,
         upload_id=upload_id,
         now=_now(),
+        client=client,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

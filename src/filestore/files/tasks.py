@@ -90,6 +90,9 @@ async def _sweep_if_due(resources: WorkerResources, *, force: bool) -> Backgroun
     except Exception as exc:
         log.exception("cleanup.failed")
         message = f"Cleanup stopped: {type(exc).__name__}"
+    else:
+        if report.missing_buckets:
+            message = f"Buckets missing, not swept: {', '.join(report.missing_buckets)}"
     async with resources.sessionmaker() as session:
         job_row = await session.get(BackgroundJob, job.id)
         assert job_row is not None

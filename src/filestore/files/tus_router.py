@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response, status
 from starlette.requests import ClientDisconnect
 
-from filestore.deps import CurrentUser, SessionDep, StateDep
+from filestore.deps import CurrentUser, SessionDep, StandaloneUser, StateDep
 from filestore.errors import ALWAYS, BadRequest, FilestoreError, error_responses
 from filestore.files.router import base_url, to_out
 from filestore.files.tus import appender as tus_appender
@@ -20,6 +20,7 @@ from filestore.files.tus import protocol
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.schemas import TusUploadOut
+from filestore.requests import ClientInfo, client_of
 
 router = APIRouter(
     prefix="/files/tus",
@@ -39,13 +40,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ctx(state: StateDep, user: CurrentUser) -> tus_patch.TusContext:
+def _ctx(state: StateDep, user: StandaloneUser, client: ClientInfo) -> tus_patch.TusContext:
     return tus_patch.TusContext(
         settings=state.settings,
         storage=state.storage,
         sessionmaker=state.sessionmaker,
         user=user,
         now=_now(),
+        client=client,
     )
 
 
@@ -88,7 +90,7 @@ async def tus_options(state: StateDep) -> Response:
         ),
     },
 )
-async def create_upload(request: Request, state: StateDep, user: CurrentUser) -> Response:
+async def create_upload(request: Request, state: StateDep, user: StandaloneUser) -> Response:
     """Create a resumable upload (`Upload-Length` or `Upload-Defer-Length: 1`, `Upload-Metadata`
     with the form's fields); a body sent with it is its first bytes (creation-with-upload)."""
     headers = request.headers
@@ -119,7 +121,7 @@ async def create_upload(request: Request, state: StateDep, user: CurrentUser) ->
     try:
         protocol.check_patch_content_type(headers.get("content-type"), dialect)
         appended = await tus_patch.append(
-            _ctx(state, user),
+            _ctx(state, user, client_of(request)),
             upload_id=upload.id,
             offset=0,
             length=None,
@@ -195,7 +197,7 @@ def _refuse_rejected(upload: TusUpload) -> None:
     },
 )
 async def append_bytes(
-    upload_id: UploadId, request: Request, state: StateDep, user: CurrentUser
+    upload_id: UploadId, request: Request, state: StateDep, user: StandaloneUser
 ) -> Response:
     """Append the body at `Upload-Offset`."""
     headers = request.headers
@@ -206,7 +208,7 @@ async def append_bytes(
         raise BadRequest("Upload-Offset is required", code="invalid_header")
     try:
         appended = await tus_patch.append(
-            _ctx(state, user),
+            _ctx(state, user, client_of(request)),
             upload_id=upload_id,
             offset=offset,
             length=protocol.parse_size("Upload-Length", headers.get("upload-length")),
@@ -245,7 +247,7 @@ async def get_upload(
     responses=error_responses((423, "A request is appending to it right now")),
 )
 async def terminate_upload(
-    upload_id: UploadId, request: Request, state: StateDep, user: CurrentUser
+    upload_id: UploadId, request: Request, state: StateDep, user: StandaloneUser
 ) -> Response:
     """Termination: an unfinished upload's bytes are removed at once. A completed upload's
     record is dropped; its file stays (DELETE /files/{id} removes that)."""

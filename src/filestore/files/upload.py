@@ -5,9 +5,14 @@ object store. Form fields are parsed by `form.py` and checked by `service.py` th
 arrive, so a bad `customer_id` fails before a byte of the file is stored. The object is
 written while the body arrives, to the bucket and key the fields seen so far give; fields that
 come after the file (curl puts them in command-line order) can change that, and the object is
-then moved server-side. The row is written only once the object is complete; if anything fails
-after that, the object is deleted. Nothing is held in memory beyond a chunk (and the first
-8 KiB, to sniff the type) and nothing is spooled to disk.
+then moved server-side. Nothing is held in memory beyond a chunk (and the first 8 KiB, to sniff
+the type) and nothing is spooled to disk.
+
+The upload has its `file_uploads` row from the file's first bytes, through the state machine
+every way in shares: `uploading` while the bytes stream, `verifying` once they are stored (the
+rules that need every field and the whole file), then `completed` (listed, served). Bytes the
+verification refuses (type, size, checksum, virus: `verify.rejection_of`) are deleted and the
+row is left `rejected` with its reason; any other failure deletes object and row.
 """
 
 from __future__ import annotations
@@ -22,18 +27,20 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
+from filestore.audit import service as audit_service
 from filestore.auth.models import User
 from filestore.errors import FilestoreError, Unprocessable
-from filestore.files import multipart
+from filestore.files import containers, multipart, verify
 from filestore.files import service as files_service
 from filestore.files.form import UploadFields
 from filestore.files.hashing import StreamHasher
-from filestore.files.models import FileUpload
+from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.names import extension_of
-from filestore.files.scan import VirusScan
+from filestore.files.scan import VirusFound, VirusScan
 from filestore.files.service import StoredObject
 from filestore.files.sinks import SizeGuard, Tee, file_too_large
 from filestore.files.sniff import SNIFF_BYTES, sniff
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
@@ -54,6 +61,7 @@ class UploadContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     user: User
     now: datetime
+    client: ClientInfo = NO_CLIENT
 
 
 class Upload:
@@ -63,6 +71,7 @@ class Upload:
         self.ctx = ctx
         self.fields = UploadFields()
         self.stored: StoredObject | None = None
+        self.row_id: int | None = None  # the `uploading` row, once the file's bytes start
         self._complete = False  # the object exists: a failure from here on deletes it
 
     async def run(self, content_type: str | None, body: AsyncIterator[bytes]) -> FileUpload:
@@ -87,8 +96,9 @@ class Upload:
             files_service.check_upload_complete(fields, user=ctx.user, stored=stored)
             await self._move_if_rerouted(stored)
             return await self._write_row(stored)
-        except BaseException:
+        except BaseException as exc:
             await self._discard()
+            await self._untrack(exc)
             raise
         finally:
             await events.aclose()
@@ -109,6 +119,7 @@ class Upload:
         bucket, key = files_service.upload_location(
             ctx.settings, fields=self.fields, user=ctx.user, now=ctx.now
         )
+        await self._track(bucket, key, filename)
         stored = StoredObject(
             bucket=bucket,
             key=key,
@@ -123,24 +134,74 @@ class Upload:
         try:
             for view in head:
                 await sinks.write(view)
-            source = FileBytes(head, None if ended else events, sinks)
-            try:
-                await ctx.storage.put_stream(
-                    stored.bucket, stored.key, source.chunks(), content_type=stored.mime_type
+            if ended:
+                # The whole file is in the head (<= SNIFF_BYTES): one PUT, no multipart upload.
+                await ctx.storage.put_bytes(
+                    stored.bucket, stored.key, b"".join(head), content_type=stored.mime_type
                 )
-            except BaseException:
-                # obstore reports our iterator's exception wrapped; re-raise the original one.
-                if source.failure is not None:
-                    raise source.failure from None
-                raise
+            else:
+                await self._put_stream(FileBytes(head, events, sinks), stored)
             self._complete = True
             log.info("file.stored", bucket=stored.bucket, key=stored.key, size=guard.size)
             await sinks.finish()
+            await containers.check_stored(
+                ctx.storage,
+                stored.bucket,
+                stored.key,
+                size=guard.size,
+                extension=extension_of(filename),
+            )
         except BaseException:
             sinks.abort()
             raise
         stored.size, stored.md5, stored.sha256 = guard.size, hasher.md5, hasher.sha256
         stored.scan_status = scan.status
+        await self._set_status(UploadStatus.verifying, file_size=stored.size)
+
+    async def _track(self, bucket: str, key: str, filename: str) -> None:
+        """Write the `uploading` row (not listed, not served) before the first byte is stored."""
+        ctx, fields = self.ctx, self.fields
+        row = FileUpload(
+            filename=filename,
+            bucket=bucket,
+            object_key=key,
+            file_size=0,
+            mime_type=verify.UNVERIFIED_MIME_TYPE,
+            file_type=fields.file_type,
+            md5="",
+            sha256="",
+            upload_status=UploadStatus.uploading,
+            customer_id=fields.owner_customer_id(ctx.user),
+            ticket_id=fields.ticket_id,
+            service_id=fields.service_id,
+            metadata_=fields.metadata,
+            uploaded_by=ctx.user.id,
+        )
+        async with ctx.sessionmaker() as session:
+            session.add(row)
+            await session.commit()
+            self.row_id = row.id
+
+    async def _set_status(self, status: UploadStatus, **values: object) -> None:
+        assert self.row_id is not None
+        async with self.ctx.sessionmaker() as session:
+            row = await session.get(FileUpload, self.row_id)
+            assert row is not None
+            row.upload_status = status
+            for name, value in values.items():
+                setattr(row, name, value)
+            await session.commit()
+
+    async def _put_stream(self, source: FileBytes, stored: StoredObject) -> None:
+        try:
+            await self.ctx.storage.put_stream(
+                stored.bucket, stored.key, source.chunks(), content_type=stored.mime_type
+            )
+        except BaseException:
+            # obstore reports our iterator's exception wrapped; re-raise the original one.
+            if source.failure is not None:
+                raise source.failure from None
+            raise
 
     async def _move_if_rerouted(self, stored: StoredObject) -> None:
         ctx = self.ctx
@@ -160,7 +221,20 @@ class Upload:
         expires_at = files_service.upload_expiry(ctx.settings, fields=self.fields, now=ctx.now)
         async with ctx.sessionmaker() as session:
             row = await files_service.record_upload(
-                session, stored=stored, fields=self.fields, user=ctx.user, expires_at=expires_at
+                session,
+                stored=stored,
+                fields=self.fields,
+                user=ctx.user,
+                expires_at=expires_at,
+                into=self.row_id,
+            )
+            await files_service.record_access(
+                session,
+                audit_service.Action.file_uploaded,
+                file=row,
+                user=ctx.user,
+                client=ctx.client,
+                details={"size": row.file_size, "sha256": row.sha256},
             )
             await session.commit()
         return row
@@ -178,13 +252,34 @@ class Upload:
                 "file.discard_failed", bucket=stored.bucket, key=stored.key, error=str(exc)[:200]
             )
 
+    async def _untrack(self, error: BaseException) -> None:
+        """The row of a failed upload: `rejected` with the reason if verification refused the
+        bytes, else gone (the client's mistake or a disconnect left nothing to record)."""
+        row_id, self.row_id = self.row_id, None
+        if row_id is None:
+            return
+        reason = verify.rejection_of(error)
+        try:
+            async with self.ctx.sessionmaker() as session:
+                row = await session.get(FileUpload, row_id)
+                if row is None or row.upload_status is UploadStatus.completed:
+                    return
+                if reason is None:
+                    await session.delete(row)
+                else:
+                    row.upload_status = UploadStatus.rejected
+                    row.rejection_reason = reason.value
+                await asyncio.shield(session.commit())
+        except Exception as exc:  # the sweep removes a row left `uploading`
+            log.error("file.untrack_failed", row_id=row_id, error=str(exc)[:200])
+
 
 class FileBytes:
     """The file part's bytes for the object store: the head already read, then the rest of
     the part, each chunk through the sinks first. Anything that goes wrong is raised here, so
     obstore aborts its multipart upload, and kept in `failure`, as obstore re-raises it wrapped."""
 
-    def __init__(self, head: list[memoryview], rest: Events | None, sinks: Tee) -> None:
+    def __init__(self, head: list[memoryview], rest: Events, sinks: Tee) -> None:
         self._head = head
         self._rest = rest
         self._sinks = sinks
@@ -194,8 +289,6 @@ class FileBytes:
         try:
             for view in self._head:
                 yield view  # the sinks saw it before the store was opened
-            if self._rest is None:
-                return
             async for event in self._rest:
                 if isinstance(event, multipart.PartEnd):
                     return
@@ -258,8 +351,27 @@ async def receive(
         outcome = exc.code if isinstance(exc, FilestoreError) else type(exc).__name__
         bucket = upload.stored.bucket if upload.stored else "none"
         metrics.UPLOADS.labels(bucket=bucket, outcome=outcome).inc()
+        if isinstance(exc, VirusFound):
+            await _audit_virus(ctx, upload, exc)
         raise
     metrics.UPLOADS.labels(bucket=row.bucket, outcome="stored").inc()
     metrics.UPLOAD_BYTES.inc(row.file_size)
     metrics.UPLOAD_DURATION.observe(time.perf_counter() - started)
     return row
+
+
+async def _audit_virus(ctx: UploadContext, upload: Upload, found: VirusFound) -> None:
+    """The event names the refused file by its name and its customer (its row, kept
+    `rejected` with reason `virus`, holds no bytes)."""
+    who = audit_service.Who(
+        ctx.client, actor_id=ctx.user.id, customer_id=upload.fields.owner_customer_id(ctx.user)
+    )
+    filename = upload.stored.filename if upload.stored else None
+    async with ctx.sessionmaker() as session:
+        await audit_service.record(
+            session,
+            audit_service.Action.file_rejected_virus,
+            who,
+            {"filename": filename, "reason": str(found.message)[:200]},
+        )
+        await session.commit()

@@ -4,6 +4,12 @@ A direct upload (presigned PUT) or a resumable one puts its bytes in the store f
 the file may be listed or served they are read back once, through the same byte sinks a
 multipart upload uses (size guard, MD5 + SHA-256, virus scan) and the same type sniffing, and
 compared with what the client declared. One implementation for every way in.
+
+`check_stored` spares the read-back where the store itself vouches for the bytes: an S3 object
+written by a presigned PUT whose signature bound `x-amz-checksum-sha256` was hashed by the
+store, which refused other bytes; its HEAD gives that SHA-256 and (single PUT) the MD5 as
+ETag, and a ranged GET of the first bytes is enough to sniff. With virus scanning on, or when
+the store does not say, every byte is read back.
 """
 
 from __future__ import annotations
@@ -11,15 +17,20 @@ from __future__ import annotations
 from obstore.exceptions import NotFoundError
 
 from filestore.errors import FilestoreError, Unprocessable
+from filestore.files import containers
 from filestore.files.hashing import StreamHasher
 from filestore.files.models import RejectionReason
 from filestore.files.names import extension_of
 from filestore.files.scan import VirusFound, VirusScan
 from filestore.files.service import StoredObject
-from filestore.files.sinks import SizeGuard, Tee
+from filestore.files.sinks import SizeGuard, Tee, file_too_large
 from filestore.files.sniff import SNIFF_BYTES, sniff
 from filestore.settings import Settings
+from filestore.storage.head import head
 from filestore.storage.store import ObjectStorage
+
+# The type of bytes not verified yet (a row `pending` or `uploading`): never served.
+UNVERIFIED_MIME_TYPE = "application/octet-stream"
 
 
 class Rejected(Unprocessable):
@@ -44,11 +55,7 @@ async def read_back(
     try:
         opened = await storage.open(bucket, key)
     except (NotFoundError, FileNotFoundError) as exc:
-        raise Rejected(
-            "No bytes were uploaded for this file",
-            code="upload_missing",
-            reason=RejectionReason.missing,
-        ) from exc
+        raise _missing() from exc
     guard = SizeGuard(settings.max_file_size)
     hasher = StreamHasher()
     scan = await VirusScan.start(settings, filename=filename, user_id=user_id)
@@ -61,7 +68,10 @@ async def read_back(
                 head += view[: SNIFF_BYTES - len(head)]
             await sinks.write(view)
         await sinks.finish()
-        mime_type = sniff(bytes(head), extension_of(filename))
+        mime_type = sniff_type(bytes(head), filename)
+        await containers.check_stored(
+            storage, bucket, key, size=guard.size, extension=extension_of(filename)
+        )
     except BaseException as exc:
         sinks.abort()
         raise _as_rejection(exc) from exc
@@ -77,6 +87,59 @@ async def read_back(
         sha256=hasher.sha256,
         scan_status=scan.status,
     )
+
+
+async def check_stored(
+    storage: ObjectStorage,
+    settings: Settings,
+    *,
+    bucket: str,
+    key: str,
+    filename: str,
+    user_id: int,
+    sha256: str,
+) -> StoredObject:
+    """What `read_back` would find in `bucket/key`, from the store's HEAD and first bytes when
+    the store checked the declared `sha256` itself (scanning off), else by reading it back."""
+    if settings.virus_scan == "off" and storage.s3_client is not None:
+        found = await head(storage, bucket, key)
+        if found is None:
+            raise _missing()
+        if found.sha256 == sha256 and found.md5 is not None and found.size > 0:
+            if found.size > settings.max_file_size:
+                raise _as_rejection(file_too_large(settings.max_file_size))
+            first = await _first_bytes(storage, bucket, key, min(found.size, SNIFF_BYTES))
+            try:
+                mime_type = sniff_type(first, filename)
+                await containers.check_stored(
+                    storage, bucket, key, size=found.size, extension=extension_of(filename)
+                )
+            except FilestoreError as exc:
+                raise _as_rejection(exc) from exc
+            # (bucket, key, filename, mime_type, size, md5, sha256); scan_status: disabled
+            return StoredObject(bucket, key, filename, mime_type, found.size, found.md5, sha256)
+    return await read_back(
+        storage, settings, bucket=bucket, key=key, filename=filename, user_id=user_id
+    )
+
+
+def _missing() -> Rejected:
+    return Rejected(
+        "No bytes were uploaded for this file",
+        code="upload_missing",
+        reason=RejectionReason.missing,
+    )
+
+
+async def _first_bytes(storage: ObjectStorage, bucket: str, key: str, size: int) -> bytes:
+    opened = await storage.open(bucket, key, start=0, end=size)
+    data = bytearray()
+    try:
+        async for chunk in opened.chunks:
+            data += chunk
+    finally:
+        await _close(opened.chunks)
+    return bytes(data)
 
 
 def check_declared(stored: StoredObject, *, size: int, sha256: str) -> None:
@@ -95,17 +158,39 @@ def check_declared(stored: StoredObject, *, size: int, sha256: str) -> None:
         )
 
 
-def _as_rejection(exc: BaseException) -> BaseException:
-    """The refusals of the sinks and the sniffer as Rejected; anything else unchanged."""
-    if isinstance(exc, Rejected) or not isinstance(exc, FilestoreError):
-        return exc
+def rejection_of(exc: BaseException) -> RejectionReason | None:
+    """Why `exc` refused an upload's bytes (size, checksum, type, virus), or None when it is
+    not a verdict on the bytes (a bad field, a disconnect, a store or scanner away)."""
+    if isinstance(exc, Rejected):
+        return exc.reason
     if isinstance(exc, VirusFound):
-        return Rejected(str(exc.message), code=exc.code, reason=RejectionReason.virus)
+        return RejectionReason.virus
+    if not isinstance(exc, FilestoreError):
+        return None
     if exc.code == "file_too_large":
-        return Rejected(str(exc.message), code=exc.code, reason=RejectionReason.size)
+        return RejectionReason.size
+    if exc.code == "checksum_mismatch":
+        return RejectionReason.checksum
     if exc.code == "content_mismatch" or exc.status_code == 415:
-        return Rejected(str(exc.message), code=exc.code, reason=RejectionReason.type)
-    return exc
+        return RejectionReason.type
+    return None
+
+
+def _as_rejection(exc: BaseException) -> BaseException:
+    """The refusals of the sinks and the sniffer as Rejected (422); anything else unchanged."""
+    reason = rejection_of(exc)
+    if reason is None or isinstance(exc, Rejected) or not isinstance(exc, FilestoreError):
+        return exc
+    return Rejected(str(exc.message), code=exc.code, reason=reason)
+
+
+def sniff_type(head: bytes, filename: str) -> str:
+    """The sniffed type of a file whose first bytes are `head`; a refusal is Rejected (422),
+    whichever path read the bytes."""
+    try:
+        return sniff(head, extension_of(filename))
+    except BaseException as exc:
+        raise _as_rejection(exc) from exc
 
 
 async def _close(chunks: object) -> None:

@@ -126,6 +126,9 @@ class _Matcher:
             resolved = fields.resolve(target)
             if index is None:
                 plan.warnings.append(f"Mapped column {column!r} is not in the file's header")
+            elif not target and index not in self.by_column:
+                why = 'mapping_config maps it to "": not imported'
+                self.by_column[index] = ColumnMatch(header[index], None, "unmapped", why)
             elif resolved is None:  # refused by the request schema; only an old stored job
                 plan.warnings.append(
                     f"Column {column!r} ignored: {target!r} is not a customer field"

@@ -68,7 +68,9 @@ class ValidationRulesIn(StrictInput):
 
 
 def _known_targets(mapping: dict[str, str]) -> dict[str, str]:
-    unknown = sorted({target for target in mapping.values() if fields.resolve(target) is None})
+    unknown = sorted(
+        {target for target in mapping.values() if target and fields.resolve(target) is None}
+    )
     if unknown:
         raise ValueError(
             f"unknown customer field(s) {', '.join(unknown)}; known: {fields.known_names()}"
@@ -82,7 +84,8 @@ MappingConfig = Annotated[
         description='CSV column → customer field, e.g. {"name": "full_name"}; a field may '
         "also be named by an alias (name, zip, postcode, mobile, …), which the job's warnings "
         'mention; several columns mapped to one field are joined with a space, e.g. {"First '
-        'name": "full_name", "Last name": "full_name"}',
+        'name": "full_name", "Last name": "full_name"}; a column mapped to "" is not '
+        "imported (not even when its header names a field)",
         max_length=64,
     ),
     AfterValidator(_known_targets),

@@ -10,13 +10,14 @@ with a 500 instead of disguising it as an outage.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import structlog
 import urllib3.exceptions
+from minio.error import S3Error
 from minio.error import ServerError as MinioServerError
-from obstore.exceptions import GenericError
+from obstore.exceptions import GenericError, NotFoundError
 
 from filestore.errors import ServiceUnavailable
 
@@ -33,6 +34,22 @@ class StorageUnavailable(ServiceUnavailable):
 
     def __init__(self, message: str = "Object storage is unavailable, try again shortly") -> None:
         super().__init__(message)
+
+
+class BucketMissing(Exception):
+    """A configured bucket does not exist (deleted, or never created): not an outage of the
+    whole store, and not a missing object either."""
+
+    def __init__(self, bucket: str) -> None:
+        super().__init__(f"bucket {bucket!r} does not exist")
+        self.bucket = bucket
+
+
+def is_missing_bucket(exc: BaseException) -> bool:
+    """S3's NoSuchBucket, from either client."""
+    if isinstance(exc, S3Error):
+        return exc.code == "NoSuchBucket"
+    return isinstance(exc, GenericError | NotFoundError) and "NoSuchBucket" in str(exc)
 
 
 def is_transport_error(exc: BaseException) -> bool:
@@ -73,3 +90,24 @@ def transport_errors_as_unavailable(operation: str) -> Iterator[None]:
         if unavailable is None:
             raise
         raise unavailable from exc
+
+
+class WatchedSource:
+    """The bytes of a put, remembering whether the source itself failed: a client that
+    disconnects or a scanner that gives up is not an outage of the store."""
+
+    def __init__(self, chunks: AsyncIterator[memoryview]) -> None:
+        self._chunks = chunks
+        self.error: BaseException | None = None
+
+    def __aiter__(self) -> WatchedSource:
+        return self
+
+    async def __anext__(self) -> memoryview:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise

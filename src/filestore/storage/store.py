@@ -12,7 +12,8 @@ bucket, configuration) passes through unchanged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,11 @@ from obstore.store import LocalStore, S3Store
 
 from filestore.settings import Settings
 from filestore.storage.errors import (
+    BucketMissing,
     StorageUnavailable,
+    WatchedSource,
     as_unavailable,
+    is_missing_bucket,
     transport_errors_as_unavailable,
 )
 from filestore.storage.presign import Credentials, presign
@@ -90,6 +94,7 @@ class ObjectStorage:
         endpoint = (settings.minio_endpoint or "").removeprefix("http://").removeprefix("https://")
         scheme = "https" if settings.minio_use_ssl else "http"
         timeout = timedelta(seconds=settings.storage_timeout_seconds)
+        read_timeout = timedelta(seconds=settings.storage_read_timeout_seconds)
         for bucket in self._buckets:
             self._stores[bucket] = S3Store(
                 bucket,
@@ -104,7 +109,7 @@ class ObjectStorage:
                     # A stall between two reads fails; a long transfer does not. The client's
                     # default 30 s *total* timeout would cut any download or import read that
                     # streams for longer than that (a slow client, a 1M-row CSV).
-                    "read_timeout": timedelta(seconds=max(30, settings.storage_timeout_seconds)),
+                    "read_timeout": read_timeout,
                     "timeout": STREAM_TIMEOUT,
                 },
                 retry_config={"max_retries": 2, "retry_timeout": timeout},
@@ -112,7 +117,10 @@ class ObjectStorage:
         import urllib3
 
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=settings.storage_timeout_seconds, read=30),
+            timeout=urllib3.Timeout(
+                connect=settings.storage_timeout_seconds,
+                read=settings.storage_read_timeout_seconds,
+            ),
             retries=urllib3.Retry(total=1, backoff_factor=0.2),
         )
         self._minio = Minio(
@@ -182,7 +190,7 @@ class ObjectStorage:
         exception is not taken for a storage error."""
         # The local store cannot keep attributes; its Content-Type lives in the database anyway.
         attributes: Attributes | None = {"Content-Type": content_type} if self._minio else None
-        source = _WatchedSource(chunks)
+        source = WatchedSource(chunks)
         try:
             await obstore.put_async(
                 self._store(bucket),
@@ -259,10 +267,15 @@ class ObjectStorage:
             return None
         return self._local_root / bucket / key
 
-    async def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
-        """Store a small object in one request."""
+    async def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "") -> None:
+        """Store a small object in one request (never a multipart upload)."""
+        attributes: Attributes | None = (
+            {"Content-Type": content_type} if content_type and self._minio else None
+        )
         with transport_errors_as_unavailable("put"):
-            await obstore.put_async(self._store(bucket), key, data)
+            await obstore.put_async(
+                self._store(bucket), key, data, attributes=attributes, use_multipart=False
+            )
 
     async def get_bytes(self, bucket: str, key: str) -> bytes:
         """A small object's bytes, read whole."""
@@ -312,8 +325,11 @@ class ObjectStorage:
         self, bucket: str, *, prefix: str | None = None, after: str | None = None
     ) -> AsyncGenerator[list[ListedObject], None]:
         """Every object of `bucket` (under `prefix`, if given; with keys after `after`, if
-        given: S3's StartAfter), in pages, in key order on S3."""
-        with transport_errors_as_unavailable("list"):
+        given: S3's StartAfter), in pages, in key order on S3; `BucketMissing` if the bucket
+        does not exist."""
+        if self._local_root is not None and not (self._local_root / bucket).is_dir():
+            raise BucketMissing(bucket)
+        with _missing_bucket(bucket), transport_errors_as_unavailable("list"):
             stream = obstore.list(
                 self._store(bucket), prefix=prefix, offset=after or None, chunk_size=1000
             )
@@ -326,7 +342,8 @@ class ObjectStorage:
                 ]
 
     async def incomplete_uploads(self, bucket: str) -> list[IncompleteUpload]:
-        """Multipart uploads begun and never completed nor aborted (S3 only; none locally)."""
+        """Multipart uploads begun and never completed nor aborted (S3 only; none locally);
+        `BucketMissing` if the bucket does not exist."""
         if self._minio is None:
             return []
         minio = self._minio
@@ -335,7 +352,7 @@ class ObjectStorage:
         upload_marker: str | None = None
         while True:
             # The minio SDK reaches ListMultipartUploads only through this private method.
-            with transport_errors_as_unavailable("list_uploads"):
+            with _missing_bucket(bucket), transport_errors_as_unavailable("list_uploads"):
                 result = await asyncio.to_thread(
                     minio._list_multipart_uploads,
                     bucket,
@@ -367,41 +384,49 @@ class ObjectStorage:
                 )
 
     async def ping(self) -> None:
-        """Raise StorageUnavailable unless the store answers within the storage timeout (for
-        `/health`: whatever the reason, a store that does not answer is not usable)."""
-        bucket = self._settings.minio_bucket_customer_uploads
+        """Raise StorageUnavailable unless the store takes a write within the storage timeout
+        (for `/health`: whatever the reason, a store that does not answer is not usable).
+
+        The probe is written, not read: a read of a missing object looks the same whether the
+        object or its bucket is missing, and a store can serve reads while refusing writes.
+        Every other configured bucket must exist too."""
         try:
-            await asyncio.wait_for(
-                self.exists(bucket, HEALTH_PROBE_KEY), self._settings.storage_timeout_seconds
-            )
+            await asyncio.wait_for(self._probe(), self._settings.storage_timeout_seconds)
         except Exception as exc:
             raise StorageUnavailable(
                 f"Object storage is unavailable: {str(exc)[:200] or type(exc).__name__}"
             ) from exc
+
+    async def _probe(self) -> None:
+        missing = await self._missing_buckets()
+        if missing:
+            raise StorageUnavailable(f"bucket missing: {', '.join(missing)}")
+        await self.put_bytes(self._settings.minio_bucket_customer_uploads, HEALTH_PROBE_KEY, b"ok")
+
+    async def _missing_buckets(self) -> list[str]:
+        if self._minio is None:
+            assert self._local_root is not None
+            return [b for b in self._buckets if not (self._local_root / b).is_dir()]
+        minio = self._minio
+        with transport_errors_as_unavailable("head_bucket"):
+            found = await asyncio.gather(
+                *(asyncio.to_thread(minio.bucket_exists, b) for b in self._buckets)
+            )
+        return [b for b, exists in zip(self._buckets, found, strict=True) if not exists]
+
+
+@contextmanager
+def _missing_bucket(bucket: str) -> Iterator[None]:
+    """S3's NoSuchBucket, from either client, as `BucketMissing`."""
+    try:
+        yield
+    except Exception as exc:
+        if is_missing_bucket(exc):
+            raise BucketMissing(bucket) from exc
+        raise
 
 
 async def _as_chunks(stream: Any) -> AsyncIterator[bytes | memoryview]:
     with transport_errors_as_unavailable("read"):
         async for chunk in stream:
             yield memoryview(chunk)
-
-
-class _WatchedSource:
-    """The bytes of a put, remembering whether the source itself failed: a client that
-    disconnects or a scanner that gives up is not an outage of the store."""
-
-    def __init__(self, chunks: AsyncIterator[memoryview]) -> None:
-        self._chunks = chunks
-        self.error: BaseException | None = None
-
-    def __aiter__(self) -> _WatchedSource:
-        return self
-
-    async def __anext__(self) -> memoryview:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            raise
-        except BaseException as exc:
-            self.error = exc
-            raise

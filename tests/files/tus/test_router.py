@@ -432,13 +432,11 @@ class TestIetfDraft:
 
 class TestIdleClient:
     async def test_a_silent_client_keeps_its_bytes_and_frees_the_upload(
-        self, tus: Tus, monkeypatch: pytest.MonkeyPatch
+        self, tus: Tus, monkeypatch: pytest.MonkeyPatch, fast_settings_base: Settings
     ) -> None:
-        """No byte for IDLE_SECONDS ends the request as a disconnect would: what arrived is
-        kept and the next request is not locked out."""
-        from filestore.files.tus import patch as tus_patch
-
-        monkeypatch.setattr(tus_patch, "IDLE_SECONDS", 0.5)
+        """No byte for UPLOAD_IDLE_TIMEOUT_SECONDS ends the request as a disconnect would: what
+        arrived is kept and the next request is not locked out."""
+        monkeypatch.setattr(fast_settings_base, "upload_idle_timeout_seconds", 0.5)
         data = csv_bytes(3000)
         path = await tus.new(len(data))
         never = asyncio.Event()

@@ -1,10 +1,10 @@
-// Importing customers from a CSV: upload the file (tus), start the import, follow its progress
-// live, then the counts and the failed rows' errors.csv; and the list of import jobs.
-// Still to come: the header preview, column matching and dry run (`POST
-// /files/csv-import/preview`, another branch); until then the server matches columns itself.
+// Importing customers from a CSV, as a wizard: upload the file (tus), check the columns and a
+// dry run (import_wizard.js), start the import, follow its progress live, then the counts and
+// the failed rows' errors.csv; and the list of import jobs.
 
 import { api } from "./api.js";
-import { announce, emptyState, formatDate, formatSize, h, loading, replace } from "./dom.js";
+import { announce, emptyState, formatDate, h, loading, replace } from "./dom.js";
+import { importWizard } from "./import_wizard.js";
 import { uploadPanel } from "./upload.js";
 
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
@@ -102,7 +102,7 @@ function jobsList(onCleanup) {
 
 export function importsScreen(main, jobId, onCleanup) {
   const header = h("div", { class: "page-header" }, h("div", {}, h("h1", {}, "Import customers"),
-    h("p", { class: "muted" }, "Upload a CSV file of customers, start the import and follow it. Columns are matched by their header names.")));
+    h("p", { class: "muted" }, "Upload a CSV file of customers, match its columns to customer fields, try a dry run, then import and follow it.")));
   if (jobId) {
     replace(main, h("a", { href: "#/imports", class: "back" }, "← Imports"), header, jobProgress(jobId, onCleanup));
     return;
@@ -116,21 +116,7 @@ export function importsScreen(main, jobId, onCleanup) {
     note: "One CSV file with a header row (name, e-mail, phone, address…).",
     height: 260,
     onStored(file) {
-      const button = h("button", { type: "button", class: "button" }, "Start import");
-      button.addEventListener("click", async () => {
-        button.disabled = true;
-        try {
-          const job = await api("/files/csv-import", { method: "POST", json: { file_upload_id: file.id } });
-          location.hash = `#/imports/${job.job_id}`;
-        } catch (error) {
-          button.disabled = false;
-          replace(start.querySelector(".error"), error.message);
-        }
-      });
-      replace(start, h("h3", {}, "2. Start the import"),
-        h("p", {}, `${file.filename} (${formatSize(file.file_size)}) is uploaded.`),
-        h("p", { class: "error", role: "alert" }), button);
-      button.focus();
+      replace(start, importWizard(file, (id) => { location.hash = `#/imports/${id}`; }));
     },
   });
   onCleanup(() => upload.close());

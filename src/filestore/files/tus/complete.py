@@ -19,17 +19,18 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
+from filestore.audit import service as audit_service
 from filestore.auth.models import User
 from filestore.errors import FilestoreError, NotFound
+from filestore.files import containers, verify
 from filestore.files import service as files_service
-from filestore.files import verify
-from filestore.files.models import FileUpload, RejectionReason, ScanStatus
+from filestore.files.models import FileUpload, ScanStatus
 from filestore.files.names import extension_of
 from filestore.files.service import StoredObject
-from filestore.files.sniff import sniff
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.running import RunningHash
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
@@ -44,6 +45,7 @@ async def finish(
     upload: TusUpload,
     now: datetime,
     hashes: RunningHash | None = None,
+    client: ClientInfo = NO_CLIENT,
 ) -> FileUpload:
     """Verify the complete object and write its row; on refusal delete it and re-raise.
     `hashes`, when they cover every byte, stand in for reading the object back."""
@@ -59,11 +61,19 @@ async def finish(
                 bucket=upload.bucket,
                 key=upload.object_key,
                 filename=filename,
-                mime_type=_sniff(bytes(hashes.head), filename),
+                mime_type=verify.sniff_type(bytes(hashes.head), filename),
                 size=hashes.offset,
                 md5=hashes.hasher.md5,
                 sha256=hashes.hasher.sha256,
                 scan_status=ScanStatus.disabled,
+            )
+            # read_back checks the container itself; bytes hashed on the way in need it here.
+            await containers.check_stored(
+                storage,
+                stored.bucket,
+                stored.key,
+                size=stored.size,
+                extension=extension_of(filename),
             )
         else:
             stored = await verify.read_back(
@@ -83,6 +93,14 @@ async def finish(
                 user=user,
                 expires_at=files_service.upload_expiry(settings, fields=fields, now=now),
             )
+            await files_service.record_access(
+                session,
+                audit_service.Action.file_uploaded,
+                file=row,
+                user=user,
+                client=client,
+                details={"size": row.file_size, "sha256": row.sha256, "via": "tus"},
+            )
             tracked = await session.get(TusUpload, upload.id, populate_existing=True)
             assert tracked is not None
             tracked.status = TusStatus.completed
@@ -99,15 +117,6 @@ async def finish(
     metrics.UPLOAD_BYTES.inc(row.file_size)
     log.info("tus.completed", upload_id=upload.id, file_id=row.id, size=row.file_size)
     return row
-
-
-def _sniff(head: bytes, filename: str) -> str:
-    """The sniffed type, refused the way `verify.read_back` refuses it (422 with a reason), so
-    the answer does not depend on which path verified the bytes."""
-    try:
-        return sniff(head, extension_of(filename))
-    except FilestoreError as exc:
-        raise verify.Rejected(str(exc.message), code=exc.code, reason=RejectionReason.type) from exc
 
 
 async def _reject(

@@ -10,7 +10,6 @@ never be checked.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -22,21 +21,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import ClientDisconnect
 
 from filestore.auth.models import User
-from filestore.errors import BadRequest, PayloadTooLarge
+from filestore.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from filestore.files import pacing
 from filestore.files.models import FileUpload
 from filestore.files.tus import complete, running
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.appender import Appender, open_appender
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.protocol import ChecksumMismatch, Gone, Locked, offset_conflict
+from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
 RENEW_EVERY_SECONDS = 15.0
-# No byte for this long ends the request as if the client had disconnected (below the lease).
-IDLE_SECONDS = 45.0
 
 
 @dataclass
@@ -48,6 +47,7 @@ class TusContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     user: User
     now: datetime
+    client: ClientInfo = NO_CLIENT
 
 
 @dataclass
@@ -230,18 +230,8 @@ async def _receive(
 ) -> bool:
     """Stream the body into the appender; True when the client went away before its end."""
     renewed = time.monotonic()
-    chunks = aiter(body)
     try:
-        while True:
-            try:
-                chunk = await asyncio.wait_for(anext(chunks), IDLE_SECONDS)
-            except StopAsyncIteration:
-                return False
-            except TimeoutError:
-                # A client gone without a word (a phone that lost its network): keep what came,
-                # and give the upload back before the lease would lapse.
-                log.info("tus.client_idle", upload_id=upload_id, received=appender.received)
-                return True
+        async for chunk in pacing.paced(body, pacing.Pace.of(ctx.settings)):
             if not chunk:
                 continue
             if offset + appender.received + len(chunk) > limit:
@@ -256,9 +246,15 @@ async def _receive(
                 if not held:
                     raise Locked("This request stalled and lost the upload; resume from HEAD")
                 renewed = time.monotonic()
+    except RequestTimeout as exc:
+        # A client gone without a word (a phone that lost its network), or a trickle: keep
+        # what came, and give the upload back before the lease would lapse.
+        log.info("tus.client_idle", upload_id=upload_id, received=appender.received, why=exc.code)
+        return True
     except ClientDisconnect:
         log.info("tus.client_disconnected", upload_id=upload_id, received=appender.received)
         return True
+    return False
 
 
 def _completed_length(settings: Settings, length: int | None, new_offset: int) -> int:
@@ -292,5 +288,6 @@ async def _finish(
         upload=upload,
         now=datetime.now(ctx.now.tzinfo),
         hashes=hashes,
+        client=ctx.client,
     )
     return Appended(length, length, upload.expires_at, file)

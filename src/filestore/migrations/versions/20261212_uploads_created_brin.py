@@ -1,8 +1,8 @@
 """A BRIN index on `file_uploads.created_at` for the console's Overview.
 
-Revision ID: 20261210_uploads_created_brin
-Revises: 20261209_import_updates_mappings
-Create Date: 2026-12-10 09:00:00
+Revision ID: 20261212_uploads_created_brin
+Revises: 20261211_stuck_uploads_index
+Create Date: 2026-12-12 09:00:00
 
 `GET /stats/overview` groups the last N days of uploads by day, status and reason. Rows are
 appended in `created_at` order, so a BRIN index (a few pages for ten million rows) narrows that
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "20261210_uploads_created_brin"
-down_revision: str | None = "20261209_import_updates_mappings"
+revision: str = "20261212_uploads_created_brin"
+down_revision: str | None = "20261211_stuck_uploads_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
