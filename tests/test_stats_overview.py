@@ -43,7 +43,7 @@ def upload(
 
 
 def csv_import(
-    status: JobStatus, seconds: int, ok: int, failed: int, skipped: int
+    status: JobStatus, seconds: int, ok: int, failed: int, skipped: int, *, dry_run: bool = False
 ) -> BackgroundJob:
     started = NOW - timedelta(minutes=5)
     return BackgroundJob(
@@ -55,6 +55,7 @@ def csv_import(
         successful_rows=ok,
         failed_rows=failed,
         skipped_rows=skipped,
+        params={"validation_rules": {"dry_run": True}} if dry_run else {},
     )
 
 
@@ -112,6 +113,7 @@ async def test_overview_counts_a_known_set_of_rows(
             upload(big, 16, 0, UploadStatus.pending),  # not finished: neither done nor refused
             csv_import(JobStatus.completed, 10, 8, 1, 1),
             csv_import(JobStatus.failed, 30, 0, 0, 0),
+            csv_import(JobStatus.completed, 99, 50, 0, 0, dry_run=True),  # wrote nothing
         ]
     )
     await db_session.flush()

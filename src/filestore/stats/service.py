@@ -128,7 +128,12 @@ async def imports(session: AsyncSession, since: datetime, days: int) -> list[Imp
                 func.count(seconds),
                 func.max(seconds),
             )
-            .where(j.created_at >= since, j.job_type == JobType.csv_import)
+            .where(
+                j.created_at >= since,
+                j.job_type == JobType.csv_import,
+                # A dry run (the wizard's check) writes nothing: not an import.
+                j.params["validation_rules"]["dry_run"].as_boolean().is_not(True),
+            )
             .group_by(day, j.status)
         )
     ).all()
