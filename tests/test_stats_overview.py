@@ -103,6 +103,7 @@ async def test_overview_counts_a_known_set_of_rows(
         [
             upload(big, 7_000_000_000, 0, UploadStatus.completed),
             upload(big, 3_000_000_000, 1, UploadStatus.completed),
+            upload(big, 1_000, 1, UploadStatus.deleted),  # accepted, deleted since
             upload(small, 5_000_000_000, 0, UploadStatus.completed),
             upload(small, 9_000_000_000_000, 40, UploadStatus.completed),  # outside the window
             upload(None, 11, 1, UploadStatus.rejected, "virus"),
@@ -136,9 +137,9 @@ async def test_overview_counts_a_known_set_of_rows(
         "rejected_by_reason": {"size": 1, "checksum": 1},
     }
     assert uploads[1] == {
-        "completed": 1,
+        "completed": 2,
         "rejected": 3,
-        "bytes": 3 * 10**9,
+        "bytes": 3 * 10**9 + 1_000,
         "rejected_by_reason": {"virus": 1, "type": 2},
     }
 

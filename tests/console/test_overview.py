@@ -48,7 +48,7 @@ def test_admin_reads_the_overview(console: Console) -> None:
     # The chart's text alternative carries the same numbers as the API.
     chart = page.get_by_role("img", name=re.compile(r"^Uploads per day:"))
     expect(chart).to_have_attribute(
-        "aria-label", re.compile(rf"{done:,} completed and {rejected:,} rejected in 30 days")
+        "aria-label", re.compile(rf"{done:,} accepted and {rejected:,} rejected in 30 days")
     )
     expect(page.locator("canvas").first).to_be_visible()  # uPlot drew under the strict CSP
 

@@ -22,9 +22,9 @@ class CustomerUsage(BaseModel):
 
 class UploadDay(BaseModel):
     day: date
-    completed: int
+    completed: int = Field(description="Uploads accepted that day (also those since deleted)")
     rejected: int
-    bytes: int = Field(description="Bytes of the uploads completed that day")
+    bytes: int = Field(description="Bytes of the uploads accepted that day")
     rejected_by_reason: dict[str, int] = Field(
         description="size, type, virus, checksum, missing (only reasons that occurred)"
     )

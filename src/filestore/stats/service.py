@@ -23,6 +23,8 @@ from filestore.stats.schemas import (
 )
 
 TOP_CUSTOMERS = 10
+# Uploads that were accepted, whatever became of the file since.
+ACCEPTED = (UploadStatus.completed, UploadStatus.deleted, UploadStatus.expired)
 
 
 def window_start(days: int, now: datetime | None = None) -> datetime:
@@ -88,7 +90,7 @@ async def uploads(session: AsyncSession, since: datetime, days: int) -> list[Upl
             select(day, f.upload_status, f.rejection_reason, func.count(), func.sum(f.file_size))
             .where(
                 f.created_at >= since,
-                f.upload_status.in_([UploadStatus.completed, UploadStatus.rejected]),
+                f.upload_status.in_([*ACCEPTED, UploadStatus.rejected]),
             )
             .group_by(day, f.upload_status, f.rejection_reason)
         )
@@ -101,7 +103,7 @@ async def uploads(session: AsyncSession, since: datetime, days: int) -> list[Upl
         entry = out.get(d)
         if entry is None:
             continue
-        if status == UploadStatus.completed:
+        if status in ACCEPTED:
             entry.completed += count
             entry.bytes += int(size or 0)
         else:

@@ -96,19 +96,19 @@ function uploadsSection(body, onCleanup) {
   const reasons = REASONS.filter((r) => byReason[r]);
   const rate = done + refused ? `${((100 * done) / (done + refused)).toFixed(1)} % accepted` : "no uploads";
   const reasonText = reasons.map((r) => `${number.format(byReason[r])} ${REASON_LABELS[r].toLowerCase()}`).join(", ");
-  const description = `Uploads per day: ${number.format(done)} completed and ${number.format(refused)} rejected in ${body.days} days${reasonText ? ` (${reasonText})` : ""}.`;
+  const description = `Uploads per day: ${number.format(done)} accepted and ${number.format(refused)} rejected in ${body.days} days${reasonText ? ` (${reasonText})` : ""}.`;
   const active = days.filter((d) => d.completed || d.rejected);
   return h("section", { class: "panel", "aria-labelledby": "uploads-title" },
     h("h2", { id: "uploads-title" }, "Uploads per day"),
-    h("p", { class: "muted" }, `${number.format(done)} completed, ${number.format(refused)} rejected: ${rate}.`),
+    h("p", { class: "muted" }, `${number.format(done)} accepted, ${number.format(refused)} rejected: ${rate}.`),
     active.length && dayChart(onCleanup, {
       description, days: days.map((d) => d.day),
-      series: [{ label: "Completed", colour: COLOURS.completed, values: days.map((d) => d.completed), fill: true },
+      series: [{ label: "Accepted", colour: COLOURS.completed, values: days.map((d) => d.completed), fill: true },
         ...reasons.map((r) => ({ label: `Rejected: ${REASON_LABELS[r]}`, colour: COLOURS[r], values: days.map((d) => d.rejected_by_reason[r] ?? 0) }))],
       axes: [{ label: "Uploads", incrs: WHOLE }],
     }),
     active.length
-      ? table("Uploads per day", ["Day", "Completed", "Stored", "Rejected", ...reasons.map((r) => REASON_LABELS[r])],
+      ? table("Uploads per day", ["Day", "Accepted", "Stored", "Rejected", ...reasons.map((r) => REASON_LABELS[r])],
         active.map((d) => [dayLabel(d.day), number.format(d.completed), formatSize(d.bytes), number.format(d.rejected), ...reasons.map((r) => number.format(d.rejected_by_reason[r] ?? 0))]))
       : emptyState("No uploads in this window"));
 }
