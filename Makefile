@@ -69,7 +69,8 @@ test-js-deps:
 		echo "test-deps: no npm; the tus-js-client tests will skip"; \
 	fi
 
-# The console's third-party files (Uppy's bundle and CSS), pinned in console/vendor/package-lock.json,
+# The console's third-party files (Uppy's bundle and CSS, uPlot for the Overview's charts),
+# pinned in console/vendor/package-lock.json,
 # copied into the package with every bundled package's licence. Run after changing the pin;
 # the copies are committed, so installing Filestore never needs npm.
 VENDOR_DIR := src/filestore/console/static/vendor
@@ -77,6 +78,7 @@ vendor:
 	cd console/vendor && npm ci --no-audit --no-fund --loglevel=error
 	cp console/vendor/node_modules/uppy/dist/uppy.min.js console/vendor/node_modules/uppy/dist/uppy.min.css $(VENDOR_DIR)/
 	sed -i '/^\/\/# sourceMappingURL=/d' $(VENDOR_DIR)/uppy.min.js
+	cp console/vendor/node_modules/uplot/dist/uPlot.iife.min.js console/vendor/node_modules/uplot/dist/uPlot.min.css $(VENDOR_DIR)/
 	cd console/vendor && node licences.mjs > ../../$(VENDOR_DIR)/LICENSES.txt
 
 # The console's screenshots in docs/console/ (needs chromium: `make test-deps`).

@@ -15,7 +15,8 @@ Then, with the app's own query code (`files.service`, `files.cleanup`, `files.or
 * the jobs list (`--jobs` background_jobs rows);
 * the expiry sweep's select of due files (first batch and one from the middle);
 * the orphan sweep's check of one batch of 1,000 keys; the stuck-upload sweep's select;
-* `/metrics`' database gauges (`gauges.refresh`).
+* `/metrics`' database gauges (`gauges.refresh`);
+* the console's Overview over the last 30 days (`stats.service.overview`).
 
 The baseline, measured in the same run, is a primary-key lookup (`SELECT ... WHERE id = ?`): every
 p50 is also printed as a multiple of it, beside the server-side execution time of one run
@@ -63,6 +64,7 @@ from filestore.jobs import service as jobs_service
 from filestore.migrate import upgrade
 from filestore.models import load_all_models
 from filestore.settings import Settings
+from filestore.stats import service as stats_service
 from tests.fixtures.servers import start_embedded_postgres
 
 DATABASE = "filestore_scale"
@@ -334,6 +336,9 @@ async def run(url: str, args: argparse.Namespace) -> int:
     async def metrics(session: AsyncSession, n: int) -> None:
         await gauges.refresh(session)
 
+    async def overview(session: AsyncSession, n: int) -> None:
+        await stats_service.overview(session, days=30, now=NOW)
+
     heavy_cursors = await cursors_of_heavy_customer(bench, staff, settings, args)
 
     await bench.measure(BASELINE, by_id)
@@ -368,6 +373,7 @@ async def run(url: str, args: argparse.Namespace) -> int:
     await bench.measure("orphan sweep: check of 1000 keys", orphan_batch)
     await bench.measure("stuck-upload sweep: rows left uploading", stuck)
     await bench.measure("/metrics database gauges", metrics, GAUGES_GOAL_MS)
+    await bench.measure("console Overview, last 30 days (/stats/overview)", overview)
     await engine.dispose()
     return report(bench, args)
 

@@ -46,6 +46,7 @@ from filestore.pagination import NEXT_CURSOR_HEADER
 from filestore.server_errors import UnhandledErrorMiddleware
 from filestore.settings import Settings, get_settings
 from filestore.state import AppState
+from filestore.stats.router import router as stats_router
 from filestore.storage.store import ObjectStorage
 from filestore.tickets.router import router as tickets_router
 
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
     app.include_router(imports_router)
     app.include_router(jobs_router)
+    app.include_router(stats_router)
     app.include_router(tus_router)
     app.include_router(direct_router)
     app.include_router(files_router)

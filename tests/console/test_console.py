@@ -444,7 +444,9 @@ class TestAdmin:
         console.sign_in(username, password)
         page = console.page
         nav = page.get_by_role("navigation", name="Main")
-        expect(nav.get_by_role("link")).to_have_text(["Customers", "Tickets", "Imports"])
+        expect(nav.get_by_role("link")).to_have_text(
+            ["Overview", "Customers", "Tickets", "Imports"]
+        )
         page.goto(f"{console.url}#/users")
         expect(page.get_by_role("heading", name="Customers", level=1)).to_be_visible()
 

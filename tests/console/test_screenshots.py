@@ -138,3 +138,9 @@ def test_main_screens(
         page.goto(f"{console.url}#/audit")
         expect(page.get_by_role("cell", name="login.success").first).to_be_visible()
         console.screenshot("audit")
+
+        page.goto(f"{console.url}#/overview")
+        expect(page.get_by_role("list", name="Bytes per customer")).to_contain_text("Maria Schmidt")
+        expect(page.get_by_role("table", name="Imports per day")).to_be_visible()
+        expect(page.locator("canvas").first).to_be_visible()
+        console.screenshot("overview")

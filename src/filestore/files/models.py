@@ -125,6 +125,8 @@ class FileUpload(TimestampMixin, Base):
                 "upload_status IN ('uploading', 'verifying') AND reserved_until IS NULL"
             ),
         ),
+        # The Overview's per-day counts (BRIN: no ordering, so listings never walk it).
+        Index("ix_file_uploads_created_brin", "created_at", postgresql_using="brin"),
         Index(
             "ix_file_uploads_reserved_until",
             "reserved_until",

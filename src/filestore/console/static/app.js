@@ -6,6 +6,7 @@ import { api, session, signIn, signOut } from "./api.js";
 import { announce, emptyState, formatDate, h, loading, replace } from "./dom.js";
 import { fileTable } from "./files.js";
 import { importsScreen } from "./imports.js";
+import { overviewScreen } from "./overview.js";
 import { uploadPanel } from "./upload.js";
 
 const app = document.getElementById("app");
@@ -61,7 +62,7 @@ function showSignIn(message) {
 function shell() {
   const links = me.role === "customer"
     ? [["#/customers/" + me.customer_id, "My files"], ["#/tickets", "Tickets"]]
-    : [["#/customers", "Customers"], ["#/tickets", "Tickets"], ["#/imports", "Imports"]];
+    : [["#/overview", "Overview"], ["#/customers", "Customers"], ["#/tickets", "Tickets"], ["#/imports", "Imports"]];
   if (me.role === "admin") links.push(["#/users", "Users"], ["#/audit", "Audit trail"]);
   const nav = h("nav", { class: "nav", "aria-label": "Main" },
     links.map(([href, text]) => h("a", { href, class: "nav-link" }, text)));
@@ -252,6 +253,7 @@ async function route() {
   else if (parts[0] === "tickets" && parts[1]) await ticketScreen(parts[1]);
   else if (parts[0] === "tickets") await ticketsScreen();
   else if (parts[0] === "imports" && me.role !== "customer") { setTitle("Import customers"); importsScreen(main(), parts[1], (fn) => cleanup.push(fn)); }
+  else if (parts[0] === "overview" && me.role !== "customer") { setTitle("Overview"); await overviewScreen(main(), (fn) => cleanup.push(fn)); }
   else if (parts[0] === "users" && me.role === "admin") { setTitle("Users"); await usersScreen(main(), me); }
   else if (parts[0] === "audit" && me.role === "admin") { setTitle("Audit trail"); await auditScreen(main()); }
   else location.replace(me.role === "customer" ? `#/customers/${me.customer_id}` : "#/customers");

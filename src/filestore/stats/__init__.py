@@ -1,0 +1,1 @@
+"""Figures for the console's Overview screen: storage, uploads and imports per day."""
