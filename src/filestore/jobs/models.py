@@ -99,6 +99,12 @@ class BackgroundJob(TimestampMixin, Base):
         return self.successful_rows - self.updated_rows
 
     @property
+    def dry_run(self) -> bool:
+        """An import run with `validation_rules.dry_run`: it counts, and writes nothing."""
+        rules = self.params.get("validation_rules") if self.params else None
+        return isinstance(rules, dict) and rules.get("dry_run") is True
+
+    @property
     def rows_per_second(self) -> float | None:
         """The run's speed at its last checkpoint (the import saves it in `result`)."""
         rate = self.result.get("rows_per_second") if self.result else None

@@ -15,6 +15,9 @@ class JobOut(Schema):
     id: uuid.UUID
     job_type: str
     status: str
+    dry_run: bool = Field(
+        description="An import's dry run (`validation_rules.dry_run`): counted, nothing written"
+    )
     file_upload_id: int | None
     total_rows: int | None
     processed_rows: int

@@ -1,6 +1,7 @@
 // The import wizard's middle steps, after the CSV is uploaded: the detected header and first
 // rows (`POST /files/csv-import/preview`), each column matched to a customer field in an
-// editable dropdown (pre-filled from the preview's suggestion), a dry run of the whole file
+// editable dropdown (pre-filled from the preview's suggestion), what to do with rows whose
+// e-mail a customer already has (`validation_rules.on_duplicate`), a dry run of the whole file
 // (`validation_rules.dry_run`: counts new / duplicates / invalid and the invalid rows with
 // their reasons), then the real import with the same mapping. Every column is sent in
 // `mapping_config`; a column set to "Not imported" is sent as "" so the server leaves it out.
@@ -16,6 +17,10 @@ const FIELD_LABEL = Object.fromEntries(FIELDS);
 const VERDICTS = { new: "New", duplicate_in_file: "Duplicate in file", duplicate_existing: "Duplicate",
   update: "Update", skipped: "Skipped", invalid: "Invalid" };
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
+// `validation_rules.on_duplicate`: what a row whose e-mail a customer already has does.
+const ON_DUPLICATE = [["skip", "Skip them (leave the customer as it is)"],
+  ["update", "Update the customer with the row's non-empty cells"],
+  ["update_if_empty", "Fill only the customer's empty fields"]];
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 function delimiterName(d) {
@@ -38,7 +43,7 @@ function rowsTable(preview) {
       h("th", { scope: "col" }, "Verdict"))),
     h("tbody", {}, preview.rows.map((row) => h("tr", {},
       h("th", { scope: "row" }, String(row.row)),
-      used.map((f) => h("td", { "data-label": FIELD_LABEL[f] }, row.values[f] ?? "")),
+      used.map((f) => h("td", { "data-label": FIELD_LABEL[f] }, row.values[f] || null)),
       h("td", { "data-label": "Verdict" }, h("span", { class: `verdict verdict-${row.verdict}` }, VERDICTS[row.verdict] ?? row.verdict),
         row.errors.length ? h("span", { class: "small error-text" }, ` ${problems(row.errors)}`) : null))))));
 }
@@ -93,6 +98,9 @@ export function importWizard(file, onStarted) {
   let preview = null;
   let generation = 0; // bumps on each mapping change: late answers for an older one are dropped
   const mappingConfig = () => Object.fromEntries(Object.entries(chosen));
+  const onDuplicate = h("select", { id: "on-duplicate" },
+    ON_DUPLICATE.map(([value, text]) => h("option", { value }, text)));
+  const rules = (dryRun) => ({ dry_run: dryRun, on_duplicate: onDuplicate.value });
   const rowsBox = h("div", {});
   const missing = h("p", { class: "error", role: "alert" });
   const dryBox = h("div", { class: "dry-run" });
@@ -105,12 +113,14 @@ export function importWizard(file, onStarted) {
     dryButton.disabled = fields.length > 0;
   }
 
+  onDuplicate.addEventListener("change", () => remap());
+
   async function remap() {
     const mine = ++generation;
     replace(dryBox); replace(startBox);
     replace(rowsBox, loading("Checking the rows with this mapping…"));
     try {
-      const body = await api("/files/csv-import/preview", { method: "POST", json: { file_upload_id: file.id, mapping_config: mappingConfig() } });
+      const body = await api("/files/csv-import/preview", { method: "POST", json: { file_upload_id: file.id, mapping_config: mappingConfig(), validation_rules: rules(false) } });
       if (mine !== generation) return;
       preview = body;
       replace(rowsBox, rowsTable(preview));
@@ -122,7 +132,7 @@ export function importWizard(file, onStarted) {
   }
 
   async function post(dryRun) {
-    const json = { file_upload_id: file.id, mapping_config: mappingConfig(), validation_rules: { dry_run: dryRun } };
+    const json = { file_upload_id: file.id, mapping_config: mappingConfig(), validation_rules: rules(dryRun) };
     return (await api("/files/csv-import", { method: "POST", json })).job_id;
   }
 
@@ -171,6 +181,8 @@ export function importWizard(file, onStarted) {
         + `${preview.encoding ?? "workbook"}, ${delimiterName(preview.delimiter)}-separated.`),
       preview.warnings.length ? h("ul", { class: "warnings", "aria-label": "Warnings" }, preview.warnings.map((w) => h("li", {}, w))) : null,
       columnFields(preview, chosen, remap),
+      h("div", { class: "field" }, h("label", { for: "on-duplicate" }, "Rows whose e-mail a customer already has"),
+        onDuplicate),
       h("h3", {}, `The first ${preview.rows.length} rows`),
       rowsBox,
       h("h3", {}, "3. Dry run"),

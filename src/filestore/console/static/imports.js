@@ -13,13 +13,15 @@ const STATUSES = [["", "All"], ["pending", "Pending"], ["processing", "Running"]
 function counts(job) {
   return h("dl", { class: "counts" },
     [["Rows read", job.total_rows === null ? `${job.processed_rows}` : `${job.processed_rows} of ${job.total_rows}`],
-      ["Imported", job.successful_rows], ["Duplicates skipped", job.skipped_rows], ["Invalid", job.failed_rows]]
-      .map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v)))));
+      ["Imported", job.created_rows], job.updated_rows ? ["Updated", job.updated_rows] : null,
+      ["Duplicates skipped", job.skipped_rows], ["Invalid", job.failed_rows]]
+      .filter(Boolean).map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v)))));
 }
 
 function summary(job) {
   if (job.status === "completed") {
-    return `Import finished: ${job.successful_rows} imported, ${job.skipped_rows} duplicates skipped, ${job.failed_rows} invalid.`;
+    const updated = job.updated_rows ? ` ${job.updated_rows} updated,` : "";
+    return `Import finished: ${job.created_rows} imported,${updated} ${job.skipped_rows} duplicates skipped, ${job.failed_rows} invalid.`;
   }
   if (job.status === "failed") return `Import failed: ${job.message ?? "see the errors"}.`;
   if (job.status === "cancelled") return `Import cancelled after ${job.processed_rows} rows.`;
@@ -49,7 +51,8 @@ export function jobProgress(jobId, onCleanup) {
     } }, "Cancel import");
     replace(panel,
       h("div", { class: "section-head" }, h("h2", { id: "job-title" }, "Import progress"),
-        h("span", { class: `status status-${job.status}` }, job.status)),
+        h("span", {}, h("span", { class: `status status-${job.status}` }, job.status),
+          job.dry_run ? h("span", { class: "tag dry-run-tag" }, "Dry run: nothing written") : null)),
       bar,
       h("p", { class: "job-summary" }, summary(job)),
       counts(job),
@@ -78,7 +81,8 @@ function jobsList(onCleanup) {
         h("thead", {}, h("tr", {}, ["Started", "Status", "Rows", "Imported", "Skipped", "Invalid", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, jobs.map((job) => h("tr", {},
           h("th", { scope: "row" }, formatDate(job.created_at)),
-          h("td", { "data-label": "Status" }, h("span", { class: `status status-${job.status}` }, job.status)),
+          h("td", { "data-label": "Status" }, h("span", { class: `status status-${job.status}` }, job.status),
+            job.dry_run ? h("span", { class: "tag dry-run-tag" }, "Dry run") : null),
           h("td", { "data-label": "Rows" }, job.total_rows === null ? String(job.processed_rows) : `${job.processed_rows}/${job.total_rows}`),
           h("td", { "data-label": "Imported" }, String(job.successful_rows)),
           h("td", { "data-label": "Skipped" }, String(job.skipped_rows)),
