@@ -494,6 +494,9 @@ class TestImport:
         expect(rows.get_by_role("cell", name="Berlin")).to_have_count(0)
         location.select_option(label="City")
         expect(rows.get_by_role("cell", name="Berlin")).to_be_visible()
+        # A row whose e-mail a customer has updates it (validation_rules.on_duplicate).
+        page.get_by_label("Rows whose e-mail a customer already has").select_option("update")
+        expect(rows.get_by_role("row", name=re.compile("Already Here"))).to_contain_text("Update")
 
         # 3. The dry run: counts of the whole file, the invalid row with its reason.
         page.get_by_role("button", name="Dry run").click()
@@ -512,8 +515,10 @@ class TestImport:
         page.get_by_role("button", name="Start import").click()
         expect(page.get_by_role("heading", name="Import progress")).to_be_visible()
         expect(page.locator("#status")).to_have_text(
-            "Import finished: 2 imported, 1 duplicates skipped, 1 invalid.", timeout=60_000
+            "Import finished: 2 imported, 1 updated, 0 duplicates skipped, 1 invalid.",
+            timeout=60_000,
         )
+        real_import = page.url.rsplit("/", 1)[-1]
         expect(page.get_by_role("progressbar", name="Import progress")).to_have_attribute(
             "value", "4"
         )
@@ -526,6 +531,13 @@ class TestImport:
             ("Ann Import", "Berlin"),
             ("Ben Import", "Hamburg"),
         ]
+        assert admin.get(f"/customers/{taken['id']}").json()["city"] == "Bonn"
         page.get_by_role("link", name="← Imports").click()
         page.get_by_label("Status").select_option("completed")
         expect(page.get_by_role("table").get_by_role("link", name="Open").first).to_be_visible()
+        # The dry run is listed as one; the import is not.
+        jobs = page.get_by_role("table", name="Import jobs, newest first").get_by_role("row")
+        expect(jobs.filter(has_text="Dry run").first).to_be_visible()
+        imported = jobs.filter(has=page.locator(f'a[href="#/imports/{real_import}"]'))
+        expect(imported).to_have_count(1)
+        expect(imported).not_to_contain_text("Dry run")
