@@ -541,3 +541,36 @@ class TestImport:
         imported = jobs.filter(has=page.locator(f'a[href="#/imports/{real_import}"]'))
         expect(imported).to_have_count(1)
         expect(imported).not_to_contain_text("Dry run")
+
+    def test_an_invalid_row_on_a_phone_shows_no_empty_labels(
+        self, phone_console: Console, tmp_path: Path
+    ) -> None:
+        tag = uuid.uuid4().hex[:6]
+        csv = write(
+            tmp_path,
+            "customers.csv",
+            (
+                "Name,E-mail,Phone\n"
+                f"Cay Import,cay-{tag}@example.com,+49 30 1234567\n"
+                "Broken Row,not-an-email,\n"
+            ).encode(),
+        )
+        phone_console.sign_in_as_admin()
+        page = phone_console.page
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Imports").click()
+        with page.expect_file_chooser() as chooser:
+            page.get_by_role("button", name=re.compile("browse files", re.I)).click()
+        chooser.value.set_files(str(csv))
+        page.get_by_role("button", name=re.compile(r"Upload 1 file", re.I)).click()
+
+        rows = page.get_by_role("table", name=re.compile("first rows of the file"))
+        broken = rows.get_by_role("row", name=re.compile("not-an-email"))
+        expect(broken).to_contain_text("Invalid")
+        # An invalid row has no values, only its verdict and reasons: no lone field labels.
+        cells = broken.get_by_role("cell")
+        expect(cells).to_have_count(1)
+        expect(cells).to_contain_text("not-an-email")
+        valid = rows.get_by_role("row", name=re.compile("Cay Import")).get_by_role("cell")
+        expect(valid).to_have_count(4)
+        for text in valid.all_inner_texts():
+            assert text.strip()
