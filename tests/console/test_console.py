@@ -451,6 +451,15 @@ class TestAdmin:
         expect(page.get_by_role("heading", name="Customers", level=1)).to_be_visible()
 
 
+def upload_in_wizard(page: Page, csv: Path) -> None:
+    """Open Imports and upload the CSV through its picker: the wizard's step 1."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Imports").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name=re.compile("browse files", re.I)).click()
+    chooser.value.set_files(str(csv))
+    page.get_by_role("button", name=re.compile(r"Upload 1 file", re.I)).click()
+
+
 class TestImport:
     def test_csv_with_a_duplicate_and_an_invalid_row(
         self, console: Console, tmp_path: Path
@@ -472,11 +481,7 @@ class TestImport:
         )
         console.sign_in_as_admin()
         page = console.page
-        page.get_by_role("navigation", name="Main").get_by_role("link", name="Imports").click()
-        with page.expect_file_chooser() as chooser:
-            page.get_by_role("button", name=re.compile("browse files", re.I)).click()
-        chooser.value.set_files(str(csv))
-        page.get_by_role("button", name=re.compile(r"Upload 1 file", re.I)).click()
+        upload_in_wizard(page, csv)
 
         # 2. The detected header, each column's field, the first rows with their verdicts.
         expect(page.get_by_role("heading", name="2. Check the columns")).to_be_visible()
@@ -557,11 +562,7 @@ class TestImport:
         )
         phone_console.sign_in_as_admin()
         page = phone_console.page
-        page.get_by_role("navigation", name="Main").get_by_role("link", name="Imports").click()
-        with page.expect_file_chooser() as chooser:
-            page.get_by_role("button", name=re.compile("browse files", re.I)).click()
-        chooser.value.set_files(str(csv))
-        page.get_by_role("button", name=re.compile(r"Upload 1 file", re.I)).click()
+        upload_in_wizard(page, csv)
 
         rows = page.get_by_role("table", name=re.compile("first rows of the file"))
         broken = rows.get_by_role("row", name=re.compile("not-an-email"))
