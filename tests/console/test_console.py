@@ -511,6 +511,7 @@ class TestImport:
         expect(page.get_by_label("Dry run counts")).to_have_text(
             re.compile(r"New\s*2\s*Duplicates\s*1\s*Invalid\s*1")
         )
+        expect(page.get_by_text("Duplicates include the rows that would update")).to_be_visible()
         invalid = page.get_by_role("table", name="Invalid rows")
         expect(invalid.get_by_role("row")).to_have_count(2)
         expect(invalid.get_by_role("row").nth(1)).to_contain_text("not-an-email")

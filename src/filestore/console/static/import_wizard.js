@@ -71,7 +71,7 @@ async function waitForJob(jobId, isStale) {
   }
 }
 
-function dryRunResult(job) {
+function dryRunResult(job, onDuplicate) {
   if (job.status !== "completed") {
     return h("p", { class: "error", role: "alert" }, `The dry run ${job.status}: ${job.message ?? "see the job"}.`);
   }
@@ -80,6 +80,8 @@ function dryRunResult(job) {
     h("dl", { class: "counts", "aria-label": "Dry run counts" },
       [["New", job.successful_rows], ["Duplicates", job.skipped_rows], ["Invalid", job.failed_rows]]
         .map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))),
+    onDuplicate === "skip" ? null : h("p", { class: "small muted" },
+      "Duplicates include the rows that would update a customer; the first rows above show which."),
     invalid.length ? h("h4", { id: "invalid-title" },
       job.failed_rows > invalid.length ? `Invalid rows (the first ${invalid.length})` : "Invalid rows") : null,
     invalid.length ? h("div", { class: "table-wrap" }, h("table", { class: "table", "aria-labelledby": "invalid-title" },
@@ -144,7 +146,7 @@ export function importWizard(file, onStarted) {
     try {
       const job = await waitForJob(await post(true), () => mine !== generation);
       if (mine !== generation) return;
-      replace(dryBox, dryRunResult(job));
+      replace(dryBox, dryRunResult(job, onDuplicate.value));
       if (job.status === "completed") {
         announce(`Dry run: ${job.successful_rows} new, ${job.skipped_rows} duplicates, ${job.failed_rows} invalid.`);
         const start = h("button", { type: "button", class: "button" }, "Start import");
