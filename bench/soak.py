@@ -165,9 +165,9 @@ class Soak:
                     "/customers", json={"full_name": name, "email": email}
                 )
                 customer_id = customer.raise_for_status().json()["id"]
-            body = {"username": name, "password": password, "role": "customer"}
-            body["customer_id"] = customer_id
-            (await self.admin.post("/users", json=body)).raise_for_status()
+            user = {"username": name, "password": password, "role": "customer"}
+            user_body: dict[str, Any] = {**user, "customer_id": customer_id}
+            (await self.admin.post("/users", json=user_body)).raise_for_status()
             login = await anonymous.post(
                 "/auth/login", json={"username": name, "password": password}
             )
@@ -210,8 +210,8 @@ class Soak:
             await self.call("delete", 204, lambda h: h.delete(f"/files/{file_id}"))
         else:
             name, password, _, _ = rng.choice(self.users)
-            body = {"username": name, "password": password}
-            await self.call("login", 200, lambda h: h.post("/auth/login", json=body))
+            credentials = {"username": name, "password": password}
+            await self.call("login", 200, lambda h: h.post("/auth/login", json=credentials))
 
     async def loop(
         self, seed: int, deadline: float, customers: list[tuple[httpx.AsyncClient, int]]
