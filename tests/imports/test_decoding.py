@@ -68,7 +68,7 @@ def decode_all(data: bytes, detected: Detected, sizes: list[int]) -> str:
 
 class TestRoundTrip:
     @given(text=ANY_TEXT, encoding=st.sampled_from(sorted(BOMS)), sizes=CUTS)
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=75, deadline=None)
     def test_unicode_with_bom_detected_and_decoded(
         self, text: str, encoding: str, sizes: list[int]
     ) -> None:
@@ -117,7 +117,7 @@ class TestRoundTrip:
         ),
         sizes=CUTS,
     )
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=75, deadline=None)
     def test_western_text_in_cp1252_is_detected(self, words: list[str], sizes: list[int]) -> None:
         text = "name;city\n" + "\n".join(f"{w};Zürich" for w in words) + "\n"
         data = text.encode("cp1252")
@@ -126,7 +126,7 @@ class TestRoundTrip:
         assert decode_all(data, detected, sizes) == text
 
     @given(data=st.binary(max_size=200), sizes=CUTS)
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=75, deadline=None)
     def test_any_bytes_are_refused_or_decoded_losslessly(
         self, data: bytes, sizes: list[int]
     ) -> None:
@@ -152,7 +152,7 @@ class TestTranscoder:
         bom=st.booleans(),
         sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8),
     )
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=75, deadline=None)
     def test_every_line_boundary_maps_back_to_its_file_offset(
         self, lines: list[str], encoding: str, bom: bool, sizes: list[int]
     ) -> None:

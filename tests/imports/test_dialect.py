@@ -102,7 +102,7 @@ class TestSniff:
         columns=st.integers(min_value=2, max_value=8),
         data=st.data(),
     )
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=75, deadline=None)
     def test_written_by_csv_writer_is_sniffed(
         self, delimiter: str, columns: int, data: st.DataObject
     ) -> None:

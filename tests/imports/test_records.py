@@ -248,7 +248,7 @@ def record_key(record: Record) -> tuple[int, bytes, int, int, bool]:
     return (record.line, record.data, record.end_offset, record.next_line, record.too_long)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=ROWS,
     terminator=st.sampled_from(["\n", "\r\n"]),
@@ -287,7 +287,7 @@ def test_resume_from_any_record_end_yields_exactly_the_remaining_records(
         assert [record_key(r) for r in rest] == [record_key(r) for r in records[index + 1 :]]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     rows=ROWS,
     batch_rows=st.integers(min_value=1, max_value=6),

@@ -72,7 +72,7 @@ def files(draw: st.DrawFn) -> tuple[bytes, str, list[list[str]]]:
 
 class TestResume:
     @given(file=files(), chunk=st.integers(min_value=1, max_value=64))
-    @settings(max_examples=120, deadline=None)
+    @settings(max_examples=60, deadline=None)
     def test_every_checkpoint_resumes_to_the_same_rows(
         self, file: tuple[bytes, str, list[list[str]]], chunk: int
     ) -> None:

@@ -283,7 +283,7 @@ class TestStreaming:
             max_size=12,
         ),
     )
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=75, deadline=None)
     def test_chunk_boundaries_do_not_change_rows(
         self, cut: list[int], values: list[list[str]]
     ) -> None:
@@ -319,7 +319,7 @@ class TestStreaming:
         reads=st.lists(st.tuples(st.integers(0, 3100), st.integers(0, 700)), max_size=20),
         block=st.integers(min_value=1, max_value=512),
     )
-    @settings(max_examples=100, deadline=None)
+    @settings(max_examples=50, deadline=None)
     def test_range_file_reads_what_slicing_reads(
         self, data: bytes, reads: list[tuple[int, int]], block: int
     ) -> None:
