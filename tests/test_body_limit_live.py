@@ -5,57 +5,21 @@ from __future__ import annotations
 
 import http.client
 import json
-import select
 import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 
 from tests.fixtures.live import LiveServer
+from tests.fixtures.raw_http import open_post, send_until_answered
 
 MIB = 1024 * 1024
 
 
 def open_login(server: LiveServer, headers: dict[str, str]) -> socket.socket:
     """A socket with the request line and headers of a JSON login sent, no body yet."""
-    url = urlsplit(server.base_url)
-    assert url.hostname is not None
-    assert url.port is not None
-    sock = socket.create_connection((url.hostname, url.port), timeout=10)
-    lines = [
-        "POST /auth/login HTTP/1.1",
-        f"Host: {url.netloc}",
-        "Content-Type: application/json",
-        *(f"{name}: {value}" for name, value in headers.items()),
-    ]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    return sock
-
-
-def send_until_answered(sock: socket.socket, chunks: Iterator[bytes]) -> int:
-    """Send `chunks` until the server starts answering (or they run out); returns bytes sent."""
-    sent = 0
-    pending = b""
-    sock.setblocking(False)
-    try:
-        while True:
-            if not pending:
-                pending = next(chunks, b"")
-                if not pending:
-                    return sent
-            readable, writable, _ = select.select([sock], [sock], [], 10)
-            if readable:
-                return sent
-            if writable:
-                try:
-                    sent += (n := sock.send(pending))
-                except BlockingIOError:
-                    continue
-                pending = pending[n:]
-    finally:
-        sock.settimeout(10)
+    return open_post(server, "/auth/login", {"Content-Type": "application/json", **headers})
 
 
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, object]]:

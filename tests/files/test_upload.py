@@ -13,7 +13,6 @@ import http.client
 import io
 import json
 import random
-import select
 import socket
 import struct
 import time
@@ -23,7 +22,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -31,6 +30,7 @@ import pytest
 from tests.conftest import TEST_MAX_FILE_SIZE
 from tests.fixtures.inspect import StoreInspector, StoreSnapshot, poll
 from tests.fixtures.live import Api, LiveServer
+from tests.fixtures.raw_http import open_post, send_until_answered
 from tests.fixtures.servers import SeaweedFS
 
 MiB = 1024 * 1024
@@ -119,44 +119,15 @@ def open_raw_upload(
     server: LiveServer, token: str, *, boundary: str, headers: dict[str, str]
 ) -> socket.socket:
     """A socket with the request line and headers of an upload sent, no body yet."""
-    url = urlsplit(server.base_url)
-    assert url.hostname is not None
-    assert url.port is not None
-    sock = socket.create_connection((url.hostname, url.port), timeout=10)
-    lines = [
-        "POST /files/upload HTTP/1.1",
-        f"Host: {url.netloc}",
-        f"Authorization: Bearer {token}",
-        f"Content-Type: multipart/form-data; boundary={boundary}",
-        *(f"{name}: {value}" for name, value in headers.items()),
-    ]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    return sock
-
-
-def send_until_response(sock: socket.socket, chunks: Iterator[bytes]) -> int:
-    """Send `chunks` until the server starts answering (or they run out); returns bytes sent."""
-    sent = 0
-    pending = b""
-    sock.setblocking(False)
-    try:
-        while True:
-            if not pending:
-                pending = next(chunks, b"")
-                if not pending:
-                    return sent
-            readable, writable, _ = select.select([sock], [sock], [], 10)
-            if readable:
-                return sent
-            if writable:
-                try:
-                    n = sock.send(pending)
-                except BlockingIOError:
-                    continue
-                sent += n
-                pending = pending[n:]
-    finally:
-        sock.settimeout(10)
+    return open_post(
+        server,
+        "/files/upload",
+        {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            **headers,
+        },
+    )
 
 
 def read_raw_response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
@@ -289,7 +260,7 @@ class TestSizeLimit:
 
         headers = {"Transfer-Encoding": "chunked"}
         with open_raw_upload(server, admin.token, boundary=boundary, headers=headers) as sock:
-            sent = send_until_response(sock, chunked_body())
+            sent = send_until_answered(sock, chunked_body())
             status, body = read_raw_response(sock)
         assert (status, body["code"]) == (413, "file_too_large"), body
         assert sent < total // 4, f"the 413 came only after {sent / MiB:.0f} MiB"
