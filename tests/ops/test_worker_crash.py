@@ -82,7 +82,7 @@ class TestInProcessWorkerCrash:
                 seen.update(body)
                 return status == 503 and body["worker"]["status"] == "down"
 
-            poll(worker_down, timeout=30, what="/health never reported the worker down", seen=seen)
+            poll(worker_down, timeout=60, what="/health never reported the worker down", seen=seen)
             assert seen["worker"]["in_process"]["crashes"] >= 1
         finally:
             crashable.pg_proxy.restore()
