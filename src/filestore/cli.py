@@ -44,6 +44,7 @@ def serve(
         "log_level": "info",
         # X-Forwarded-* are read by the app (filestore.forwarded), with X-Forwarded-Host too.
         "proxy_headers": False,
+        "timeout_keep_alive": settings.http_keepalive_seconds,
     }
     if reload or workers > 1:
         app_path = "filestore.main:create_app"

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     orphan_grace_seconds: int = 3600
     # SIGTERM to `filestore serve`: requests in flight get this long to finish, new ones a 503.
     shutdown_drain_seconds: float = Field(default=30, ge=0, le=3600)
+    # An idle keep-alive connection is closed after this long. Longer than the idle timeout of
+    # the load balancer or client in front (AWS ALB 60 s, httpx 5 s): the side that closes first
+    # must be the client, or a request sent as the server closes is lost ("server disconnected").
+    http_keepalive_seconds: float = Field(default=65, gt=0, le=3600)
     # SIGTERM to `filestore worker`: running jobs get this long to finish; an import still
     # running then stops at its last checkpoint and is queued again for another worker.
     worker_shutdown_seconds: float = Field(default=30, ge=0, le=3600)
