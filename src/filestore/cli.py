@@ -46,15 +46,19 @@ def serve(
         "proxy_headers": False,
         "timeout_keep_alive": settings.http_keepalive_seconds,
     }
-    if reload or workers > 1:
-        app_path = "filestore.main:create_app"
-        uvicorn.run(app_path, reload=reload, workers=None if reload else workers, **options)
+    app_path = "filestore.main:create_app"
+    if reload:
+        uvicorn.run(app_path, reload=True, **options)
         return
-    from filestore.drain import DrainingServer
+    from filestore.drain import DrainingServer, serve_processes
 
-    # SIGTERM drains (filestore/drain.py); what is still running after the drain gets 1 s.
-    config = uvicorn.Config("filestore.main:create_app", timeout_graceful_shutdown=1, **options)
-    DrainingServer(config, drain_seconds=settings.shutdown_drain_seconds).run()
+    # SIGTERM drains (filestore/drain.py), in every process of `--workers N` too; what is still
+    # running after the drain gets 1 s.
+    config = uvicorn.Config(app_path, timeout_graceful_shutdown=1, workers=workers, **options)
+    if workers > 1:
+        serve_processes(config, drain_seconds=settings.shutdown_drain_seconds)
+    else:
+        DrainingServer(config, drain_seconds=settings.shutdown_drain_seconds).run()
 
 
 @app.command()

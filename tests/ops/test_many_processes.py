@@ -36,6 +36,7 @@ from tests.fixtures.live import (
     WorkerProcess,
     clean_environ,
     production_env,
+    slow_body,
     spawn_worker,
 )
 from tests.fixtures.live import start_server as start_live_server
@@ -123,18 +124,6 @@ def fleet(
             server.stop()
         for worker in workers:
             worker.stop()
-
-
-def slow_body(boundary: str, parts: int, started: threading.Event) -> Iterator[bytes]:
-    yield (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.csv"\r\n'
-        "Content-Type: text/csv\r\n\r\nname,email\r\n"
-    ).encode()
-    started.set()
-    for n in range(parts):
-        time.sleep(1)
-        yield f"Slow {n},slow{n}@example.com\r\n".encode()
-    yield f"\r\n--{boundary}--\r\n".encode()
 
 
 def test_two_apis_and_two_workers_share_one_truth(
