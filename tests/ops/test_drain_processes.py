@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import Postgres
-from tests.fixtures.live import production_env, slow_body
+from tests.fixtures.live import SlowUpload, production_env
 from tests.fixtures.live import start_server as start_live_server
 from tests.fixtures.servers import SeaweedFS, own_buckets, s3_env
 from tests.imports.support import query
@@ -42,20 +41,7 @@ def test_every_process_of_workers_2_drains(
     server = start_live_server(tmp_path / "api", env, extra_args=["--workers", "2"])
     try:
         api = server.admin()
-        boundary = uuid.uuid4().hex
-        body_started = threading.Event()
-        result: dict[str, httpx.Response] = {}
-
-        def slow_upload() -> None:
-            result["upload"] = api.http.post(
-                "/files/upload",
-                content=slow_body(boundary, 5, body_started),
-                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-            )
-
-        uploader = threading.Thread(target=slow_upload)
-        uploader.start()
-        assert body_started.wait(10)
+        upload = SlowUpload(api, rows=5).start()
         time.sleep(0.5)
         if signal_to == "supervisor":
             server.process.send_signal(signal.SIGTERM)
@@ -70,12 +56,12 @@ def test_every_process_of_workers_2_drains(
             response = httpx.get(f"{server.base_url}/health", timeout=5)
             codes.append((response.status_code, response.json().get("code")))
         assert codes == [(503, "shutting_down")] * 8, codes
-        assert "upload" not in result, "the upload ended before its body was sent"
+        assert not upload.finished, "the upload ended before its body was sent"
 
-        uploader.join(30)
-        assert result["upload"].status_code == 201, result["upload"].text
+        answer = upload.response()
+        assert answer.status_code == 201, answer.text
         assert server.process.wait(DRAIN_SECONDS) == 0
-        kept = result["upload"].json()
+        kept = answer.json()
         assert query(
             server, "SELECT upload_status, file_size FROM file_uploads WHERE id = %s", (kept["id"],)
         ) == [("completed", kept["file_size"])]

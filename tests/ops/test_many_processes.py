@@ -33,10 +33,10 @@ from tests.conftest import Postgres
 from tests.fixtures.live import (
     Api,
     LiveServer,
+    SlowUpload,
     WorkerProcess,
     clean_environ,
     production_env,
-    slow_body,
     spawn_worker,
 )
 from tests.fixtures.live import start_server as start_live_server
@@ -269,20 +269,7 @@ def test_two_apis_and_two_workers_share_one_truth(
     assert done["processed_rows"] == done["total_rows"]
 
     # -- SIGTERM an API with an upload in flight: it finishes, new requests get 503 ---------
-    boundary = uuid.uuid4().hex
-    body_started = threading.Event()
-    result: dict[str, httpx.Response] = {}
-
-    def slow_upload() -> None:
-        result["upload"] = apis[0].http.post(
-            "/files/upload",
-            content=slow_body(boundary, 4, body_started),
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        )
-
-    uploader = threading.Thread(target=slow_upload)
-    uploader.start()
-    assert body_started.wait(10)
+    in_flight = SlowUpload(apis[0], rows=4).start()
     time.sleep(0.5)
     servers[0].process.terminate()
     refused = wait_for(
@@ -293,10 +280,10 @@ def test_two_apis_and_two_workers_share_one_truth(
         what="a 503 from the draining API",
     )
     assert refused.json()["code"] == "shutting_down"
-    uploader.join(30)
-    assert result["upload"].status_code == 201, result["upload"].text
+    answer = in_flight.response()
+    assert answer.status_code == 201, answer.text
     assert servers[0].process.wait(DRAIN_SECONDS) == 0
-    kept = result["upload"].json()["id"]
+    kept = answer.json()["id"]
     assert b"Slow 3" in apis[1].get(f"/files/download/{kept}").content
 
     # -- nothing stuck ------------------------------------------------------------------------
