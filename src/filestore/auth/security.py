@@ -7,7 +7,9 @@ import asyncio
 import hashlib
 import os
 import secrets
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -119,8 +121,40 @@ def create_access_token(
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
+# Tokens whose signature and claims were verified, with their expiry: a client sends the same
+# access token with every request for its lifetime, and HS256 verification plus claim parsing
+# is most of the token check's Python time. Only what the token itself says is cached; whether
+# it still speaks for anyone (active user, token version, login session not revoked) is asked
+# of the database on every request (`auth.service.user_for_token`), and expiry is checked here
+# on every hit.
+VERIFIED_CACHE_SIZE = 4096
+_verified: OrderedDict[tuple[str, str], tuple[AccessClaims, float]] = OrderedDict()
+
+
+def clear_verified_cache() -> None:
+    _verified.clear()
+
+
 def decode_access_claims(token: str, *, secret: str) -> AccessClaims:
-    """The claims of a valid access token; 401 for anything else."""
+    """The claims of a valid access token; 401 for anything else (an expired token is refused
+    even when its signature was verified before)."""
+    key = (secret, token)
+    hit = _verified.get(key)
+    if hit is not None:
+        claims, expires = hit
+        if time.time() >= expires:
+            _verified.pop(key, None)
+            raise Unauthorized("Token has expired", code="token_expired")
+        return claims
+    claims, expires = _verify_access_token(token, secret=secret)
+    _verified[key] = (claims, expires)
+    if len(_verified) > VERIFIED_CACHE_SIZE:
+        _verified.popitem(last=False)  # the oldest verified: bounded memory, no LRU upkeep
+    return claims
+
+
+def _verify_access_token(token: str, *, secret: str) -> tuple[AccessClaims, float]:
+    """Signature, expiry and claims of an access token, and when it expires (epoch seconds)."""
     try:
         claims = jwt.decode(
             token,
@@ -136,11 +170,12 @@ def decode_access_claims(token: str, *, secret: str) -> AccessClaims:
         raise Unauthorized("Invalid token", code="invalid_token")
     try:
         sid = claims.get("sid")
-        return AccessClaims(
+        access = AccessClaims(
             user_id=int(claims["sub"]),
             token_version=int(claims.get("ver", 0)),
             session_id=uuid.UUID(str(sid)) if sid is not None else None,
         )
+        return access, float(claims["exp"])
     except (TypeError, ValueError) as exc:
         raise Unauthorized("Invalid token", code="invalid_token") from exc
 
