@@ -1,15 +1,19 @@
-"""Direct uploads: a presigned PUT straight to S3, then `complete` verifies and places the bytes."""
+"""Direct uploads: a presigned PUT straight to the file's final key on S3, then `complete`
+verifies the bytes and completes the row (the `pending` row is the quarantine)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from tests.fixtures.app import AsyncApi
+from tests.fixtures.inspect import StoreInspector
 from tests.fixtures.live import Api, LiveServer
+from tests.fixtures.servers import SeaweedFS
 
 PDF = b"%PDF-1.4\n" + os.urandom(300_000) + b"\n%%EOF\n"
 
@@ -75,6 +79,57 @@ class TestDirectUpload:
         assert [e["action"] for e in audited] == ["file.downloaded", "file.uploaded"]
         assert audited[1]["details"]["via"] == "direct"
         assert audited[1]["customer_id"] == customer_id
+
+    def test_bytes_land_at_the_final_key_and_stay_unreachable_until_completed(
+        self, s3_server: LiveServer, seaweed: SeaweedFS
+    ) -> None:
+        store = StoreInspector(s3_server, seaweed)
+        admin = s3_server.admin()
+        customer_id = int(admin.new_customer()["id"])
+        customer = admin.user_api("customer", customer_id)
+        reservation = reserve(customer, PDF)
+        signed = urlsplit(reservation["url"]).path.lstrip("/")  # `bucket/key`
+        assert signed.startswith("customer-uploads/")
+        before = store.objects()
+        assert put(reservation, PDF).status_code == 200
+        assert store.objects() - before == {signed}
+        # The row is `pending`: the bytes exist, but no route lists, serves or links them.
+        upload_id = reservation["upload_id"]
+        for api in (customer, admin):
+            for path in (
+                f"/files/{upload_id}",
+                f"/files/download/{upload_id}",
+                f"/files/download/{upload_id}?redirect=true",
+                f"/files/{upload_id}/download-url",
+            ):
+                response = api.get(path)
+                assert response.status_code == 404, (path, response.text)
+                assert response.json()["code"] == "file_not_found"
+            assert upload_id not in file_ids(api, customer_id)
+
+        done = complete(customer, reservation)
+        assert done.status_code == 201, done.text
+        assert done.json()["id"] == upload_id
+        # Completed in place: no copy, nothing left anywhere else.
+        assert store.objects() - before == {signed}
+        assert f"{done.json()['bucket']}/" in signed
+        link = customer.get(f"/files/{upload_id}/download-url").json()
+        assert urlsplit(link["url"]).path.lstrip("/") == signed
+        assert httpx.get(link["url"]).content == PDF
+
+    def test_a_refused_upload_leaves_nothing_at_its_key(
+        self, s3_server: LiveServer, seaweed: SeaweedFS
+    ) -> None:
+        store = StoreInspector(s3_server, seaweed)
+        admin = s3_server.admin()
+        fake = b"MZ\x90\x00" + os.urandom(5000)  # an executable named .pdf
+        reservation = reserve(admin, fake, file_type="temp")
+        signed = urlsplit(reservation["url"]).path.lstrip("/")
+        assert put(reservation, fake).status_code == 200
+        assert signed in store.objects()
+        assert complete(admin, reservation).status_code == 422
+        assert signed not in store.objects()
+        assert admin.get(f"/files/download/{reservation['upload_id']}").status_code == 404
 
     def test_other_bytes_of_the_same_length_are_refused(self, s3_server: LiveServer) -> None:
         admin = s3_server.admin()

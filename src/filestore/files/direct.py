@@ -1,21 +1,25 @@
 """Direct uploads: the client PUTs its bytes straight to the store with a presigned URL, then
-asks us to complete; the API moves no file bytes until it reads them back once to verify.
+asks us to complete; the API moves no file bytes (it reads 8 KiB back to sniff, or the whole
+object once when virus scanning is on).
 
 reserve:  the same checks as a multipart upload (auth, visibility, extension, declared size),
-          a `pending` row pointing at a quarantine key in the temp bucket, and a presigned PUT
-          whose signature binds Content-Length, x-amz-checksum-sha256 and If-None-Match: *.
-complete: `verifying`, the bytes read back through `verify.py` (size, hashes, type, virus
-          scan) and compared with the declaration, moved to their final key, `completed`.
-          A mismatch deletes the bytes and leaves the row `rejected` with its reason.
-Reservations never completed are swept by `expire_reservations`.
+          a `pending` row pointing at the file's FINAL bucket and key, and a presigned PUT to
+          that key whose signature binds Content-Length, x-amz-checksum-sha256 and
+          If-None-Match: *. The row's state is the quarantine: only `completed` rows are
+          listed, served or given a presigned GET, so bytes at a `pending` row's key are
+          unreachable through the API. (A separate quarantine key cost a full server-side copy
+          of the file at `complete`: S3 has no rename.)
+complete: `verifying`, the bytes checked through `verify.py` (size, hashes, type, virus
+          scan) against the declaration, `completed` in place. A mismatch deletes the bytes
+          and leaves the row `rejected` with its reason.
+Reservations never completed are swept by `expire_reservations` (object and row).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -38,7 +42,6 @@ from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
-QUARANTINE_PREFIX = "quarantine/"
 RESERVATION_BATCH = 500
 
 
@@ -98,10 +101,11 @@ async def reserve(
     declared = StoredObject(bucket="", key="", filename=filename, mime_type="", sha256=sha256)
     files_service.check_upload_complete(fields, user=user, stored=declared)
     ttl = timedelta(seconds=settings.direct_upload_url_ttl_seconds)
+    bucket, key = files_service.upload_location(settings, fields=fields, user=user, now=now)
     row = FileUpload(
         filename=filename,
-        bucket=settings.buckets["temp"],
-        object_key=f"{QUARANTINE_PREFIX}{uuid.uuid4().hex}",
+        bucket=bucket,
+        object_key=key,
         file_size=request.file_size,
         mime_type=verify.UNVERIFIED_MIME_TYPE,
         file_type=fields.file_type,
@@ -181,12 +185,11 @@ async def complete(
         # Store or scanner unavailable: nothing was decided, the client may try again.
         await _finish(maker, row, UploadStatus.pending)
         raise
-    bucket, key = files_service.upload_location(settings, fields=fields, user=user, now=now)
-    await storage.move(row.bucket, row.object_key, bucket, key)
+    # The bytes are already at the file's key: completing the row is what releases them.
     async with maker() as session:
         done = await files_service.record_upload(
             session,
-            stored=replace(stored, bucket=bucket, key=key),
+            stored=stored,
             fields=fields,
             user=user,
             expires_at=row.expires_at,
@@ -194,7 +197,7 @@ async def complete(
         )
         await session.commit()
     await _audit(maker, audit_service.Action.file_uploaded, done, user, client)
-    log.info("file.direct_completed", upload_id=row.id, bucket=bucket, size=stored.size)
+    log.info("file.direct_completed", upload_id=row.id, bucket=row.bucket, size=stored.size)
     return done, True
 
 
