@@ -10,9 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore import pagination
 from filestore.audit import service as audit_service
+from filestore.auth.models import User
 from filestore.deps import (
     ClientDep,
     CurrentUser,
@@ -244,15 +246,14 @@ async def download_file(
 class Listing:
     """What both file listings need: the caller, a page, and the base of download links."""
 
-    # No transaction: the listing is one statement (`files.queries.listing`).
-    session: ReadSessionDep
-    user: ReadingUser
-    settings: SettingsDep
-    url: BaseUrl
+    session: AsyncSession
+    user: User
+    settings: Settings
+    url: str
     response: Response
-    limit: Limit = 50
-    offset: Offset = 0
-    cursor: Cursor = None
+    limit: int
+    offset: int
+    cursor: str | None
 
     async def files(self, owner: queries.Owner, owner_id: int) -> list[FileOut]:
         """The page; 404 if the owner does not exist or the caller may not see it."""
@@ -274,7 +275,21 @@ class Listing:
         return [to_out(f, self.url) for f in files]
 
 
-ListingDep = Annotated[Listing, Depends()]
+async def _listing(
+    session: ReadSessionDep,  # no transaction: the listing is one statement (`files.queries`)
+    user: ReadingUser,
+    settings: SettingsDep,
+    url: BaseUrl,
+    response: Response,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> Listing:
+    # A function, not `Depends()` on the class: FastAPI calls a class in a worker thread.
+    return Listing(session, user, settings, url, response, limit, offset, cursor)
+
+
+ListingDep = Annotated[Listing, Depends(_listing)]
 
 
 @router.get("/customer/{customer_id}", response_model=list[FileOut], responses=error_responses(404))
