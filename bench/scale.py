@@ -57,7 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from filestore import gauges, pagination
 from filestore.auth.models import Role, User
 from filestore.db import create_engine, create_sessionmaker, libpq_url
-from filestore.files import cleanup, orphans
+from filestore.files import cleanup, orphans, queries
 from filestore.files import service as files_service
 from filestore.files.models import FileUpload
 from filestore.jobs import service as jobs_service
@@ -275,13 +275,14 @@ async def run(url: str, args: argparse.Namespace) -> int:
 
     def listing(customer: int | None = None, ticket: int | None = None, **kw: Any) -> Any:
         async def query(session: AsyncSession, n: int) -> None:
+            owner = queries.Owner.customer if customer is not None else queries.Owner.ticket
             rows = await files_service.list_visible(
                 session,
+                owner,
+                customer if customer is not None else ticket or 0,
                 user=staff,
                 settings=settings,
                 now=NOW,
-                customer_id=customer if customer is not None else None,
-                ticket_id=ticket,
                 limit=PAGE,
                 offset=kw.get("offset", 0),
                 after=kw.get("after"),
@@ -389,10 +390,11 @@ async def cursors_of_heavy_customer(
         for page in range(1, max(wanted, default=0)):
             rows = await files_service.list_visible(
                 session,
+                queries.Owner.customer,
+                1,
                 user=staff,
                 settings=settings,
                 now=NOW,
-                customer_id=1,
                 limit=PAGE,
                 offset=0,
                 after=after,

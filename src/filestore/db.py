@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq, waiting
-from sqlalchemy import DateTime, MetaData, event, func
-from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy import DateTime, Engine, MetaData, event, func
+from sqlalchemy.engine import Dialect, ExceptionContext, ExecutionContext
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -138,6 +138,37 @@ class _PingWhenIdle:
         if not self.dialect._do_ping_w_event(dbapi_connection):
             # Most likely the server restarted: every pooled connection is stale.
             raise InvalidatePoolError()
+
+
+# Execution options of a statement that must never be prepared: `stmt.execution_options(
+# **UNPREPARED)`. psycopg prepares a statement after 5 executions on a connection, and
+# PostgreSQL then may plan it once for all parameters (a generic plan); a statement whose best
+# plan depends on its values (a listing of a big customer or of a small one) runs unprepared
+# and is planned for its values each time. No round trip is added (unlike `SET LOCAL
+# plan_cache_mode`, which also needs a transaction).
+UNPREPARED: dict[str, Any] = {"filestore_unprepared": True}
+
+
+def _execute_unprepared(
+    cursor: Any, statement: str, parameters: Any, context: ExecutionContext
+) -> bool:
+    """`do_execute` hook: run a statement marked UNPREPARED with psycopg's preparation off.
+    Returns False (SQLAlchemy executes as usual) for every other statement."""
+    if not context.execution_options.get("filestore_unprepared"):
+        return False
+    connection = context.root_connection.connection.driver_connection
+    assert connection is not None  # a checked-out connection
+    saved = connection.prepare_threshold
+    connection.prepare_threshold = None
+    try:
+        cursor.execute(statement, parameters)
+    finally:
+        connection.prepare_threshold = saved
+    return True
+
+
+# On every engine (the tests' too): it only acts on statements that ask for it.
+event.listen(Engine, "do_execute", _execute_unprepared)
 
 
 def create_engine(settings: Settings, url: str) -> AsyncEngine:

@@ -66,7 +66,7 @@ _WEAK = error_responses((422, "Invalid body, or the password breaks a rule (`cod
 _LOCKED = error_responses((429, "Too many failed attempts; see `Retry-After`"))
 
 
-def _no_store(response: Response) -> None:
+async def _no_store(response: Response) -> None:
     """Responses that carry tokens or the caller's profile: no cache may keep them."""
     response.headers["Cache-Control"] = "no-store"
 

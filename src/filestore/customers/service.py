@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,16 @@ async def get_visible(session: AsyncSession, *, customer_id: int, user: User) ->
     if customer is None or not user.may_see_customer(customer.id):
         raise NotFound(f"Customer {customer_id} not found", code="customer_not_found")
     return customer
+
+
+def visible_id_query(role: Role) -> Select[int]:
+    """The id of customer `:owner_id` if a user of `role` may see it (a customer user: only
+    `:user_customer_id`), else no row: the rule of `get_visible` as a statement built once per
+    role, for queries that join it (`files.queries`)."""
+    stmt = select(Customer.id).where(Customer.id == bindparam("owner_id", type_=BigInteger))
+    if role is Role.customer:
+        stmt = stmt.where(Customer.id == bindparam("user_customer_id", type_=BigInteger))
+    return stmt
 
 
 async def get_by_email(session: AsyncSession, email: str) -> Customer | None:

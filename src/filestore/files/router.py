@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore import pagination
 from filestore.audit import service as audit_service
-from filestore.customers import service as customers_service
+from filestore.auth.models import User
 from filestore.deps import (
     ClientDep,
     CurrentUser,
@@ -27,7 +28,7 @@ from filestore.deps import (
     StorageDep,
 )
 from filestore.errors import ALWAYS, error_responses
-from filestore.files import pacing
+from filestore.files import pacing, queries
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
@@ -36,7 +37,6 @@ from filestore.files.schemas import FileOut
 from filestore.pagination import CURSOR_MAX_LENGTH, NEXT_CURSOR_HEADER
 from filestore.schemas import PageOffset
 from filestore.settings import Settings
-from filestore.tickets import service as tickets_service
 
 router = APIRouter(prefix="/files", tags=["files"], responses=error_responses(401, 422, *ALWAYS))
 
@@ -70,7 +70,7 @@ def now() -> datetime:
 
 
 def to_out(file: FileUpload | Row[Any], base_url: str) -> FileOut:
-    """The API's view of a file, from its row object or a row of `files_service.LISTED`."""
+    """The API's view of a file, from its row object or a row of `files.queries.LISTED`."""
     return FileOut(
         id=file.id,
         filename=file.filename,
@@ -246,27 +246,25 @@ async def download_file(
 class Listing:
     """What both file listings need: the caller, a page, and the base of download links."""
 
-    # A transaction, not the read session: the listing query plans with `SET LOCAL`.
-    session: SessionDep
-    user: CurrentUser
-    settings: SettingsDep
-    url: BaseUrl
+    session: AsyncSession
+    user: User
+    settings: Settings
+    url: str
     response: Response
-    limit: Limit = 50
-    offset: Offset = 0
-    cursor: Cursor = None
+    limit: int
+    offset: int
+    cursor: str | None
 
-    async def files(
-        self, *, customer_id: int | None = None, ticket_id: int | None = None
-    ) -> list[FileOut]:
+    async def files(self, owner: queries.Owner, owner_id: int) -> list[FileOut]:
+        """The page; 404 if the owner does not exist or the caller may not see it."""
         after = pagination.decode(self.cursor) if self.cursor else None
         files = await files_service.list_visible(
             self.session,
+            owner,
+            owner_id,
             user=self.user,
             settings=self.settings,
             now=now(),
-            customer_id=customer_id,
-            ticket_id=ticket_id,
             limit=self.limit,
             offset=self.offset,
             after=after,
@@ -277,21 +275,33 @@ class Listing:
         return [to_out(f, self.url) for f in files]
 
 
-ListingDep = Annotated[Listing, Depends()]
+async def _listing(
+    session: ReadSessionDep,  # no transaction: the listing is one statement (`files.queries`)
+    user: ReadingUser,
+    settings: SettingsDep,
+    url: BaseUrl,
+    response: Response,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> Listing:
+    # A function, not `Depends()` on the class: FastAPI calls a class in a worker thread.
+    return Listing(session, user, settings, url, response, limit, offset, cursor)
+
+
+ListingDep = Annotated[Listing, Depends(_listing)]
 
 
 @router.get("/customer/{customer_id}", response_model=list[FileOut], responses=error_responses(404))
 async def list_customer_files(customer_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A customer's files, newest first."""
-    await customers_service.get_visible(listing.session, customer_id=customer_id, user=listing.user)
-    return await listing.files(customer_id=customer_id)
+    return await listing.files(queries.Owner.customer, customer_id)
 
 
 @router.get("/ticket/{ticket_id}", response_model=list[FileOut], responses=error_responses(404))
 async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[FileOut]:
     """A ticket's files, newest first."""
-    await tickets_service.get_visible(listing.session, ticket_id=ticket_id, user=listing.user)
-    return await listing.files(ticket_id=ticket_id)
+    return await listing.files(queries.Owner.ticket, ticket_id)
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))

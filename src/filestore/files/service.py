@@ -5,19 +5,19 @@ rules as the form arrives and writes the row through `record_upload`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Row, and_, or_, select, text, true, tuple_, update
+from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit_service
 from filestore.auth.models import Role, User
 from filestore.customers import service as customers_service
 from filestore.errors import Forbidden, NotFound, Unprocessable, UnsupportedMediaType
+from filestore.files import queries
 from filestore.files.form import UploadFields
 from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.names import extension_of, sanitize_filename
@@ -29,7 +29,7 @@ from filestore.tickets import service as tickets_service
 
 log = structlog.get_logger(__name__)
 
-BACKUP_FILE_TYPE = "backup"
+BACKUP_FILE_TYPE = queries.BACKUP_FILE_TYPE
 CSV_FILE_TYPE = "csv"
 TEMP_FILE_TYPE = "temp"
 
@@ -220,95 +220,47 @@ async def record_upload(
 # -- reading and deleting ---------------------------------------------------------------------
 
 
-def _visible_to(user: User, settings: Settings, now: datetime) -> ColumnElement[bool]:
-    live = and_(
-        FileUpload.upload_status == UploadStatus.completed,
-        or_(FileUpload.expires_at.is_(None), FileUpload.expires_at > now),
-    )
-    if user.role is Role.admin:
-        return live
-    # A backup is admin-only wherever it was stored (one sent with a ticket_id lands in
-    # ticket-media by the bucket rules).
-    not_backup = and_(
-        FileUpload.bucket != settings.minio_bucket_backups, FileUpload.file_type != BACKUP_FILE_TYPE
-    )
-    if user.role is Role.staff:
-        return and_(live, not_backup)
-    return and_(live, not_backup, FileUpload.customer_id == user.customer_id)
-
-
 async def get_visible(
     session: AsyncSession, *, file_id: int, user: User, settings: Settings, now: datetime
 ) -> FileUpload:
     """The live file if `user` may see it; 404 otherwise (deleted, expired or someone else's)."""
-    stmt = select(FileUpload).where(FileUpload.id == file_id, _visible_to(user, settings, now))
-    file = (await session.execute(stmt)).scalar_one_or_none()
+    params = {"file_id": file_id, **queries.visibility_params(user, settings, now)}
+    file = (await session.execute(queries.file_by_id(user.role), params)).scalar_one_or_none()
     if file is None:
         raise NotFound(f"File {file_id} not found", code="file_not_found")
     return file
 
 
-# What a listing shows, selected as plain rows: building twenty ORM objects per page cost more
-# than the query. The names are FileUpload's attributes, so a row reads like one.
-LISTED = (
-    FileUpload.id,
-    FileUpload.filename,
-    FileUpload.file_size,
-    FileUpload.mime_type,
-    FileUpload.file_type,
-    FileUpload.upload_status,
-    FileUpload.scan_status,
-    FileUpload.created_at,
-    FileUpload.md5,
-    FileUpload.sha256,
-    FileUpload.bucket,
-    FileUpload.customer_id,
-    FileUpload.ticket_id,
-    FileUpload.service_id,
-    FileUpload.metadata_.label("metadata_"),
-    FileUpload.expires_at,
-    FileUpload.uploaded_by,
-)
-
-CUSTOM_PLAN = text("SET LOCAL plan_cache_mode = force_custom_plan")
-
-
 async def list_visible(
     session: AsyncSession,
+    owner: queries.Owner,
+    owner_id: int,
     *,
     user: User,
     settings: Settings,
     now: datetime,
-    customer_id: int | None = None,
-    ticket_id: int | None = None,
     limit: int,
     offset: int,
     after: Keyset | None = None,
-) -> Sequence[Row[Any]]:
+) -> list[Row[Any]]:
     """Live files of a customer or a ticket that `user` may see, newest first (rows of
-    `LISTED`), from just after the `after` row if given (`ix_file_uploads_customer_listing` /
-    `…_ticket_listing`). Needs a transaction (`SessionDep`, not the autocommit read session):
-    the plan setting below is `SET LOCAL`.
-
-    Planned for these parameters every time: once psycopg prepares the statement, PostgreSQL's
-    generic plan (made for a customer of average size) fetched and sorted all 60,000 files of
-    a big customer to return 50 (0.5 s instead of 1 ms, `bench/scale.py`)."""
-    await session.execute(CUSTOM_PLAN)
-    stmt = (
-        select(*LISTED)
-        .where(
-            _visible_to(user, settings, now),
-            FileUpload.customer_id == customer_id if customer_id is not None else true(),
-            FileUpload.ticket_id == ticket_id if ticket_id is not None else true(),
-            true()
-            if after is None
-            else tuple_(FileUpload.created_at, FileUpload.id) < (after.created_at, after.id),
-        )
-        .order_by(FileUpload.created_at.desc(), FileUpload.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return (await session.execute(stmt)).all()
+    `queries.LISTED`), from just after the `after` row if given: one statement, one round
+    trip. 404 when the customer or ticket does not exist or `user` may not see it."""
+    params = {
+        "owner_id": owner_id,
+        "limit": limit,
+        "offset": offset,
+        **queries.visibility_params(user, settings, now),
+    }
+    if after is not None:
+        params["after_created_at"], params["after_id"] = after.created_at, after.id
+    stmt = queries.listing(owner, user.role, after=after is not None)
+    rows = (await (await session.connection()).execute(stmt, params)).all()
+    if not rows:
+        if owner is queries.Owner.customer:
+            raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
+        raise NotFound(f"Ticket {owner_id} not found", code="ticket_not_found")
+    return [row for row in rows if row.id is not None]
 
 
 def check_may_delete(file: FileUpload, user: User) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import Role, User
@@ -22,6 +22,16 @@ async def get_visible(session: AsyncSession, *, ticket_id: int, user: User) -> T
     if ticket is None or not user.may_see_customer(ticket.customer_id):
         raise NotFound(f"Ticket {ticket_id} not found", code="ticket_not_found")
     return ticket
+
+
+def visible_id_query(role: Role) -> Select[int]:
+    """The id of ticket `:owner_id` if a user of `role` may see it (a customer user: only its
+    customer's, `:user_customer_id`), else no row: `get_visible` as a statement built once
+    per role, for queries that join it (`files.queries`)."""
+    stmt = select(Ticket.id).where(Ticket.id == bindparam("owner_id", type_=BigInteger))
+    if role is Role.customer:
+        stmt = stmt.where(Ticket.customer_id == bindparam("user_customer_id", type_=BigInteger))
+    return stmt
 
 
 async def create(session: AsyncSession, *, ticket_in: TicketCreate, user: User) -> Ticket:

@@ -1,0 +1,110 @@
+"""What a file listing costs PostgreSQL: two statements (the token's user, then the listing
+with its owner check joined in), no transaction of its own, and the listing never prepared
+(a prepared statement's generic plan is the big-customer trap of `bench/scale.py`).
+
+Through the app, in the test's transaction: its SAVEPOINT / RELEASE are the fast tier's and
+are not counted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, event, func, literal, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from filestore.auth.models import Role
+from filestore.files import queries
+from tests.fixtures.app import AsyncApi
+
+CSV = b"name,email\nAda,ada@example.com\n"
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL `engine` sends meanwhile, without the fast tier's savepoints."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+            sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def customer_with_files(api: AsyncApi, files: int = 3) -> int:
+    customer_id: int = (await api.new_customer())["id"]
+    for n in range(files):
+        response = await api.upload(CSV, f"f{n}.csv", customer_id=customer_id)
+        assert response.status_code == 201, response.text
+    return customer_id
+
+
+class TestListingRoundTrips:
+    async def test_a_listing_is_the_token_query_and_one_statement(
+        self, admin_client: AsyncApi, fast_engine: AsyncEngine
+    ) -> None:
+        customer_id = await customer_with_files(admin_client)
+        with statements(fast_engine) as sent:
+            response = await admin_client.get(f"/files/customer/{customer_id}?limit=20")
+        assert response.status_code == 200, response.text
+        assert len(response.json()) == 3
+        assert len(sent) == 2, sent
+        assert "FROM users" in sent[0]
+        assert "LATERAL" in sent[1]
+        assert "customers" in sent[1]
+        assert not any(s.strip().upper().startswith(("BEGIN", "SET", "COMMIT")) for s in sent)
+
+    async def test_a_missing_customer_costs_the_same_statement(
+        self, admin_client: AsyncApi, fast_engine: AsyncEngine
+    ) -> None:
+        with statements(fast_engine) as sent:
+            response = await admin_client.get("/files/customer/999999999999")
+        assert response.status_code == 404
+        assert response.json()["code"] == "customer_not_found"
+        assert len(sent) == 2, sent
+
+    async def test_a_ticket_listing_is_one_statement_too(
+        self, admin_client: AsyncApi, fast_engine: AsyncEngine
+    ) -> None:
+        customer_id = (await admin_client.new_customer())["id"]
+        ticket_id = (await admin_client.new_ticket(customer_id))["id"]
+        await admin_client.upload(CSV, "t.csv", customer_id=customer_id, ticket_id=ticket_id)
+        with statements(fast_engine) as sent:
+            response = await admin_client.get(f"/files/ticket/{ticket_id}")
+        assert [f["ticket_id"] for f in response.json()] == [ticket_id]
+        assert len(sent) == 2, sent
+        assert "LATERAL" in sent[1]
+        assert "tickets" in sent[1]
+
+
+class TestListingIsNeverPrepared:
+    """On a pooled connection of its own (the fast tier's requests roll back to a savepoint
+    each, and psycopg forgets its counts on a rollback)."""
+
+    async def test_the_listing_is_not_prepared_where_other_statements_are(
+        self, fast_engine: AsyncEngine
+    ) -> None:
+        params = {"owner_id": 1, "limit": 20, "offset": 0, "now": datetime.now(UTC)}
+        listing = queries.listing(queries.Owner.customer, Role.admin, after=False)
+        other = select(func.count()).where(literal(1, BigInteger) == bindparam("owner_id"))
+        async with fast_engine.connect() as connection:
+            conn = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            for _ in range(8):  # psycopg prepares a statement at its 6th execution
+                await conn.execute(listing, params)
+                await conn.execute(other, {"owner_id": 1})
+            prepared = (await conn.execute(PREPARED)).scalars().all()
+            driver = (await conn.get_raw_connection()).driver_connection
+            threshold = driver.prepare_threshold if driver is not None else None
+        assert any("count(*)" in s for s in prepared), prepared  # the threshold was passed
+        assert not any("LATERAL" in s for s in prepared), prepared
+        assert threshold == 5  # restored after each unprepared statement
+
+
+PREPARED = text("SELECT statement FROM pg_prepared_statements")
