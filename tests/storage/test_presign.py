@@ -65,3 +65,25 @@ def test_keys_are_encoded_once_and_slashes_kept() -> None:
         expires=timedelta(minutes=5),
     )
     assert urlsplit(url).path == "/bucket/customers/1/a%20b%2Bc.pdf"
+
+
+def test_operation_parameters_are_in_the_url_and_signed() -> None:
+    # A resumable upload's parts: UploadPart is `PUT /bucket/key?partNumber=N&uploadId=ID`.
+    def part_url(number: int, upload_id: str) -> str:
+        return presign(
+            "PUT",
+            base_url="http://127.0.0.1:9000",
+            path="/customer-uploads/1/2026/12/abc",
+            credentials=AWS_EXAMPLE,
+            now=NOW,
+            expires=timedelta(minutes=15),
+            query={"partNumber": str(number), "uploadId": upload_id},
+        )
+
+    url = part_url(3, "a/b+c=")
+    query = parse_qs(urlsplit(url).query)
+    assert query["partNumber"] == ["3"]
+    assert query["uploadId"] == ["a/b+c="]
+    assert "uploadId=a%2Fb%2Bc%3D" in url  # encoded once, as in the canonical query
+    assert signature(part_url(4, "a/b+c=")) != signature(url)
+    assert signature(part_url(3, "other")) != signature(url)

@@ -50,11 +50,14 @@ def presign(
     now: datetime,
     expires: timedelta,
     headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> str:
     """The presigned URL for `method` on `base_url` + `path` (path-style: `/bucket/key`).
 
     Every header in `headers` is signed: the request must carry each one with exactly this
-    value, or the store refuses it. `host` is always signed.
+    value, or the store refuses it. `host` is always signed. `query` adds parameters of the
+    operation (`partNumber`, `uploadId`), signed too. The payload is never signed
+    (`UNSIGNED-PAYLOAD`): the store does not hash the body to check the signature.
     """
     host = base_url.split("://", 1)[1].rstrip("/")
     signed = {"host": host} | {
@@ -64,7 +67,8 @@ def presign(
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = now.strftime("%Y%m%d")
     scope = f"{day}/{credentials.region}/s3/aws4_request"
-    query = {
+    params = {
+        **(query or {}),
         "X-Amz-Algorithm": ALGORITHM,
         "X-Amz-Credential": f"{credentials.access_key}/{scope}",
         "X-Amz-Date": amz_date,
@@ -73,7 +77,7 @@ def presign(
     }
     canonical_query = "&".join(
         f"{_uri_encode(key, keep_slash=False)}={_uri_encode(value, keep_slash=False)}"
-        for key, value in sorted(query.items())
+        for key, value in sorted(params.items())
     )
     canonical_path = _uri_encode(path, keep_slash=True)
     canonical_request = "\n".join(

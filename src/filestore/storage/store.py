@@ -35,6 +35,7 @@ from filestore.storage.errors import (
 from filestore.storage.presign import Credentials, presign
 
 if TYPE_CHECKING:
+    import urllib3
     from minio import Minio
     from obstore import Attributes, GetOptions
 
@@ -43,6 +44,8 @@ log = structlog.get_logger(__name__)
 HEALTH_PROBE_KEY = ".filestore-health-probe"
 DOWNLOAD_CHUNK_SIZE = 1024 * 1024
 STREAM_TIMEOUT = timedelta(hours=6)
+# A resumable upload's part is sent right after its URL is signed.
+PART_URL_TTL = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class ObjectStorage:
         self._minio: Minio | None = None
         self._signer: Minio | None = None
         self._public_url: str | None = None
+        self._internal_url: str | None = None
+        self._http: urllib3.PoolManager | None = None
         self._local_root: Path | None = None
         if settings.uses_s3:
             self._init_s3(settings)
@@ -115,6 +120,8 @@ class ObjectStorage:
             ),
             retries=urllib3.Retry(total=1, backoff_factor=0.2),
         )
+        self._http = http
+        self._internal_url = f"{scheme}://{endpoint.rstrip('/')}"
         self._minio = Minio(
             endpoint,
             access_key=settings.minio_access_key,
@@ -247,6 +254,27 @@ class ObjectStorage:
             expires=expires,
             headers=headers,
         )
+
+    def part_url(self, bucket: str, key: str, upload_id: str, number: int) -> str:
+        """A presigned UploadPart URL (payload unsigned) on the address the API uses."""
+        assert self._internal_url is not None
+        settings = self._settings
+        return presign(
+            "PUT",
+            base_url=self._internal_url,
+            path=f"/{bucket}/{key}",
+            credentials=Credentials(
+                settings.minio_access_key, settings.minio_secret_key, settings.minio_region
+            ),
+            now=datetime.now(UTC),
+            expires=PART_URL_TTL,
+            query={"partNumber": str(number), "uploadId": upload_id},
+        )
+
+    @property
+    def s3_http(self) -> urllib3.PoolManager | None:
+        """The S3 connection pool the minio client uses, None locally."""
+        return self._http
 
     @property
     def s3_client(self) -> Minio | None:

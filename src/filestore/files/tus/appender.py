@@ -6,7 +6,10 @@ or 50 MiB chunks then never leave a tail; 10,000 parts allow 48 GiB) and up to
 PARTS_IN_FLIGHT parts are uploaded while the next one fills, so a request holds at most four
 parts (20 MiB) in memory. One part at a time left the S3 server waiting between parts: with
 three in flight a 100 MiB upload costs SeaweedFS the CPU of a direct PUT (2.0 instead of
-2.8-3.1 CPU s, `docs/benchmarks.md`) and runs at its speed. Bytes left
+2.8-3.1 CPU s, `docs/benchmarks.md`) and runs at its speed. A part is the list of the
+request's own chunks (memoryviews, the last one cut at the part's end), sent one after
+another: the bytes are never copied into a part buffer, and `storage/resumable.py` sends them
+with an unsigned payload (no SHA-256 of each part, on either side). Bytes left
 over when the request ends (less than a part) go to a small *tail* object under
 `.tus/<id>/`; the next request reads it back and puts it in front of its own bytes. Each tail
 gets a new key and the old one is deleted only after the database points at the new one, so a
@@ -66,7 +69,14 @@ async def open_appender(storage: ObjectStorage, upload: TusUpload) -> Appender:
         local = LocalAppender(storage, upload, LocalPartial(path))
         await local.open()
         return local
-    s3 = S3Appender(storage, upload, S3Multipart(client, upload.bucket, upload.object_key))
+    multipart = S3Multipart(
+        client,
+        upload.bucket,
+        upload.object_key,
+        http=storage.s3_http,
+        sign_part=storage.part_url,
+    )
+    s3 = S3Appender(storage, upload, multipart)
     await s3.open()
     return s3
 
@@ -83,15 +93,18 @@ class S3Appender:
         self._multipart_id = upload.multipart_id
         self._parts = [Part.from_json(value) for value in upload.parts]
         self._previous_tail = upload.tail_key
-        self._buffer = bytearray()
+        # The bytes not in a part yet: chunks as received, and their total.
+        self._pending: list[memoryview] = []
+        self._pending_size = 0
         self._in_flight: deque[asyncio.Task[Part]] = deque()
         self._new_tail: str | None = None
         self.received = 0
 
     async def open(self) -> None:
         if self._previous_tail:
-            self._buffer += await self._storage.get_bytes(self._upload.bucket, self._previous_tail)
-        recorded = sum(part.size for part in self._parts) + len(self._buffer)
+            tail = await self._storage.get_bytes(self._upload.bucket, self._previous_tail)
+            self._pending, self._pending_size = [memoryview(tail)], len(tail)
+        recorded = sum(part.size for part in self._parts) + self._pending_size
         if recorded != self._upload.upload_offset:
             raise RuntimeError(
                 f"tus upload {self._upload.id}: stored bytes ({recorded}) differ from its "
@@ -99,13 +112,16 @@ class S3Appender:
             )
 
     async def write(self, chunk: memoryview) -> None:
+        """Keep `chunk` (the caller does not reuse its buffer) for the part it falls in."""
         self.received += len(chunk)
-        self._buffer += chunk
-        while len(self._buffer) >= self.part_size:
-            with memoryview(self._buffer) as view:
-                data = bytes(view[: self.part_size])  # one copy, not two
-            del self._buffer[: self.part_size]
-            await self._send(data)
+        while chunk:
+            room = self.part_size - self._pending_size
+            head, chunk = chunk[:room], chunk[room:]
+            self._pending.append(head)
+            self._pending_size += len(head)
+            if self._pending_size == self.part_size:
+                part, self._pending, self._pending_size = self._pending, [], 0
+                await self._send(part)
 
     async def _wait_in_flight(self, *, keep: int = 0) -> None:
         """Wait for the oldest parts in flight (in order) until at most `keep` remain."""
@@ -113,7 +129,7 @@ class S3Appender:
             self._parts.append(await self._in_flight[0])
             self._in_flight.popleft()
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: list[memoryview]) -> None:
         await self._wait_in_flight(keep=PARTS_IN_FLIGHT - 1)
         if self._multipart_id is None:
             self._multipart_id = await self._multipart.create(OBJECT_CONTENT_TYPE)
@@ -125,8 +141,8 @@ class S3Appender:
     async def save(self, *, final: bool) -> Progress:
         await self._wait_in_flight()
         upload = self._upload
-        rest = bytes(self._buffer)
-        self._buffer = bytearray()
+        rest = b"".join(self._pending)  # less than a part
+        self._pending, self._pending_size = [], 0
         offset = sum(part.size for part in self._parts) + len(rest)
         if final:
             if not self._parts:
@@ -137,7 +153,7 @@ class S3Appender:
             else:
                 assert self._multipart_id is not None
                 if rest:
-                    await self._send(rest)
+                    await self._send([memoryview(rest)])
                     await self._wait_in_flight()
                 await self._multipart.complete(self._multipart_id, self._parts)
             return Progress(offset=offset, multipart_id=None, parts=[], tail_key=None)
@@ -157,7 +173,7 @@ class S3Appender:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        self._buffer = bytearray()
+        self._pending, self._pending_size = [], 0
 
     async def forget_previous(self) -> None:
         previous = self._previous_tail
