@@ -8,14 +8,16 @@ process, all started in a temp dir and stopped at the end):
   full_name,email,phone,address,city,state,postal_code,country; unique e-mails, no passwords)
   is uploaded through the API and imported with `POST /files/csv-import`, polling
   `GET /files/jobs/{id}` every 100 ms. Rows/s is taken from the job's started_at -> finished_at
-  (prescan, parsing, validation, staging COPY, INSERT into customers + users, checkpoints) and,
-  for reference, from the wall time between the POST and the poll that saw `completed`;
+  (prescan, parsing, validation, staging COPY, INSERT into customers, checkpoints; rows
+  without a password get no `users` row, their logins are created on demand) and, for
+  reference, from the wall time between the POST and the poll that saw `completed`;
 * the baselines, each run 3 times (`--repeat`), median used: the same file loaded with a raw
   psycopg `COPY ... FROM STDIN (FORMAT csv)` into a scratch table with the same columns and no
-  indexes, in the same PostgreSQL -- the goal is import/COPY >= 0.5; the same COPY into a table
-  `LIKE customers INCLUDING ALL` (its primary key and `lower(email)` unique index); and a
-  SQL-only load of what the import writes (COPY into a temp table, then one INSERT into
-  customers and their customer users), the floor for the import's database work;
+  indexes, in the same PostgreSQL; the same COPY into a table `LIKE customers INCLUDING ALL`
+  (its primary key and `lower(email)` unique index); a SQL-only load of the same rows into the
+  same tables with the same indexes and constraints (COPY into a temp table, then one INSERT
+  into customers and their customer users): the issue's 1.00, goal import >= 0.80 of it; and
+  the same SQL-only load into customers alone, what the import now writes;
 * worker memory: the worker's RSS, process and children (the argon2 hash pool), sampled every
   20 ms during a 10k-row and a 1M-row import (`--rss-check`, on by default; the 1M file is
   ~90 MB and its import takes about a minute). Goal: the 1M peak within +-50 MiB of the 10k one;
@@ -26,9 +28,10 @@ process, all started in a temp dir and stopped at the end):
   the single-core argon2id rate (`hash_password_sync`, 50 hashes timed in this process right
   before and right after that import; the mean) x `os.cpu_count()`.
 
-Every import must end `completed` with every row successful, and the customers and users tables
-must hold exactly the file's rows (each file has its own e-mail domain); one imported password
-is checked by logging in. A failed import or check is reported, the other phases still run,
+Every import must end `completed` with every row successful, the customers table must hold
+exactly the file's rows (each file has its own e-mail domain) and the users table a login for
+each row with a password and none for the others; one imported password is checked by
+logging in. A failed import or check is reported, the other phases still run,
 and the exit status is 1; a missed goal still exits 0.
 
 How to run (from the repo root): `python bench/csv_import.py [--rows 100000]
@@ -96,7 +99,7 @@ COPY_CHUNK = 1 * MIB
 HASH_SAMPLES = 50
 JOB_TIMEOUT = 3600.0
 
-GOAL_COPY_RATIO = 0.5
+GOAL_SQL_RATIO = 0.8
 GOAL_RSS_MIB = 50.0
 
 FIRST_NAMES = (
@@ -320,24 +323,26 @@ def import_csv(api: Api, worker: WorkerProcess, pg_server: Any, dataset: Dataset
 
 
 def verify_rows(db_url: str, dataset: Dataset) -> None:
-    """The customers and users tables hold exactly the file's rows (by its e-mail domain)."""
+    """The customers table holds exactly the file's rows (by its e-mail domain); the users
+    table a customer login for each row with a password, none for the others (their logins
+    are created when a reset link is first asked for)."""
     pattern = f"%@{dataset.domain}"
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
             """
             SELECT (SELECT count(*) FROM customers WHERE email LIKE %(p)s),
                    (SELECT count(*) FROM users WHERE email LIKE %(p)s AND role = 'customer'
-                        AND customer_id IS NOT NULL),
-                   (SELECT count(*) FROM users WHERE email LIKE %(p)s
-                        AND password_reset_required = %(reset)s)
+                        AND customer_id IS NOT NULL AND NOT password_reset_required),
+                   (SELECT count(*) FROM users WHERE email LIKE %(p)s)
             """,
-            {"p": pattern, "reset": not dataset.passwords},
+            {"p": pattern},
         ).fetchone()
-    customers, users, flagged = row if row else (0, 0, 0)
-    if not customers == users == flagged == dataset.rows:
+    customers, with_password, users = row if row else (0, 0, 0)
+    logins = dataset.rows if dataset.passwords else 0
+    if not (customers == dataset.rows and with_password == users == logins):
         raise BenchError(
-            f"{dataset.name}: {customers} customers, {users} users ({flagged} with "
-            f"password_reset_required={not dataset.passwords}) in the DB, expected {dataset.rows}"
+            f"{dataset.name}: {customers} customers, {users} users ({with_password} with a "
+            f"password) in the DB, expected {dataset.rows} customers and {logins} users"
         )
 
 
@@ -410,11 +415,23 @@ SELECT email, email, '!unusable:' || gen_random_uuid()::text, 'customer', id, tr
 FROM inserted
 ON CONFLICT DO NOTHING
 """
+# The same without the users rows: what an import without passwords writes since customer
+# logins are created on demand. For reference; the goal is measured against the load above.
+_SQL_ONLY_CUSTOMERS = """
+INSERT INTO customers (full_name, email, phone, address, city, state, postal_code, country)
+SELECT full_name, replace(email, %(domain)s, %(scratch)s), phone, address, city, state,
+       postal_code, country
+FROM bench_stage ORDER BY lower(email)
+ON CONFLICT DO NOTHING
+"""
 
 
-def sql_only_load(db_url: str, dataset: Dataset, run: int) -> float:
-    """COPY into a temp table, then _SQL_ONLY_LOAD; seconds from COPY to commit."""
-    scratch = f"@sql{run}.{dataset.domain}"
+def sql_only_load(db_url: str, dataset: Dataset, run: int, *, users: bool = True) -> float:
+    """COPY into a temp table, then _SQL_ONLY_LOAD (or _SQL_ONLY_CUSTOMERS without `users`);
+    seconds from COPY to commit."""
+    scratch = f"@sql{run}{'' if users else 'c'}.{dataset.domain}"
+    statement = _SQL_ONLY_LOAD if users else _SQL_ONLY_CUSTOMERS
+    counted = "users" if users else "customers"
     with psycopg.connect(db_url) as conn:
         conn.execute(
             "CREATE TEMP TABLE bench_stage (full_name text, email text, phone text, "
@@ -423,14 +440,14 @@ def sql_only_load(db_url: str, dataset: Dataset, run: int) -> float:
         conn.commit()
         started = time.perf_counter()
         copy_file(conn, dataset, "bench_stage")
-        conn.execute(_SQL_ONLY_LOAD, {"domain": f"@{dataset.domain}", "scratch": scratch})
+        conn.execute(statement, {"domain": f"@{dataset.domain}", "scratch": scratch})
         conn.commit()
         seconds = time.perf_counter() - started
         row = conn.execute(
-            "SELECT count(*) FROM users WHERE email LIKE %s", (f"%{scratch}",)
+            f"SELECT count(*) FROM {counted} WHERE email LIKE %s", (f"%{scratch}",)
         ).fetchone()
     if row is None or row[0] != dataset.rows:
-        raise BenchError(f"SQL-only load wrote {row} users, expected {dataset.rows}")
+        raise BenchError(f"SQL-only load wrote {row} {counted}, expected {dataset.rows}")
     return seconds
 
 
@@ -443,11 +460,15 @@ CREATE TABLE bench_copy_plain (
 """
 
 
-def baselines(db_url: str, dataset: Dataset, repeat: int) -> tuple[Baseline, Baseline, Baseline]:
-    """The three loads without Filestore, each `repeat` times, interleaved."""
-    plain = Baseline("raw COPY, scratch table, no indexes (the goal's baseline)", dataset.rows)
+Baselines = tuple[Baseline, Baseline, Baseline, Baseline]
+
+
+def baselines(db_url: str, dataset: Dataset, repeat: int) -> Baselines:
+    """The four loads without Filestore, each `repeat` times, interleaved."""
+    plain = Baseline("raw COPY, scratch table, no indexes", dataset.rows)
     indexed = Baseline("raw COPY, table LIKE customers INCLUDING ALL", dataset.rows)
-    sql_only = Baseline("SQL only: COPY + INSERT customers and users", dataset.rows)
+    sql_only = Baseline("SQL only: COPY + INSERT customers and users (= 1.00)", dataset.rows)
+    customers_only = Baseline("SQL only: COPY + INSERT customers", dataset.rows)
     for run in range(repeat):
         plain.seconds.append(raw_copy(db_url, dataset, "bench_copy_plain", _PLAIN_TABLE))
         indexed.seconds.append(
@@ -459,7 +480,8 @@ def baselines(db_url: str, dataset: Dataset, repeat: int) -> tuple[Baseline, Bas
             )
         )
         sql_only.seconds.append(sql_only_load(db_url, dataset, run))
-    return plain, indexed, sql_only
+        customers_only.seconds.append(sql_only_load(db_url, dataset, run, users=False))
+    return plain, indexed, sql_only, customers_only
 
 
 # -- hashing ------------------------------------------------------------------------------------
@@ -490,7 +512,7 @@ def check_login(api: Api, dataset: Dataset) -> None:
 @dataclass
 class Results:
     main: ImportRun | None = None
-    baselines: tuple[Baseline, Baseline, Baseline] | None = None
+    baselines: Baselines | None = None
     rss_small: ImportRun | None = None
     rss_large: ImportRun | None = None
     update: ImportRun | None = None
@@ -511,14 +533,14 @@ def report(results: Results, load_before: str) -> None:
     if main is None or results.baselines is None:
         print("the main import or the baselines did not run: no report")
         return
-    plain, indexed, sql_only = results.baselines
+    plain, indexed, sql_only, customers_only = results.baselines
     rows = main.dataset.rows
     print()
     title = f"load of {rows:,} customer rows (baselines: median of {len(plain.seconds)})"
     header = f"{title:<62} {'seconds':>8} {'rows/s':>10} {'import/it':>9}"
     print(header)
     print("-" * len(header))
-    for base in (plain, indexed, sql_only):
+    for base in (plain, indexed, sql_only, customers_only):
         print(
             f"{base.name:<62} {base.median:>8.2f} {base.rows_per_s:>10,.0f} "
             f"{main.rows_per_s / base.rows_per_s:>9.2f}"
@@ -545,13 +567,16 @@ def report(results: Results, load_before: str) -> None:
 
     print()
     print("goals:")
-    ratio = main.rows_per_s / plain.rows_per_s
-    met = verdict(ratio >= GOAL_COPY_RATIO)
-    print(f"  import / raw COPY = {ratio:.3f} >= {GOAL_COPY_RATIO}: {met}")
+    ratio = main.rows_per_s / sql_only.rows_per_s
+    met = verdict(ratio >= GOAL_SQL_RATIO)
     print(
-        f"  (import / SQL-only load of the same customers and users = "
-        f"{main.rows_per_s / sql_only.rows_per_s:.2f}; with wall time "
-        f"{main.wall_rows_per_s / sql_only.rows_per_s:.2f})"
+        f"  import / SQL-only load of customers and users = {ratio:.2f} >= {GOAL_SQL_RATIO}: "
+        f"{met} (with wall time {main.wall_rows_per_s / sql_only.rows_per_s:.2f})"
+    )
+    print(
+        f"  (import / raw COPY without indexes = {main.rows_per_s / plain.rows_per_s:.3f}; "
+        f"import / SQL-only load of customers alone = "
+        f"{main.rows_per_s / customers_only.rows_per_s:.2f})"
     )
     small, large = results.rss_small, results.rss_large
     if small is not None and large is not None:

@@ -129,9 +129,11 @@ def create_user(
 def reset_password(
     login: Annotated[str, typer.Argument(help="Username or e-mail of the user")],
 ) -> None:
-    """Print a single-use password reset link for a user (valid PASSWORD_RESET_TTL_HOURS)."""
+    """Print a single-use password reset link for a user (valid PASSWORD_RESET_TTL_HOURS); for
+    a customer's e-mail with no login yet, the login is created first."""
     from filestore.auth import reset as reset_service
     from filestore.auth import service as auth_service
+    from filestore.customers import service as customers_service
     from filestore.db import create_engine, create_sessionmaker
     from filestore.migrate import upgrade
     from filestore.models import load_all_models
@@ -146,16 +148,18 @@ def reset_password(
 
         engine = create_engine(settings, url)
         try:
+            client = ClientInfo(user_agent="filestore-cli")
             async with create_sessionmaker(engine)() as session:
                 user = await auth_service.get_by_login(session, login)
                 if user is None:
-                    return None
+                    customer = await customers_service.get_by_email(session, login)
+                    if customer is None:
+                        return None
+                    user = await customers_service.ensure_login(
+                        session, customer=customer, actor_id=None, client=client
+                    )
                 issued = await reset_service.issue(
-                    session,
-                    user=user,
-                    actor_id=None,
-                    client=ClientInfo(user_agent="filestore-cli"),
-                    settings=settings,
+                    session, user=user, actor_id=None, client=client, settings=settings
                 )
                 await session.commit()
                 return user.username, issued.url

@@ -260,6 +260,28 @@ class TestCli:
         assert redeem(plain_server, link.split("#token=")[1], password).status_code == 204
         assert login(plain_server, user["username"], password).status_code == 200
 
+    def test_a_customer_without_a_login_gets_one(
+        self, plain_server: LiveServer, admin: Api
+    ) -> None:
+        # Imported or created without a password: no user yet; the link creates its login.
+        customer = admin.new_customer(full_name="No Login Yet", email=f"cli-c-{tag()}@example.com")
+        env = clean_environ()
+        env.update(plain_server.env)
+        result = subprocess.run(
+            [sys.executable, "-m", "filestore", "reset-password", customer["email"]],
+            cwd=plain_server.workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        link = result.stdout.strip().splitlines()[-1]
+        password = strong_password()
+        assert redeem(plain_server, link.split("#token=")[1], password).status_code == 204
+        assert login(plain_server, customer["email"], password).status_code == 200
+
     def test_unknown_user(self, plain_server: LiveServer) -> None:
         env = clean_environ()
         env.update(plain_server.env)

@@ -406,6 +406,26 @@ class TestKeyboard:
         expect(dialog).to_be_hidden()
 
 
+class TestCustomerLogin:
+    def test_a_customer_without_a_login_gets_a_link_from_its_page(self, console: Console) -> None:
+        # Imported or created without a password: no login until a link is asked for.
+        customer = console.admin().new_customer(full_name=unique("No Login"))
+        console.sign_in_as_admin()
+        open_customer(console, customer)
+        page = console.page
+        page.get_by_role("button", name=f"Send a login link to {customer['full_name']}").click()
+        link = page.get_by_role("dialog", name="Reset link").get_by_label("Link")
+        expect(link).to_have_value(re.compile(r"/auth/reset-password#token="))
+        token = link.input_value().split("#token=")[1]
+        password = "Pw-" + uuid.uuid4().hex
+        redeemed = httpx.post(
+            f"{console.server.base_url}/auth/reset-password",
+            json={"token": token, "new_password": password},
+        )
+        assert redeemed.status_code == 204, redeemed.text
+        assert Api(console.server.base_url).login(customer["email"], password)
+
+
 class TestAdmin:
     def test_users_create_change_role_deactivate_and_reset(self, console: Console) -> None:
         console.sign_in_as_admin()

@@ -183,24 +183,26 @@ class TestSeedFlow:
 
         # Each given password is either stored as an argon2id hash and works for a login with
         # the e-mail, or refused by the password rules (the seed's samples are common
-        # passwords): then the row carries a warning and the user must reset its password.
+        # passwords): then the row carries a warning, no login is written, and the customer's
+        # way in is a reset link (`POST /customers/{id}/password-reset` creates the login).
         for email, password in (
             ("john@example.com", "password123"),
             ("jane@example.com", "password456"),
         ):
-            [(password_hash, reset_required)] = query(
+            stored = query(
                 import_server,
-                "SELECT password_hash, password_reset_required FROM users WHERE lower(email) = %s",
+                "SELECT password_hash FROM users WHERE lower(email) = %s",
                 (email,),
             )
-            assert password not in password_hash
             login = Api(import_server.base_url).http.post(
                 "/auth/login", json={"username": email, "password": password}
             )
-            if reset_required:
+            if not stored:
                 assert login.status_code == 401, login.text
                 assert job["warning_rows"] >= 1
             else:
+                [(password_hash,)] = stored
+                assert password not in password_hash
                 assert password_hash.startswith("$argon2id$")
                 assert login.status_code == 200, login.text
                 me = api.as_token(login.json()["access_token"]).get("/auth/me").json()
@@ -263,17 +265,14 @@ class TestSeedFlow:
         row = person(t, 1)
         job = import_csv(api, csv_text([row]))
         assert job["status"] == "completed", job
-        rows = query(
+        # No login row yet: it is created when a reset link is first asked for.
+        logins = query(
             import_server,
-            "SELECT u.id, u.password_reset_required, u.role "
-            "FROM users u JOIN customers c ON c.id = u.customer_id "
+            "SELECT count(*) FROM users u JOIN customers c ON c.id = u.customer_id "
             "WHERE lower(c.email) = %s",
             (email,),
         )
-        assert len(rows) == 1
-        user_id, reset_required, role = rows[0]
-        assert reset_required is True
-        assert role == "customer"
+        assert logins == [(0,)]
 
         # Nobody knows a password for it: not what the row could suggest, nor a default an
         # importer might have picked. Each guess reaches the password check (401, not a 422
@@ -288,9 +287,17 @@ class TestSeedFlow:
             assert response.status_code == 401, (guess, response.text)
             assert response.json()["code"] == "invalid_credentials"
 
-        # The way in is a reset link (what an invite mails): then the account logs in.
-        issued = api.post(f"/users/{user_id}/password-reset")
+        # The way in is a reset link (what an invite mails), asked for the customer: it
+        # creates the login (reset required); then the account logs in.
+        [imported] = customers(api, email)
+        issued = api.post(f"/customers/{imported['id']}/password-reset")
         assert issued.status_code == 200, issued.text
+        [(reset_required, role)] = query(
+            import_server,
+            "SELECT password_reset_required, role FROM users WHERE customer_id = %s",
+            (imported["id"],),
+        )
+        assert (reset_required, role) == (True, "customer")
         password = f"Chosen-{uuid.uuid4().hex}"
         redeemed = Api(import_server.base_url).http.post(
             "/auth/reset-password",

@@ -97,6 +97,7 @@ class TestFileFormat:
                 "changes": {},
                 "warnings": [],
                 "why": None,
+                "repeated_below": None,
             }
         ]
 
@@ -259,8 +260,54 @@ class TestReadsOnlyWhatItNeeds:
         elapsed = time.perf_counter() - started
         assert len(body["rows"]) == 20
         assert body["rows"][1]["verdict"] == "duplicate_in_file"
-        assert sum(end - start for start, end in reads) <= 128 * 1024, reads
+        # The start only: the prefix, then the bounded duplicates scan in 1 MiB blocks.
+        assert len(reads) <= 3, reads
+        assert sum(end - start for start, end in reads) <= imports_preview.DUPLICATE_SCAN_BYTES
+        scanned = imports_preview.PREVIEW_ROWS + imports_preview.DUPLICATE_SCAN_ROWS
+        dupes = body["duplicates_in_file"]
+        assert (dupes["rows_scanned"], dupes["duplicate_rows"], dupes["complete"]) == (
+            scanned,
+            scanned - 1,
+            False,
+        )
+        assert f"first {scanned} data rows" in dupes["note"]
         assert elapsed < 1.0
+
+    async def test_a_duplicate_below_the_shown_rows_is_reported(self) -> None:
+        """The blind spot of a 20-row preview: row 3's e-mail again on row 5,000."""
+        lines = [f"Name {i},c{i}@example.com\n" for i in range(6000)]
+        lines[4998] = "Again,C2@Example.com\n"  # line 5000 (the header is line 1)
+        lines[5500] = "Twice,c100@example.com\n"  # line 5502 repeats line 102: counted too
+        data = ("full_name,email\n" + "".join(lines)).encode()
+
+        async def read_range(start: int, end: int) -> bytes:
+            return data[start:end]
+
+        async def never(offset: int) -> AsyncIterator[bytes]:
+            raise AssertionError("the preview must not stream the whole file")
+            yield b""
+
+        async def lookup(emails: list[str]) -> dict[str, dict[str, str | None]]:
+            return {}
+
+        source = ImportSource(size=len(data), open=never, read_range=read_range)
+        body = await imports_preview.preview(
+            source, mapping={}, rules=ValidationRules(), lookup=lookup
+        )
+        shown = {row["row"]: row for row in body["rows"]}
+        assert shown[4]["verdict"] == "new"
+        assert shown[4]["repeated_below"] == 5000
+        assert shown[5].get("repeated_below") is None
+        dupes = body["duplicates_in_file"]
+        assert (dupes["rows_scanned"], dupes["duplicate_rows"], dupes["complete"]) == (
+            6000,
+            2,
+            True,
+        )
+        assert dupes["examples"] == [
+            {"row": 5000, "first_row": 4, "email": "c2@example.com"},
+            {"row": 5502, "first_row": 102, "email": "c100@example.com"},
+        ]
 
 
 class TestMappingTemplates:

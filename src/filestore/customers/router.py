@@ -1,14 +1,17 @@
-"""`/customers`: staff create customers; everyone lists what they may see."""
+"""`/customers`: staff create customers and send their reset links; everyone lists what they
+may see."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
+from filestore.auth import reset as reset_service
+from filestore.auth.schemas import PasswordResetOut
 from filestore.customers import service as customers_service
 from filestore.customers.schemas import CustomerCreate, CustomerOut
-from filestore.deps import ClientDep, CurrentUser, IdPath, SessionDep, StaffUser
+from filestore.deps import ClientDep, CurrentUser, IdPath, SessionDep, SettingsDep, StaffUser
 from filestore.errors import ALWAYS, error_responses
 from filestore.schemas import PageOffset, SearchText
 
@@ -58,3 +61,43 @@ async def list_customers(
 async def get_customer(customer_id: IdPath, session: SessionDep, user: CurrentUser) -> Any:
     """One customer."""
     return await customers_service.get_visible(session, customer_id=customer_id, user=user)
+
+
+@router.post(
+    "/{customer_id}/password-reset",
+    response_model=PasswordResetOut,
+    responses=error_responses(
+        403,
+        404,
+        (409, "The customer's e-mail is another user's login"),
+        (503, "The e-mail could not be sent, or the database is unavailable"),
+    ),
+)
+async def issue_customer_password_reset(
+    customer_id: IdPath,
+    session: SessionDep,
+    staff: StaffUser,
+    settings: SettingsDep,
+    client: ClientDep,
+    response: Response,
+) -> PasswordResetOut:
+    """A single-use link to choose a password for the customer's login (admin, staff); the
+    login is created first if the customer has none yet (imported or created without a
+    password). With SMTP set up it is e-mailed to the customer and not shown here."""
+    response.headers["Cache-Control"] = "no-store"
+    customer = await customers_service.get_visible(session, customer_id=customer_id, user=staff)
+    user = await customers_service.ensure_login(
+        session, customer=customer, actor_id=staff.id, client=client
+    )
+    issued = await reset_service.issue_for_user(
+        session, user_id=user.id, actor=staff, client=client, settings=settings
+    )
+    # The mail goes out only once its token exists: a failed commit sends no dead link.
+    await session.commit()
+    await reset_service.deliver(settings, issued)
+    return PasswordResetOut(
+        reset_token=None if issued.emailed else issued.token,
+        reset_url=None if issued.emailed else issued.url,
+        expires_at=issued.expires_at,
+        emailed=issued.emailed,
+    )

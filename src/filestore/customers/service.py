@@ -1,11 +1,22 @@
-"""Customers: create, fetch, list. Who may see which customer is decided here too."""
+"""Customers: create, fetch, list, and their logins. Who may see which customer is decided
+here too.
+
+A customer's login (a `users` row with role customer) exists when it has a password (given at
+`POST /customers` or in an import's password column) or was invited by an import; otherwise
+it is created the first time a reset link is asked for (`ensure_login`): until someone chooses
+a password there is nothing such a row could be used for."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import BigInteger, Select, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filestore.audit import service as audit
+from filestore.audit.service import Action, Who
 from filestore.auth import passwords
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
@@ -111,3 +122,63 @@ async def list_visible(
     else:
         stmt = stmt.order_by(Customer.id)
     return list((await session.execute(stmt)).scalars())
+
+
+# `users.username` holds 150 characters, an e-mail up to 320: a longer e-mail's login is
+# named after the customer (customers log in with their e-mail anyway). As the import does.
+_USERNAME_MAX = 150
+
+
+async def ensure_login(
+    session: AsyncSession, *, customer: Customer, actor_id: int | None, client: ClientInfo
+) -> User:
+    """The customer's login; created now, with no usable password and a reset required, if
+    it has none. 409 when its e-mail is already another user's login (an e-mail is one
+    account's only)."""
+    stmt = (
+        select(User)
+        .where(User.customer_id == customer.id, User.role == Role.customer)
+        .order_by(User.id)
+        .limit(1)
+    )
+    existing = (await session.execute(stmt)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    username = customer.email if len(customer.email) <= _USERNAME_MAX else f"customer-{customer.id}"
+    created = (
+        await session.execute(
+            insert(User)
+            .values(
+                username=username,
+                email=customer.email,
+                full_name=customer.full_name,
+                # Not a hash of anything: `security.is_usable` refuses it for every password.
+                password_hash=f"!unusable:{uuid.uuid4()}",
+                role=Role.customer,
+                customer_id=customer.id,
+                password_reset_required=True,
+            )
+            .on_conflict_do_nothing()
+            .returning(User.id)
+        )
+    ).scalar_one_or_none()
+    if created is None:
+        # Another request created it meanwhile (it waited for that one to commit), or the
+        # e-mail or username belongs to someone else.
+        existing = (await session.execute(stmt)).scalar_one_or_none()
+        if existing is not None:
+            return existing
+        raise Conflict(
+            f"Another user's login already uses {customer.email}; "
+            "change that user's e-mail or link it to this customer",
+            code="email_in_use",
+        )
+    await audit.record(
+        session,
+        Action.user_created,
+        Who(client, actor_id=actor_id, target_user_id=created),
+        {"role": Role.customer.value, "customer_id": customer.id, "on_demand": True},
+    )
+    user = await session.get(User, created)
+    assert user is not None
+    return user

@@ -181,11 +181,18 @@ class Head:
 
 
 async def head(
-    source: ImportSource, fmt: CsvFormat, *, rows: int, max_bytes: int, prefix: bytes = b""
+    source: ImportSource,
+    fmt: CsvFormat,
+    *,
+    rows: int,
+    max_bytes: int,
+    prefix: bytes = b"",
+    block_bytes: int = 0,
 ) -> Head:
-    """The header and the first `rows` data records, read in ranged blocks from the start of
-    the file and no further than needed (nor than `max_bytes`); `prefix`, the file's first
-    bytes when already read, is not read again."""
+    """The header and the first `rows` data records, read in ranged blocks (of `block_bytes`,
+    by default HEAD_BLOCK) from the start of the file and no further than needed (nor than
+    `max_bytes`); `prefix`, the file's first bytes when already read, is not read again."""
+    block_bytes = block_bytes or HEAD_BLOCK
     transcoder = Utf8Transcoder(fmt.detected)
     splitter = RecordSplitter(
         start_offset=transcoder.start_offset, max_record_bytes=MAX_RECORD_BYTES, quote=fmt.quote
@@ -199,7 +206,7 @@ async def head(
             if offset == 0 and prefix:
                 block = prefix
             else:
-                block = await source.read(offset, offset + HEAD_BLOCK)
+                block = await source.read(offset, offset + min(block_bytes, max_bytes - offset))
             if not block:
                 break
             offset += len(block)

@@ -148,6 +148,26 @@ class PreviewRow(Schema):
     changes: dict[str, dict[str, str | None]] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     why: str | None = None
+    repeated_below: int | None = Field(
+        default=None,
+        description="A later row with the same e-mail (a duplicate in the file, skipped)",
+    )
+
+
+class DuplicateExample(Schema):
+    row: int
+    first_row: int
+    email: str
+
+
+class DuplicatesInFile(Schema):
+    """Rows that repeat an earlier row's e-mail (ignoring case), within a bounded scan."""
+
+    rows_scanned: int = Field(description="Data rows read from the top (the shown ones too)")
+    complete: bool = Field(description="True when that was the whole file")
+    duplicate_rows: int
+    examples: list[DuplicateExample]
+    note: str
 
 
 class ImportPreview(Schema):
@@ -164,3 +184,4 @@ class ImportPreview(Schema):
     missing_required: list[str]
     warnings: list[str]
     rows: list[PreviewRow]
+    duplicates_in_file: DuplicatesInFile

@@ -12,6 +12,13 @@ customers that existed before this import, in id order, saving what it replaced 
 down the file is a duplicate in the file, skipped as in a batch (the first row counts). The
 e-mail is never changed, nor the customer's user: an import sets a password only for a
 customer it creates.
+
+A customer's login (its `users` row) is written here only when it has something to hold: the
+hash of the row's password, or an invite to send. A customer imported without either gets its
+login when one is first asked for (`customers.service.ensure_login`, behind
+`POST /customers/{id}/password-reset`), as a customer created through `POST /customers`
+without a password does: an unusable password cannot log anybody in, so writing it up front
+(five indexes and a foreign key per row, most of an import's database time) bought nothing.
 """
 
 from __future__ import annotations
@@ -49,13 +56,14 @@ _COPY_ROW_ERRORS = (
 )
 
 # Customers first, in e-mail order (a stable lock order for concurrent imports), then a
-# customer user for each new customer: with the given password's hash, or an unusable one
-# and password_reset_required. The username is the e-mail when it fits `users.username`
-# (150 characters; an e-mail may have 320): customer users log in by e-mail anyway, and one
+# customer user for each new customer that has a password (its hash), or, when invites are
+# asked for, for every new customer (an unusable password and password_reset_required; the
+# invite is a reset link). The username is the e-mail when it fits `users.username` (150
+# characters; an e-mail may have 320): customer users log in by e-mail anyway, and one
 # over-long value must not fail the whole batch. `inserted` returns each e-mail exactly as
 # `dedup` holds it, so the join needs no lower() (that cost ~9% of the batch's database time).
 # Returns the count of new customers and, when invites are asked for, the users to invite.
-_INSERTED = f"""
+_DEDUP_INSERT = f"""
 WITH dedup AS (
     SELECT DISTINCT ON (lower(email)) * FROM import_staging ORDER BY lower(email), line
 ), inserted AS (
@@ -63,21 +71,28 @@ WITH dedup AS (
     SELECT {_CUSTOMER_LIST}, %(job_id)s FROM dedup ORDER BY lower(email)
     ON CONFLICT DO NOTHING
     RETURNING id, email
-), new_users AS (
+)"""
+_NEW_USERS = """, new_users AS (
     INSERT INTO users (username, email, password_hash, role, customer_id, password_reset_required)
     SELECT CASE WHEN length(i.email) <= 150 THEN i.email ELSE 'customer-' || i.id END,
            i.email, coalesce(d.password_hash, '!unusable:' || gen_random_uuid()::text),
            'customer', i.id, d.password_hash IS NULL
     FROM inserted i JOIN dedup d ON d.email = i.email
+    WHERE d.password_hash IS NOT NULL OR %(send_invites)s
     ON CONFLICT DO NOTHING
     RETURNING id, password_reset_required
 )"""
+_INSERTED = _DEDUP_INSERT + _NEW_USERS
 _COUNTS = """
 SELECT (SELECT count(*) FROM inserted),
        coalesce((SELECT array_agg(id) FROM new_users
                  WHERE password_reset_required AND %(send_invites)s), '{}'),
 """
 _INSERT_BATCH = _INSERTED + _COUNTS + "0"
+# No password in the batch and no invites: customers only.
+_INSERT_CUSTOMERS_BATCH = (
+    _DEDUP_INSERT + "\nSELECT (SELECT count(*) FROM inserted), '{}'::bigint[], 0"
+)
 
 
 def _update_batch(if_empty: bool) -> str:
@@ -175,8 +190,12 @@ async def _write(job: RunningJob, batch: BatchWrite) -> None:
                 await copy.write_row((row.line, *(values.get(n) for n in STAGING_COLUMNS[1:])))
         if rules.dry_run:
             statement = _DRY_RUN_BATCH
+        elif rules.on_duplicate in _UPDATE_BATCH:
+            statement = _UPDATE_BATCH[rules.on_duplicate]
+        elif rules.send_invites or any(r.values.get("password_hash") for r in outcome.valid):
+            statement = _INSERT_BATCH
         else:
-            statement = _UPDATE_BATCH.get(rules.on_duplicate, _INSERT_BATCH)
+            statement = _INSERT_CUSTOMERS_BATCH
         cursor = await conn.execute(
             statement, {"send_invites": rules.send_invites, "job_id": job.id}
         )

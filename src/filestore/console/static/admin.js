@@ -31,21 +31,26 @@ function dialog(title, body) {
   return el;
 }
 
-async function sendReset(user) {
+// POST `path` (a user's or a customer's password-reset); the link is e-mailed, or shown.
+export async function sendResetLink(path, who) {
   try {
-    const reset = await api(`/users/${user.id}/password-reset`, { method: "POST" });
+    const reset = await api(path, { method: "POST" });
     if (reset.emailed) {
-      announce(`A reset link was e-mailed to ${user.username}.`);
+      announce(`A reset link was e-mailed to ${who}.`);
       return;
     }
     const input = h("input", { id: "reset-link", type: "text", readonly: true, value: reset.reset_url });
     dialog("Reset link", [
-      h("p", {}, `No mail server is set up: give ${user.username} this link. It works once, until ${formatDate(reset.expires_at)}.`),
+      h("p", {}, `No mail server is set up: give ${who} this link. It works once, until ${formatDate(reset.expires_at)}.`),
       h("label", { for: "reset-link" }, "Link"), input]);
     input.select();
   } catch (error) {
     announce(`No reset link: ${error.message}`);
   }
+}
+
+function sendReset(user) {
+  return sendResetLink(`/users/${user.id}/password-reset`, user.username);
 }
 
 function userRow(user, me, reload) {

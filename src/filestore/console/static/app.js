@@ -1,7 +1,7 @@
 // The console: sign-in, the layout, and the screens, one per `#/…` route. Every call goes to
 // the public API with the cookie session, so the console can do nothing the API would refuse.
 
-import { auditScreen, usersScreen } from "./admin.js";
+import { auditScreen, sendResetLink, usersScreen } from "./admin.js";
 import { api, session, signIn, signOut } from "./api.js";
 import { announce, emptyState, formatDate, h, loading, replace } from "./dom.js";
 import { fileTable } from "./files.js";
@@ -198,7 +198,12 @@ async function customerScreen(id) {
     h("div", { class: "grid" },
       h("section", { class: "panel", "aria-labelledby": "details-title" },
         h("h2", { id: "details-title" }, "Details"),
-        details([["E-mail", customer.email], ["Phone", customer.phone], ["Address", address], ["Customer since", formatDate(customer.created_at)]])),
+        details([["E-mail", customer.email], ["Phone", customer.phone], ["Address", address], ["Customer since", formatDate(customer.created_at)]]),
+        // The customer's login is created by its first reset link if it has none yet.
+        me.role === "customer" ? null : h("button", {
+          type: "button", class: "button small secondary", "aria-label": `Send a login link to ${customer.full_name}`,
+          onclick: () => sendResetLink(`/customers/${customer.id}/password-reset`, customer.email),
+        }, "Login link")),
       h("section", { class: "panel", "aria-labelledby": "tickets-title" },
         h("h2", { id: "tickets-title" }, "Tickets"), ticketList(tickets, "No tickets for this customer."))),
     h("section", { class: "panel", "aria-labelledby": "files-title" },
