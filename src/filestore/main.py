@@ -42,6 +42,7 @@ from filestore.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from filestore.migrate import upgrade
 from filestore.models import load_all_models
 from filestore.observability import RequestLogMiddleware, configure_logging
+from filestore.openapi import install as install_openapi
 from filestore.pagination import NEXT_CURSOR_HEADER
 from filestore.server_errors import UnhandledErrorMiddleware
 from filestore.settings import Settings, get_settings
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_json_body_size,

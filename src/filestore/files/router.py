@@ -173,10 +173,15 @@ async def upload_file(
     return to_out(row, url)
 
 
+# The bytes go out with the content type the upload was stored with (image/png, text/csv...).
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
-    206: {"description": "Part of the file (Range)"},
-    307: {"description": "`redirect=true` on S3: a presigned link to the store"},
+    200: {"description": "The file's bytes, with its stored content type", "content": _BYTES},
+    206: {"description": "Part of the file (Range)", "content": _BYTES},
+    307: {
+        "description": "`redirect=true` on S3: a presigned link to the store",
+        "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+    },
     **error_responses(404, 416),
 }
 

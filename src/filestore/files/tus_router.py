@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 from starlette.requests import ClientDisconnect
@@ -15,8 +15,8 @@ from filestore.deps import CurrentUser, SessionDep, StandaloneUser, StateDep
 from filestore.errors import ALWAYS, BadRequest, FilestoreError, error_responses
 from filestore.files.router import base_url, to_out
 from filestore.files.tus import appender as tus_appender
+from filestore.files.tus import docs, protocol
 from filestore.files.tus import patch as tus_patch
-from filestore.files.tus import protocol
 from filestore.files.tus import service as tus_service
 from filestore.files.tus.models import TusStatus, TusUpload
 from filestore.files.tus.schemas import TusUploadOut
@@ -29,11 +29,6 @@ router = APIRouter(
 )
 
 UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The upload's id")]
-_TUS_HEADERS: dict[str, Any] = {
-    "parameters": [
-        {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"type": "string"}}
-    ]
-}
 
 
 def _now() -> datetime:
@@ -66,8 +61,8 @@ def _appended_headers(appended: tus_patch.Appended) -> dict[str, str]:
     return headers
 
 
-@router.options("", status_code=204, response_class=Response)
-@router.options("/{upload_id}", status_code=204, response_class=Response)
+@router.options("", status_code=204, response_class=Response, responses=docs.OPTIONS)
+@router.options("/{upload_id}", status_code=204, response_class=Response, responses=docs.OPTIONS)
 async def tus_options(state: StateDep) -> Response:
     """What this tus server speaks (no token needed)."""
     return Response(status_code=204, headers=protocol.options_headers(state.settings.max_file_size))
@@ -77,18 +72,8 @@ async def tus_options(state: StateDep) -> Response:
     "",
     status_code=status.HTTP_201_CREATED,
     response_class=Response,
-    openapi_extra=_TUS_HEADERS,
-    responses={
-        201: {"description": "Created: `Location` is the upload's URL"},
-        **error_responses(
-            (400, "Malformed tus header"),
-            (403, "The same refusals as POST /files/upload"),
-            (412, "Tus-Resumable is not 1.0.0"),
-            (413, "Upload-Length over MAX_FILE_SIZE"),
-            (415, "Extension not allowed"),
-            (422, "A bad Upload-Metadata field (the form's rules)"),
-        ),
-    },
+    openapi_extra=docs.TUS_HEADERS,
+    responses=docs.CREATE,
 )
 async def create_upload(request: Request, state: StateDep, user: StandaloneUser) -> Response:
     """Create a resumable upload (`Upload-Length` or `Upload-Defer-Length: 1`, `Upload-Metadata`
@@ -139,7 +124,9 @@ async def create_upload(request: Request, state: StateDep, user: StandaloneUser)
     return Response(status_code=201, headers={**created, **_appended_headers(appended)})
 
 
-@router.head("/{upload_id}", response_class=Response, openapi_extra=_TUS_HEADERS)
+@router.head(
+    "/{upload_id}", response_class=Response, openapi_extra=docs.TUS_HEADERS, responses=docs.OFFSET
+)
 async def upload_offset(
     upload_id: UploadId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -179,22 +166,8 @@ def _refuse_rejected(upload: TusUpload) -> None:
     "/{upload_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    openapi_extra=_TUS_HEADERS,
-    responses={
-        204: {
-            "description": "Appended; `Upload-Offset` is the new offset. On the last byte the "
-            "file was verified and stored: `Filestore-File-Id` names it"
-        },
-        **error_responses(
-            (404, "No such upload (expired, terminated, someone else's)"),
-            (409, "Upload-Offset is not the upload's offset (the body says which)"),
-            (410, "Verification rejected the upload"),
-            (413, "The body goes past Upload-Length"),
-            (415, "Content-Type is not application/offset+octet-stream"),
-            (423, "Another request is appending to this upload"),
-            (460, "The body does not match Upload-Checksum (nothing kept)"),
-        ),
-    },
+    openapi_extra=docs.TUS_HEADERS,
+    responses=docs.APPEND,
 )
 async def append_bytes(
     upload_id: UploadId, request: Request, state: StateDep, user: StandaloneUser
@@ -222,7 +195,7 @@ async def append_bytes(
     return Response(status_code=204, headers=_appended_headers(appended))
 
 
-@router.get("/{upload_id}", response_model=TusUploadOut)
+@router.get("/{upload_id}", response_model=TusUploadOut, responses=docs.STATE)
 async def get_upload(
     upload_id: UploadId, request: Request, state: StateDep, session: SessionDep, user: CurrentUser
 ) -> TusUploadOut:
@@ -243,8 +216,8 @@ async def get_upload(
     "/{upload_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    openapi_extra=_TUS_HEADERS,
-    responses=error_responses((423, "A request is appending to it right now")),
+    openapi_extra=docs.TUS_HEADERS,
+    responses=docs.TERMINATE,
 )
 async def terminate_upload(
     upload_id: UploadId, request: Request, state: StateDep, user: StandaloneUser
