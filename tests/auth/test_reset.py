@@ -177,20 +177,29 @@ class TestImportedCustomers:
         email = f"nopass-{tag()}@example.com"
         job = run_import(admin, f"full_name,email\nNo Pass,{email}\n")
         assert (job["status"], job["successful_rows"]) == ("completed", 1), job
-        user = admin.get("/users", params={"email": email}).json()[0]
-        assert user["password_reset_required"] is True
-        # Nobody knows a password for it yet: every login is the ordinary 401 (never a 500).
+        # No login yet (nothing to log in with); nobody can log in as the e-mail, never a 500.
+        assert admin.get("/users", params={"email": email}).json() == []
         assert_error(login(plain_server, email, "!unusable:"), 401, "invalid_credentials")
+        [customer] = admin.get("/customers", params={"q": email}).json()
 
-        token = issue(admin, user["id"])["reset_token"]
+        # Staff send the reset link: it creates the login, reset required, and sets it up.
+        issued = admin.post(f"/customers/{customer['id']}/password-reset")
+        assert issued.status_code == 200, issued.text
+        [user] = admin.get("/users", params={"email": email}).json()
+        assert (user["customer_id"], user["password_reset_required"]) == (customer["id"], True)
         password = strong_password()
-        assert redeem(plain_server, token, password).status_code == 204
+        assert redeem(plain_server, issued.json()["reset_token"], password).status_code == 204
         profile = me(plain_server, pair(plain_server, email, password)["access_token"]).json()
         assert (profile["id"], profile["role"], profile["password_reset_required"]) == (
             user["id"],
             "customer",
             False,
         )
+        # A second link reuses that login: one account per e-mail.
+        assert admin.post(f"/customers/{customer['id']}/password-reset").status_code == 200
+        assert [u["id"] for u in admin.get("/users", params={"email": email}).json()] == [
+            user["id"]
+        ]
 
     def test_weak_password_row_is_imported_with_a_warning(
         self, plain_server: LiveServer, admin: Api
@@ -205,8 +214,9 @@ class TestImportedCustomers:
         )
         assert job["status"] == "completed", job
         assert (job["successful_rows"], job["failed_rows"], job["warning_rows"]) == (2, 1, 1), job
-        weak_user = admin.get("/users", params={"email": weak}).json()[0]
-        assert weak_user["password_reset_required"] is True
+        # The weak password is not kept: the customer is in, with no login until a reset link.
+        assert len(admin.get("/customers", params={"q": weak}).json()) == 1
+        assert admin.get("/users", params={"email": weak}).json() == []
         assert_error(login(plain_server, weak, "password123"), 401, "invalid_credentials")
         assert login(plain_server, good, good_password).status_code == 200
 
