@@ -151,6 +151,8 @@ async def file_response(
             headers=headers,
             media_type=file.mime_type,
         )
+    if byte_range is None and file.file_size <= WHOLE_BODY_MAX:
+        return await _whole(file, storage, headers)
     try:
         if byte_range is None:
             stored = await storage.open(file.bucket, file.object_key)
@@ -170,6 +172,23 @@ async def file_response(
     return StreamingResponse(
         _counted(stored.chunks), status_code=status, headers=headers, media_type=file.mime_type
     )
+
+
+# Files up to this size are read whole and sent as one body: a streaming response costs a task
+# group (to watch for a disconnect), an async iterator over the store's stream and one ASGI
+# message per chunk, more than the bytes themselves for a ticket photo or a 4 KiB document.
+WHOLE_BODY_MAX = 64 * 1024
+
+
+async def _whole(file: FileUpload, storage: ObjectStorage, headers: dict[str, str]) -> Response:
+    try:
+        body = await storage.get_bytes(file.bucket, file.object_key)
+    except (NotFoundError, FileNotFoundError) as exc:
+        raise NotFound(
+            f"The content of file {file.id} is missing", code="file_content_missing"
+        ) from exc
+    metrics.DOWNLOAD_BYTES.inc(len(body))
+    return Response(body, headers=headers, media_type=file.mime_type)
 
 
 async def _counted(chunks: AsyncIterator[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:

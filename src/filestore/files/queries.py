@@ -116,6 +116,14 @@ LISTED = (
 
 
 @cache
+def file_row_by_id(role: Role) -> Select[Any]:
+    """File `:file_id` as a row of `LISTED`, if it is live and a user of `role` may see it."""
+    return select(*LISTED).where(
+        FileUpload.id == bindparam("file_id", type_=BigInteger), visible(role)
+    )
+
+
+@cache
 def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
     """One page of the live files of customer or ticket `:owner_id` that a user of `role` sees,
     newest first, with `owner_id` in every row (`ix_file_uploads_customer_listing` /

@@ -28,7 +28,7 @@ from filestore.deps import (
     StorageDep,
 )
 from filestore.errors import ALWAYS, error_responses
-from filestore.files import pacing, queries
+from filestore.files import pacing, queries, render
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
@@ -255,13 +255,13 @@ class Listing:
     user: User
     settings: Settings
     url: str
-    response: Response
     limit: int
     offset: int
     cursor: str | None
 
-    async def files(self, owner: queries.Owner, owner_id: int) -> list[FileOut]:
-        """The page; 404 if the owner does not exist or the caller may not see it."""
+    async def files(self, owner: queries.Owner, owner_id: int) -> Response:
+        """The page as JSON, written from the rows (`files.render`); 404 if the owner does not
+        exist or the caller may not see it."""
         after = pagination.decode(self.cursor) if self.cursor else None
         files = await files_service.list_visible(
             self.session,
@@ -274,10 +274,11 @@ class Listing:
             offset=self.offset,
             after=after,
         )
+        headers = None
         if len(files) == self.limit:
             last = files[-1]
-            self.response.headers[NEXT_CURSOR_HEADER] = pagination.encode(last.created_at, last.id)
-        return [to_out(f, self.url) for f in files]
+            headers = {NEXT_CURSOR_HEADER: pagination.encode(last.created_at, last.id)}
+        return render.json_response(render.files_json(files, self.url), headers)
 
 
 async def _listing(
@@ -285,34 +286,42 @@ async def _listing(
     user: ReadingUser,
     settings: SettingsDep,
     url: BaseUrl,
-    response: Response,
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
 ) -> Listing:
     # A function, not `Depends()` on the class: FastAPI calls a class in a worker thread.
-    return Listing(session, user, settings, url, response, limit, offset, cursor)
+    return Listing(session, user, settings, url, limit, offset, cursor)
 
 
 ListingDep = Annotated[Listing, Depends(_listing)]
 
 
 @router.get("/customer/{customer_id}", response_model=list[FileOut], responses=error_responses(404))
-async def list_customer_files(customer_id: IdPath, listing: ListingDep) -> list[FileOut]:
+async def list_customer_files(customer_id: IdPath, listing: ListingDep) -> Response:
     """A customer's files, newest first."""
     return await listing.files(queries.Owner.customer, customer_id)
 
 
 @router.get("/ticket/{ticket_id}", response_model=list[FileOut], responses=error_responses(404))
-async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> list[FileOut]:
+async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> Response:
     """A ticket's files, newest first."""
     return await listing.files(queries.Owner.ticket, ticket_id)
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
-async def get_file(file: ReadableFile, url: BaseUrl) -> FileOut:
+async def get_file(
+    file_id: IdPath,
+    session: ReadSessionDep,
+    user: ReadingUser,
+    settings: SettingsDep,
+    url: BaseUrl,
+) -> Response:
     """A file's metadata."""
-    return to_out(file, url)
+    row = await files_service.get_visible_row(
+        session, file_id=file_id, user=user, settings=settings, now=now()
+    )
+    return render.json_response(render.file_json(row, url))
 
 
 @router.delete(

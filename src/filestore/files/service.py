@@ -231,6 +231,18 @@ async def get_visible(
     return file
 
 
+async def get_visible_row(
+    session: AsyncSession, *, file_id: int, user: User, settings: Settings, now: datetime
+) -> Row[Any]:
+    """`get_visible` as a row of `queries.LISTED` (no ORM object): for the metadata route."""
+    params = {"file_id": file_id, **queries.visibility_params(user, settings, now)}
+    stmt = queries.file_row_by_id(user.role)
+    row: Row[Any] | None = (await (await session.connection()).execute(stmt, params)).first()
+    if row is None:
+        raise NotFound(f"File {file_id} not found", code="file_not_found")
+    return row
+
+
 async def list_visible(
     session: AsyncSession,
     owner: queries.Owner,
