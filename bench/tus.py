@@ -21,6 +21,10 @@ machinery):
   ratio is like for like, `presigned / direct 1 PUT`: the same client library making the same
   single PUT, so the ratio is what the API adds (reserve + complete). The ratio to obstore's
   4-part PUT is printed too; it also measures httpx-vs-obstore and one stream vs four;
+* with `--peer DIR`: the peer, @tus/server + @tus/s3-store (Node, `bench/tus_peer.mjs`, run
+  from DIR where `npm install @tus/server @tus/s3-store` was done) on the same SeaweedFS and
+  bucket, the same bytes in 50 MiB chunks (`tus peer`; its "server" CPU is the Node process);
+  the stored object's SHA-256 is checked;
 * 8 concurrent tus uploads in 5 MiB chunks: aggregate throughput and the server's RSS growth
   (peak during the phase minus idle after a warm-up);
 * CPU seconds per 100 MiB of the API server, the S3 server and this client in every phase.
@@ -46,7 +50,10 @@ import asyncio
 import base64
 import hashlib
 import os
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -82,7 +89,8 @@ GOAL_TUS_RATIO = 0.80
 GOAL_PRESIGNED_RATIO = 0.95
 GOAL_PRESIGNED_API_CPU = 0.05
 GOAL_RSS_PER_UPLOAD_MIB = 24.0
-PHASES = ("direct", "tus 5 MiB", "tus 50 MiB", "direct 1 PUT", "presigned")
+PHASES = ("direct", "tus 5 MiB", "tus 50 MiB", "tus peer", "direct 1 PUT", "presigned")
+PEER_SCRIPT = Path(__file__).resolve().parent / "tus_peer.mjs"
 
 
 def _b64(text: str) -> str:
@@ -177,8 +185,65 @@ async def single_put(s3: SeaweedFS, key: str, data: bytes, sha256: str) -> None:
         raise BenchError(f"single PUT answered {put.status_code}: {put.text[:300]}")
 
 
+class Peer:
+    """@tus/server + @tus/s3-store (Node) on the bench's SeaweedFS, and a plain tus client."""
+
+    def __init__(self, directory: Path, s3: SeaweedFS) -> None:
+        shutil.copy(PEER_SCRIPT, directory / PEER_SCRIPT.name)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "S3_BUCKET": BUCKET,
+            "S3_REGION": s3.region,
+            "S3_ENDPOINT": s3.url(),
+            "S3_ACCESS_KEY": s3.access_key,
+            "S3_SECRET_KEY": s3.secret_key,
+        }
+        self.process = subprocess.Popen(
+            ["node", PEER_SCRIPT.name], cwd=directory, env=env, stdout=subprocess.PIPE
+        )
+        assert self.process.stdout is not None
+        if b"tus peer on" not in self.process.stdout.readline():
+            raise BenchError("the tus peer did not start")
+        self.http = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Tus-Resumable": "1.0.0"},
+            timeout=HTTP_TIMEOUT,
+        )
+
+    async def upload(self, data: bytes, chunk: int) -> str:
+        """POST, then one PATCH per chunk; the object's key (the upload id)."""
+        created = await self.http.post("/files", headers={"Upload-Length": str(len(data))})
+        if created.status_code != 201:
+            raise BenchError(f"peer create answered {created.status_code}: {created.text[:300]}")
+        url = created.headers["Location"]
+        view = memoryview(data)
+        for offset in range(0, len(data), chunk):
+            response = await self.http.patch(
+                url,
+                content=bytes(view[offset : offset + chunk]),
+                headers={
+                    "Content-Type": "application/offset+octet-stream",
+                    "Upload-Offset": str(offset),
+                },
+            )
+            if response.status_code != 204:
+                raise BenchError(f"peer PATCH answered {response.status_code}")
+        return url.rstrip("/").rsplit("/", 1)[1]
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 class Bench:
-    def __init__(self, s3: SeaweedFS, server: LiveServer, data: bytes) -> None:
+    def __init__(
+        self, s3: SeaweedFS, server: LiveServer, data: bytes, peer: Peer | None = None
+    ) -> None:
         self.s3 = s3
         self.data = data
         self.size = len(data)
@@ -186,6 +251,8 @@ class Bench:
         self.watch = Watch(server.process.pid, s3.process.pid)
         self.direct = Direct(s3)
         self.tus = TusClient(server.base_url, server.admin().token or "")
+        self.peer = peer
+        self.peer_watch = None if peer is None else Watch(peer.process.pid, s3.process.pid)
         self.idle_rss = 0
         self.loads: list[float] = []
         self.series = {
@@ -194,6 +261,7 @@ class Bench:
                 "direct",
                 "tus 5 MiB",
                 "tus 50 MiB",
+                "tus peer",
                 "direct 1 PUT",
                 "presigned",
                 "tus xN",
@@ -212,6 +280,15 @@ class Bench:
             self.watch, self.size, self.tus.upload(self.data, self.sha256, chunk)
         )
         await self.tus.delete(file_id)
+        return run
+
+    async def peer_put(self) -> Run:
+        assert self.peer is not None
+        assert self.peer_watch is not None
+        run, key = await timed(self.peer_watch, self.size, self.peer.upload(self.data, 50 * MIB))
+        await self.direct.verify(key, self.size, self.sha256)
+        await self.direct.delete(key)
+        await self.direct.delete(f"{key}.info")
         return run
 
     async def single_put(self) -> Run:
@@ -255,6 +332,8 @@ class Bench:
                     runs[name] = await self.direct_put()
                 elif name == "presigned":
                     runs[name] = await self.presigned_put()
+                elif name == "tus peer":
+                    runs[name] = await self.peer_put()
                 elif name == "direct 1 PUT":
                     runs[name] = await self.single_put()
                 else:
@@ -303,6 +382,12 @@ class Bench:
             ratio = s["tus 50 MiB"].mib_s() / direct
             ok = verdict(ratio >= GOAL_TUS_RATIO)
             print(f"goal tus 50 MiB >= {GOAL_TUS_RATIO} of direct: {ratio:.2f} {ok}")
+        if s["tus peer"].runs:
+            peer = s["tus peer"].mib_s() / direct
+            line = f"peer @tus/server + @tus/s3-store, 50 MiB chunks: {peer:.2f} of direct"
+            if s["tus 50 MiB"].runs:
+                line += f"; ours / peer {s['tus 50 MiB'].mib_s() / s['tus peer'].mib_s():.2f}"
+            print(line)
         if s["presigned"].runs and s["direct 1 PUT"].runs:
             like = s["presigned"].mib_s() / s["direct 1 PUT"].mib_s()
             cross = s["presigned"].mib_s() / direct
@@ -326,8 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8, help="0 skips the 8x phase")
     parser.add_argument(
+        "--peer",
+        type=Path,
+        help="a directory with @tus/server and @tus/s3-store installed: adds `tus peer`",
+    )
+    parser.add_argument(
         "--phases",
-        default=",".join(PHASES[1:]),
+        default=",".join(name for name in PHASES[1:] if name != "tus peer"),
         help=f"comma-separated, of: {', '.join(PHASES[1:])} (direct always runs)",
     )
     args = parser.parse_args(argv)
@@ -335,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(phases) - set(PHASES[1:])
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if args.peer is not None and "tus peer" not in phases:
+        phases.insert(phases.index("tus 50 MiB") + 1 if "tus 50 MiB" in phases else 0, "tus peer")
+    if "tus peer" in phases and args.peer is None:
+        parser.error("the `tus peer` phase needs --peer DIR")
     size = int(args.size_mb * MIB)
     load_before = load_line()
     print(f"machine: {machine_line()}; load average {load_before}", flush=True)
@@ -343,13 +437,16 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="filestore-bench-tus-") as tmp,
         backends(Path(tmp), max(size, SEED_MAX_FILE_SIZE)) as (s3, server),
     ):
-        bench = Bench(s3, server, data)
+        peer = None if args.peer is None else Peer(args.peer.resolve(), s3)
+        bench = Bench(s3, server, data, peer)
 
         async def go() -> None:
             try:
                 await bench.run(args.repeat, args.concurrency, phases)
             finally:
                 await bench.tus.aclose()
+                if peer is not None:
+                    await peer.aclose()
 
         try:
             asyncio.run(go())
