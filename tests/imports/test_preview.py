@@ -276,7 +276,8 @@ class TestReadsOnlyWhatItNeeds:
     async def test_a_duplicate_below_the_shown_rows_is_reported(self) -> None:
         """The blind spot of a 20-row preview: row 3's e-mail again on row 5,000."""
         lines = [f"Name {i},c{i}@example.com\n" for i in range(6000)]
-        lines[4998] = "Again,C2@Example.com\n"  # line 5000 (the header is line 1)
+        # Line 5000 (the header is line 1); quoted, so it is parsed, not split.
+        lines[4998] = '"Again, quoted",C2@Example.com\n'
         lines[5500] = "Twice,c100@example.com\n"  # line 5502 repeats line 102: counted too
         data = ("full_name,email\n" + "".join(lines)).encode()
 

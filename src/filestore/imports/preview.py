@@ -36,7 +36,7 @@ from filestore.imports.mapping import (
     missing_fields,
     parse_header,
 )
-from filestore.imports.records import ImportSource
+from filestore.imports.records import ImportSource, Record
 from filestore.imports.rows import REDACTED, RowError, ValidationRules, ValidRow, validate_row
 from filestore.imports.xlsx_zip import OLE2_MAGIC, ZIP_MAGIC
 
@@ -102,9 +102,28 @@ class DuplicateScan:
         if len(cells) == 1 and cells[0][:1] == "\x00":
             self.unreadable += 1
             return
-        if self.column is None or self.column >= len(cells):
+        if self.column is not None and self.column < len(cells):
+            self._note(line, cells[self.column].strip().lower())
+
+    def add_records(self, records: list[Record], delimiter: str, quotechar: str) -> None:
+        """CSV records past the shown rows: only their e-mail cell is wanted, so a record
+        without a quote character is split on the delimiter, not parsed (~5x faster)."""
+        column = self.column
+        if column is None:
+            self.rows += len(records)
             return
-        email = cells[self.column].strip().lower()
+        sep, quote = delimiter.encode(), quotechar.encode()
+        for record in records:
+            data = record.data
+            if record.too_long or not quote or quote in data:
+                self.add(record.line, _cells(record, delimiter, quotechar))
+                continue
+            self.rows += 1
+            parts = data.split(sep)
+            if column < len(parts):
+                self._note(record.line, parts[column].strip().lower().decode("utf-8", "replace"))
+
+    def _note(self, line: int, email: str) -> None:
         if not email:
             return
         first = self.first.setdefault(email, line)
@@ -202,8 +221,23 @@ class _Head:
         self.file_format = file_format
         self.header = header
         self.rows: list[tuple[int, list[str]]] = []
+        # A CSV's records after the shown rows, with its delimiter and quote character.
+        self.more: list[Record] = []
+        self.dialect = (",", '"')
         self.complete = False
         self.warnings: list[str] = []
+
+
+def _cells(record: Record, delimiter: str, quotechar: str) -> list[str]:
+    """A CSV record's cells, or one cell starting with NUL that says why there are none."""
+    if record.too_long:
+        return ["\x00Row is longer than 64 KiB"]
+    try:
+        return next(
+            csv.reader([record.data.decode("utf-8")], delimiter=delimiter, quotechar=quotechar)
+        )
+    except csv.Error as exc:
+        return [f"\x00Row is not valid CSV: {exc}"]
 
 
 async def _csv_head(source: ImportSource, prefix: bytes, rules: ValidationRules) -> _Head:
@@ -222,15 +256,8 @@ async def _csv_head(source: ImportSource, prefix: bytes, rules: ValidationRules)
         {**fmt.to_json(), "header_line": read.header_line},
         parse_header(read.header_text, delimiter=d, quotechar=q),
     )
-    for record in read.records:
-        if record.too_long:
-            head.rows.append((record.line, ["\x00Row is longer than 64 KiB"]))
-            continue
-        try:
-            cells = next(csv.reader([record.data.decode("utf-8")], delimiter=d, quotechar=q))
-        except csv.Error as exc:
-            cells = [f"\x00Row is not valid CSV: {exc}"]
-        head.rows.append((record.line, cells))
+    head.rows = [(r.line, _cells(r, d, q)) for r in read.records[:PREVIEW_ROWS]]
+    head.more, head.dialect = read.records[PREVIEW_ROWS:], (d, q)
     head.complete = read.bytes_read >= source.size and len(read.records) < wanted
     return head
 
@@ -281,6 +308,7 @@ async def preview(
     scan = DuplicateScan(plan.field_index.get("email"))
     for line, cells in head.rows:
         scan.add(line, cells)
+    scan.add_records(head.more, *head.dialect)
     rows = head.rows[:PREVIEW_ROWS]
     broken = [(line, cells) for line, cells in rows if len(cells) == 1 and cells[0][:1] == "\x00"]
     checked = await verdicts(
