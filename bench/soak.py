@@ -27,7 +27,8 @@ after the first minute (the warm-up) and at the end (goal: end within +-30 MB of
 after-warm-up figure); the most PostgreSQL connections seen against the pools' bound (per
 process: SQLAlchemy `2 x DB_POOL_SIZE` + procrastinate's 4; two processes).
 
-How to run (from the repo root): `python bench/soak.py [--minutes 10] [--clients 20]`.
+How to run (from the repo root): `python bench/soak.py [--minutes 10] [--clients 20]
+[--env NAME=VALUE ...]` (`--env` sets the server's and worker's environment, to compare settings).
 The clients, server, worker, PostgreSQL and SeaweedFS share the machine, so latencies depend
 on its load (the load average is printed).
 """
@@ -382,10 +383,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--minutes", type=float, default=10, help="length (default 10)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server and worker (repeatable), e.g. "
+        "FILESTORE_MALLOC_ARENA_MAX=0 to compare glibc's default arenas",
+    )
     args = parser.parse_args(argv)
     load_before = load_line()
     print(f"machine: {machine_line()}; load average {load_before}", flush=True)
     settings = {"LOG_LEVEL": "INFO", "DB_POOL_SIZE": str(POOL_SIZE)}
+    settings.update(pair.split("=", 1) for pair in args.env)
+    if args.env:
+        print(f"environment: {' '.join(args.env)}", flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="filestore-bench-soak-") as tmp,
         s3_backends(Path(tmp), DATABASE, settings) as (_, server),

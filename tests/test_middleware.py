@@ -1,5 +1,5 @@
-"""What every request passes through: the request body limit, the security headers, and the
-setting that hides the API docs."""
+"""What every request passes through: a UTF-8 URL, the request body limit, the security headers,
+and the setting that hides the API docs."""
 
 from __future__ import annotations
 
@@ -96,6 +96,25 @@ class TestBodyLimit:
 
         assert response.status_code == 201, response.text
         assert response.json()["file_size"] == len(content)
+
+
+class TestUtf8Url:
+    @pytest.mark.parametrize(
+        "url",
+        ["/customers?q=%ED%A0%80", "/customers?email=%FF", "/files/%C3%28", "/users?role=a%80b"],
+    )
+    async def test_percent_escapes_that_are_not_utf8_are_a_400(
+        self, admin_client: AsyncApi, url: str
+    ) -> None:
+        response = await admin_client.get(url)
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "invalid_url"
+
+    async def test_utf8_escapes_are_searched_as_sent(self, admin_client: AsyncApi) -> None:
+        await admin_client.new_customer(full_name="Zoë Ünal")
+        response = await admin_client.get("/customers?q=Zo%C3%AB+%C3%9Cnal")
+        assert response.status_code == 200, response.text
+        assert [c["full_name"] for c in response.json()] == ["Zoë Ünal"]
 
 
 class TestSecurityHeaders:

@@ -38,7 +38,11 @@ from filestore.imports.router import router as imports_router
 from filestore.jobs import queue as job_queue
 from filestore.jobs.resources import WorkerResources
 from filestore.jobs.router import router as jobs_router
-from filestore.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from filestore.middleware import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    Utf8UrlMiddleware,
+)
 from filestore.migrate import upgrade
 from filestore.models import load_all_models
 from filestore.observability import RequestLogMiddleware, configure_logging
@@ -142,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt=frozenset({("POST", "/files/upload"), ("POST", "/files/tus")}),
         exempt_prefixes=frozenset({("PATCH", "/files/tus/")}),
     )
+    app.add_middleware(Utf8UrlMiddleware)
     app.add_middleware(RequestLogMiddleware)
     # Added last, so outermost: no unexpected exception reaches Starlette's ServerErrorMiddleware.
     app.add_middleware(UnhandledErrorMiddleware)

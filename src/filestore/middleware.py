@@ -1,5 +1,5 @@
-"""Pure ASGI guards every request passes: a size limit on request bodies and the security
-headers every response carries.
+"""Pure ASGI guards every request passes: a URL that is UTF-8, a size limit on request bodies
+and the security headers every response carries.
 
 Pure ASGI rather than `BaseHTTPMiddleware`, so a streamed upload or download passes through
 untouched. The uploads (`POST /files/upload`, tus's `POST /files/tus` and
@@ -9,6 +9,8 @@ untouched. The uploads (`POST /files/upload`, tus's `POST /files/tus` and
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +18,36 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from filestore.errors import send_error_and_close
 
 BODY_TOO_LARGE = "body_too_large"
+INVALID_URL = "invalid_url"
+
+
+class Utf8UrlMiddleware:
+    """Answer 400 `invalid_url` to a path or query whose percent-escapes are not UTF-8.
+
+    Starlette decodes them with replacement characters: `?q=%ED%A0%80` (a lone surrogate) would
+    quietly become a search for U+FFFD, and `%FF` in a path a different id than the one sent.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _utf8(scope):
+            detail = "The URL's percent-escapes are not UTF-8"
+            await send_error_and_close(send, 400, detail, INVALID_URL)
+            return
+        await self.app(scope, receive, send)
+
+
+def _utf8(scope: Scope) -> bool:
+    raw_path: bytes = scope.get("raw_path") or b""
+    query: bytes = scope.get("query_string") or b""
+    try:
+        unquote_to_bytes(raw_path.split(b"?", 1)[0]).decode("utf-8")
+        unquote_to_bytes(query.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _BodyTooLarge(HTTPException):

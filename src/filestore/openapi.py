@@ -5,8 +5,10 @@ whole class of operations, so they are written in here once rather than on every
 route cannot forget them):
 
 an operation with a request body gets 400 when the body cannot be parsed (malformed JSON, a
-broken form) and 413 `body_too_large` over `MAX_JSON_BODY_SIZE` (`BodyLimitMiddleware`); the
-upload routes, exempt from that limit, list their own 413.
+broken form) and 413 `body_too_large` over `MAX_JSON_BODY_SIZE` (`BodyLimitMiddleware`; the
+upload routes, exempt from that limit, list their own 413); an operation with path or query
+parameters gets 400 `invalid_url` when their percent-escapes are not UTF-8
+(`Utf8UrlMiddleware`).
 
 Schemathesis checks every answer of every operation against this document
 (`tests/test_openapi_conformance.py`).
@@ -21,6 +23,7 @@ from fastapi import FastAPI
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
+URL_ERROR = "A path or query whose percent-escapes are not UTF-8 (`invalid_url`)"
 BODY_ERRORS = {
     "400": "The body could not be parsed (malformed JSON or form)",
     "413": "Body larger than MAX_JSON_BODY_SIZE (`body_too_large`)",
@@ -41,6 +44,8 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation:
                 for status, description in BODY_ERRORS.items():
                     responses.setdefault(status, _error(description))
+            if any(p["in"] in {"path", "query"} for p in operation.get("parameters", [])):
+                responses.setdefault("400", _error(URL_ERROR))
     return schema
 
 

@@ -2,12 +2,14 @@
 
 Whatever a client sends must be refused with a 422 when PostgreSQL could not store or compare
 it, rather than fail in SQL with a 500: ids beyond BIGINT, text with NUL (U+0000) or with lone
-surrogates (not UTF-8). `StrictInput` checks every text of a request body, dict keys included;
-`SearchText`, `DbId` and `PageOffset` do the same for query and path parameters.
+surrogates (not UTF-8); so is text with other control characters. `StrictInput` checks every
+text of a request body, dict keys included; `SearchText`, `DbId` and `PageOffset` do the same
+for query and path parameters.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
@@ -17,14 +19,24 @@ MAX_DB_ID = 9_223_372_036_854_775_807
 """Largest PostgreSQL BIGINT: ids above it are refused with 422 rather than failing in SQL."""
 
 
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls. No name, e-mail,
+# subject or password needs one, and an ESC in a stored name would drive a terminal that shows
+# it (a log viewer, psql) or a spreadsheet cell built from an export.
+_CONTROLS = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def storable_text(value: str) -> str:
-    """`value` if PostgreSQL can store it as text; a `ValueError` (a 422) otherwise."""
+    """`value` if PostgreSQL can store it as text and it has no control characters; a
+    `ValueError` (a 422) otherwise."""
     if "\x00" in value:
         raise ValueError("must not contain NUL (U+0000) characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    control = _CONTROLS.search(value)
+    if control is not None:
+        raise ValueError(f"must not contain control characters (U+{ord(control[0]):04X})")
     return value
 
 

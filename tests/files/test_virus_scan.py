@@ -326,16 +326,18 @@ class TestEveryWayIn:
     ) -> None:
         store = StoreInspector(scan_server, seaweed)
         admin = scan_server.admin()
+        customer = admin.new_customer()
         content = csv_bytes(6 * MiB, seed="tus") + EICAR
         before = store.snapshot()
         name = base64.b64encode(b"resumable.csv").decode()
+        owner = base64.b64encode(str(customer["id"]).encode()).decode()
         tus = {"Tus-Resumable": "1.0.0"}
         created = admin.post(
             "/files/tus",
             headers={
                 **tus,
                 "Upload-Length": str(len(content)),
-                "Upload-Metadata": f"filename {name}",
+                "Upload-Metadata": f"filename {name},customer_id {owner}",
             },
         )
         assert created.status_code == 201, created.text
@@ -355,6 +357,19 @@ class TestEveryWayIn:
         assert state["status"] == "rejected"
         assert state["rejection"]["code"] == "virus_found"
         store.assert_nothing_new(before, wait=5)
+        # Audited like a form upload's virus: who, for which customer, from where, and which
+        # tus upload.
+        audited = admin.get(
+            "/audit-events",
+            params={"action": "file.rejected_virus", "customer_id": customer["id"]},
+        ).json()
+        assert len(audited) == 1, audited
+        assert audited[0]["details"]["filename"] == "resumable.csv"
+        assert audited[0]["details"]["via"] == "tus"
+        assert audited[0]["details"]["upload_id"] == path.rsplit("/", 1)[-1]
+        assert SIGNATURE in audited[0]["details"]["reason"]
+        assert audited[0]["actor_id"] is not None
+        assert audited[0]["client_ip"] == "127.0.0.1"
 
 
 class TestClean:

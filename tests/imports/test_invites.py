@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,14 +56,15 @@ def database_url(postgres: Postgres) -> str:
     return postgres.migrated_database("filestore_invites")
 
 
-@pytest.fixture
-async def env(database_url: str, smtp: SmtpSink) -> AsyncIterator[Env]:
+@asynccontextmanager
+async def make_env(database_url: str, smtp: SmtpSink, **overrides: Any) -> AsyncIterator[Env]:
     settings = Settings.model_validate(
         {
             "database_url": database_url,
             "jwt_secret_key": "test-" + "x" * 40,
             "public_base_url": "http://files.example.test",
             **{key.lower(): value for key, value in smtp.env().items()},
+            **overrides,
         }
     )
     engine = create_engine(settings, database_url)
@@ -70,6 +72,12 @@ async def env(database_url: str, smtp: SmtpSink) -> AsyncIterator[Env]:
         yield Env(database_url, settings, invites.Mailer(create_sessionmaker(engine), settings))
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def env(database_url: str, smtp: SmtpSink) -> AsyncIterator[Env]:
+    async with make_env(database_url, smtp) as made:
+        yield made
 
 
 def csv_source(content: bytes, import_gate: asyncio.Event | None = None) -> ImportSource:
@@ -209,3 +217,28 @@ class TestRacingRuns:
         slow.release.set()
         results = await asyncio.wait_for(asyncio.gather(stale, fresh), 60)
         await assert_imported_and_invited_once(env, smtp, job_id, emails, results)
+
+    async def test_a_run_never_waits_on_the_other_runs_row_locks(
+        self, database_url: str, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Every statement is bounded (DB_STATEMENT_TIMEOUT_SECONDS, here 1 s). The stale run
+        # holds the locks of its batch for 3 s while it mails; the run that took over has sent
+        # the rest by then and must neither wait on those locks (a statement over the bound: the
+        # job would fail) nor finish without them: it looks again until the batch is committed.
+        bound = 1.0
+        monkeypatch.setattr(invites, "INVITE_BATCH", 2)
+        monkeypatch.setattr(invites, "LOCKED_POLL_SECONDS", 0.05)
+        async with make_env(database_url, smtp, db_statement_timeout_seconds=bound) as env:
+            slow = SlowMailServer(monkeypatch)
+            emails, content = invitees()
+            job_id = await new_job(env)
+            stale = asyncio.create_task(runner(env, job_id, csv_source(content)).run())
+            await asyncio.wait_for(slow.sending.wait(), 30)
+            fresh = asyncio.create_task(runner(env, job_id, csv_source(content)).run())
+            await wait_for_mails(smtp, emails, INVITED - 2, timeout=10)
+            assert sum(len(smtp.to(e)) for e in emails) == INVITED - 2
+            await asyncio.sleep(3 * bound)
+            assert not fresh.done()  # still looking, not failed on a lock wait
+            slow.release.set()
+            results = await asyncio.wait_for(asyncio.gather(stale, fresh), 60)
+            await assert_imported_and_invited_once(env, smtp, job_id, emails, results)

@@ -5,20 +5,26 @@ Each invite is recorded in the transaction that creates its user. Once every row
 the runner sends them, still as the job's claimed run: batches of invites are locked
 `FOR UPDATE SKIP LOCKED`, issued a reset token, mailed and marked sent in one transaction, so
 two runners of one job (a stalled worker and the one that took over) never mail the same
-account, and no second token replaces the one already mailed. Before each batch the run checks
+account, and no second token replaces the one already mailed. A runner never waits on the
+other's row locks: when only locked invites are left it looks again every
+`LOCKED_POLL_SECONDS` without a lock, so its counts include the other's batch once committed
+(or it sends what the other gave up); after `LOCKED_WAIT_SECONDS` it ends with
+`invites_pending`. Before each batch the run checks
 that the job is still its own; a runner that was superseded stops. A crash after a batch was
 mailed but before it committed sends that batch again (with new links): at most one batch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import mail
@@ -32,6 +38,10 @@ from filestore.settings import Settings
 log = structlog.get_logger(__name__)
 
 INVITE_BATCH = 100
+# While another runner holds the last invites (its batch is being mailed): look again this
+# often, and give up after this long with `invites_pending` in the job's result.
+LOCKED_POLL_SECONDS = 0.25
+LOCKED_WAIT_SECONDS = 60.0
 
 _RECORD = (
     "INSERT INTO account_invites (job_id, user_id) "
@@ -60,16 +70,28 @@ async def send(mailer: Mailer, job: RunningJob) -> dict[str, int | str]:
     `JobSuperseded` / `JobCancelled` (from the job) when the run must stop."""
     batch_size = INVITE_BATCH
     outcome: dict[str, int | str] = {}
+    waited_since: float | None = None
     while True:
         await job.ensure_current()
         async with mailer.sessionmaker() as session:
-            user_ids = await _lock_unsent(session, job.id, batch_size, skip_locked=True)
+            user_ids = await _lock_unsent(session, job.id, batch_size)
             if not user_ids:
-                # The rest may be locked by another runner's batch: wait for it to end, then
-                # take what it left unsent (usually nothing).
-                user_ids = await _lock_unsent(session, job.id, batch_size, skip_locked=False)
-            if not user_ids:
-                break
+                held = await _count_unsent(session, job.id)
+                if not held:
+                    break
+                # The rest is locked by another runner's batch (a stale run mailing). Never
+                # wait on its row locks (that wait would run into the statement bound): look
+                # again shortly, without a lock, until it committed or gave them up.
+                await session.rollback()
+                now = time.monotonic()
+                waited_since = waited_since or now
+                if now - waited_since > LOCKED_WAIT_SECONDS:
+                    outcome["invites_pending"] = held
+                    log.warning("invites.locked_elsewhere", job_id=str(job.id), pending=held)
+                    break
+                await asyncio.sleep(LOCKED_POLL_SECONDS)
+                continue
+            waited_since = None
             error = await send_batch(session, mailer.settings, job.id, user_ids)
             if error is not None:
                 await session.rollback()
@@ -91,21 +113,30 @@ async def send(mailer: Mailer, job: RunningJob) -> dict[str, int | str]:
     return outcome
 
 
-async def _lock_unsent(
-    session: AsyncSession, job_id: uuid.UUID, limit: int, *, skip_locked: bool
-) -> list[int]:
+def _unsent(job_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    return (
+        AccountInvite.job_id == job_id,
+        AccountInvite.sent_at.is_(None),
+        AccountInvite.error.is_(None),
+    )
+
+
+async def _lock_unsent(session: AsyncSession, job_id: uuid.UUID, limit: int) -> list[int]:
+    """Up to `limit` unsent invites, locked; those another runner holds are skipped."""
     stmt = (
         select(AccountInvite.user_id)
-        .where(
-            AccountInvite.job_id == job_id,
-            AccountInvite.sent_at.is_(None),
-            AccountInvite.error.is_(None),
-        )
+        .where(*_unsent(job_id))
         .order_by(AccountInvite.user_id)
         .limit(limit)
-        .with_for_update(skip_locked=skip_locked)
+        .with_for_update(skip_locked=True)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def _count_unsent(session: AsyncSession, job_id: uuid.UUID) -> int:
+    """Unsent invites, locked or not (a plain read never waits on a lock)."""
+    stmt = select(func.count()).select_from(AccountInvite).where(*_unsent(job_id))
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def send_batch(

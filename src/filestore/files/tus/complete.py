@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,7 +25,7 @@ from filestore.auth.models import User
 from filestore.errors import FilestoreError, NotFound
 from filestore.files import containers, verify
 from filestore.files import service as files_service
-from filestore.files.models import FileUpload, ScanStatus
+from filestore.files.models import FileUpload, RejectionReason, ScanStatus
 from filestore.files.names import extension_of
 from filestore.files.service import StoredObject
 from filestore.files.tus import service as tus_service
@@ -49,6 +50,7 @@ async def finish(
 ) -> FileUpload:
     """Verify the complete object and write its row; on refusal delete it and re-raise.
     `hashes`, when they cover every byte, stand in for reading the object back."""
+    owner: int | None = None
     try:
         async with maker() as session:
             user = await session.get(User, upload.user_id)
@@ -56,6 +58,7 @@ async def finish(
                 raise NotFound(f"Upload {upload.id} not found", code="upload_not_found")
             fields, filename = tus_service.parse_fields(settings, upload.upload_metadata, now=now)
             await tus_service.check_fields(session, fields=fields, user=user)
+            owner = fields.owner_customer_id(user)
         if hashes is not None and hashes.offset == upload.upload_length:
             stored = StoredObject(
                 bucket=upload.bucket,
@@ -110,7 +113,11 @@ async def finish(
             await session.commit()
     except FilestoreError as exc:
         if exc.status_code < 500:
-            await _reject(maker, storage, upload=upload, error=exc)
+            audit = None
+            if verify.rejection_of(exc) is RejectionReason.virus:
+                who = audit_service.Who(client, actor_id=upload.user_id, customer_id=owner)
+                audit = (who, _virus_details(upload, exc))
+            await _reject(maker, storage, upload=upload, error=exc, audit=audit)
         # A 503 (scanner or store away) keeps the object: the client retries the last PATCH.
         raise
     metrics.UPLOADS.labels(bucket=row.bucket, outcome="stored").inc()
@@ -125,8 +132,10 @@ async def _reject(
     *,
     upload: TusUpload,
     error: FilestoreError,
+    audit: tuple[audit_service.Who, dict[str, Any]] | None = None,
 ) -> None:
-    """Delete the refused object and record why (the client reads it from GET /files/tus/{id})."""
+    """Delete the refused object and record why (the client reads it from GET /files/tus/{id});
+    a virus is also an audit event, as for a form upload, in the same transaction."""
     try:
         await asyncio.shield(storage.delete(upload.bucket, upload.object_key))
     except Exception as exc:
@@ -139,6 +148,22 @@ async def _reject(
             tracked.rejection_detail = str(error.message)[:1000]
             tracked.lock_token = None
             tracked.locked_until = None
-            await session.commit()
+        if audit is not None:
+            who, details = audit
+            await audit_service.record(
+                session, audit_service.Action.file_rejected_virus, who, details
+            )
+        await session.commit()
     metrics.UPLOADS.labels(bucket=upload.bucket, outcome=error.code).inc()
     log.info("tus.rejected", upload_id=upload.id, code=error.code)
+
+
+def _virus_details(upload: TusUpload, found: FilestoreError) -> dict[str, Any]:
+    """The same details as a form upload's event (`files/upload.py`), and which tus upload."""
+    filename = (upload.upload_metadata or {}).get("filename")
+    return {
+        "filename": filename,
+        "reason": str(found.message)[:200],
+        "via": "tus",
+        "upload_id": upload.id,
+    }
