@@ -4,7 +4,6 @@ what a user sees before importing, and that nothing is written."""
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -253,11 +252,9 @@ class TestReadsOnlyWhatItNeeds:
             return {}
 
         source = ImportSource(size=len(data), open=never, read_range=read_range)
-        started = time.perf_counter()
         body = await imports_preview.preview(
             source, mapping={}, rules=ValidationRules(), lookup=lookup
         )
-        elapsed = time.perf_counter() - started
         assert len(body["rows"]) == 20
         assert body["rows"][1]["verdict"] == "duplicate_in_file"
         # The start only: the prefix, then the bounded duplicates scan in 1 MiB blocks.
@@ -271,7 +268,7 @@ class TestReadsOnlyWhatItNeeds:
             False,
         )
         assert f"first {scanned} data rows" in dupes["note"]
-        assert elapsed < 1.0
+        # Its speed is bench/import_preview.py's figure; here, the bounded reads are the proof.
 
     async def test_a_duplicate_below_the_shown_rows_is_reported(self) -> None:
         """The blind spot of a 20-row preview: row 3's e-mail again on row 5,000."""
