@@ -76,7 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings, database_url)
     storage = ObjectStorage(settings)
     await _ensure_buckets(storage)
-    with job_worker.queue_on(database_url) as queue:
+    wait = settings.db_statement_timeout_seconds
+    with job_worker.queue_on(database_url, wait_seconds=wait) as queue:
         state = AppState(
             settings=settings,
             database_url=database_url,

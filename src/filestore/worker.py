@@ -54,10 +54,13 @@ def _the_app() -> procrastinate.App:
 
 
 @contextmanager
-def queue_on(database_url: str) -> Iterator[procrastinate.App]:
+def queue_on(
+    database_url: str, *, wait_seconds: float = job_queue.POOL_WAIT_SECONDS
+) -> Iterator[procrastinate.App]:
     """The process's App, connected to `database_url` for the duration of the block (open it
-    with `open_async()` inside)."""
-    with _the_app().replace_connector(job_queue.connector(database_url)) as app:
+    with `open_async()` inside); a connection is waited for at most `wait_seconds`."""
+    connector = job_queue.connector(database_url, wait_seconds=wait_seconds)
+    with _the_app().replace_connector(connector) as app:
         yield app
 
 
@@ -93,7 +96,7 @@ async def run_standalone_worker(settings: Settings, database_url: str, *, concur
     resources = _resources(settings, database_url, engine, hash_pool)
     log.info("worker.started", concurrency=concurrency)
     try:
-        with queue_on(database_url) as queue:
+        with queue_on(database_url, wait_seconds=settings.db_statement_timeout_seconds) as queue:
             async with queue.open_async():
                 await job_queue.run_worker(
                     queue, resources, concurrency=concurrency, install_signal_handlers=True

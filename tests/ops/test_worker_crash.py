@@ -82,7 +82,10 @@ class TestInProcessWorkerCrash:
                 seen.update(body)
                 return status == 503 and body["worker"]["status"] == "down"
 
-            poll(worker_down, timeout=60, what="/health never reported the worker down", seen=seen)
+            # The worker learns of the cut when its pool stops waiting for a connection:
+            # DB_STATEMENT_TIMEOUT_SECONDS (10 s; it was psycopg_pool's 30 s, and the test
+            # then missed 30 s once), so about 10 s here.
+            poll(worker_down, timeout=25, what="/health never reported the worker down", seen=seen)
             assert seen["worker"]["in_process"]["crashes"] >= 1
         finally:
             crashable.pg_proxy.restore()

@@ -24,9 +24,22 @@ from filestore.jobs.resources import CONTEXT_KEY, WorkerResources
 log = structlog.get_logger(__name__)
 
 
-def connector(database_url: str) -> procrastinate.PsycopgConnector:
-    """A connector (a small pool, opened with the App) to the queue's tables in `database_url`."""
-    return procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=4)
+# psycopg_pool's own default is 30 s.
+POOL_WAIT_SECONDS = 10.0
+
+
+def connector(
+    database_url: str, *, wait_seconds: float = POOL_WAIT_SECONDS
+) -> procrastinate.PsycopgConnector:
+    """A connector (a small pool, opened with the App) to the queue's tables in `database_url`.
+
+    A checkout waits at most `wait_seconds` (DB_STATEMENT_TIMEOUT_SECONDS) for a connection.
+    When PostgreSQL is cut off the pool cannot make one, and the worker only learns it when
+    that wait ends: with psycopg_pool's default of 30 s, an in-process worker looked alive to
+    `/health` for 30 s after the cut (tests/ops/test_worker_crash.py)."""
+    return procrastinate.PsycopgConnector(
+        conninfo=libpq_url(database_url), min_size=1, max_size=4, timeout=wait_seconds
+    )
 
 
 _PR_SET_PDEATHSIG = 1
