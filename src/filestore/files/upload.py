@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
@@ -183,13 +184,17 @@ class Upload:
             self.row_id = row.id
 
     async def _set_status(self, status: UploadStatus, **values: object) -> None:
+        """One UPDATE of the tracking row (no SELECT of it first, no ORM object)."""
         assert self.row_id is not None
+        stmt = (
+            update(FileUpload)
+            .where(FileUpload.id == self.row_id)
+            .values(upload_status=status, **values)
+            .returning(FileUpload.id)
+        )
         async with self.ctx.sessionmaker() as session:
-            row = await session.get(FileUpload, self.row_id)
-            assert row is not None
-            row.upload_status = status
-            for name, value in values.items():
-                setattr(row, name, value)
+            changed = (await session.execute(stmt)).first()
+            assert changed is not None
             await session.commit()
 
     async def _put_stream(self, source: FileBytes, stored: StoredObject) -> None:
