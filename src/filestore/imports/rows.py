@@ -11,7 +11,6 @@ from typing import Any
 
 from filestore.auth import passwords
 from filestore.imports import phones
-from filestore.imports.fields import FIELD_LIMITS
 from filestore.imports.mapping import ColumnPlan as ColumnPlan
 from filestore.imports.mapping import ImportFileError as ImportFileError
 from filestore.imports.mapping import match_columns, missing_fields
@@ -99,16 +98,17 @@ def _cell_values(
     cells: list[str], plan: ColumnPlan, errors: list[RowError] | None, line: int
 ) -> tuple[dict[str, str | None], RowError | None]:
     values: dict[str, str | None] = {}
-    for name, index in plan.field_index.items():
-        value = cells[index].strip()
-        if name in plan.joined:
-            value = " ".join(part for i in plan.joined[name] if (part := cells[i].strip()))
-        if len(value) > FIELD_LIMITS[name]:
+    for name, index, limit, joined in plan.cell_fields:
+        if joined is None:
+            value = cells[index].strip()
+        else:
+            value = " ".join(part for i in joined if (part := cells[i].strip()))
+        if len(value) > limit:
             failed = RowError(
                 line,
                 plan.header[index],
                 _display(name, value),
-                f"{name} is longer than {FIELD_LIMITS[name]} characters",
+                f"{name} is longer than {limit} characters",
             )
             if errors is None:
                 return values, failed

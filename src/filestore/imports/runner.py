@@ -5,14 +5,17 @@ kind is told from its first bytes: a CSV's encoding and dialect are decided and 
 checks and counts it (`csv_source.py`), a workbook's header is read (`xlsx_source.py`); the
 header is mapped to fields (`rows.py`), and that plan, with how the file is read, is saved on
 the job. Then the file is streamed from the job's checkpoint in batches of records or
-worksheet rows, each parsed and validated (`parsing.py`), its passwords hashed
-(`password_hashing.py`) and written together with the job's checkpoint (`writer.py`). Last
+worksheet rows, each parsed and validated (`parsing.py`, in a thread, while the batch before
+it is being written), its passwords hashed (`password_hashing.py`) and written together with
+the job's checkpoint (`writer.py`), one batch at a time, in order. Last
 come the invites (`invites.py`), then the job's final status. A run that another one
 superseded (see `jobs/running.py`) stops at its next write, having written nothing more.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -111,13 +114,30 @@ class CustomerImport:
         # and a crash loses little work.
         hashing = "password" in plan.field_index and not rules.dry_run
         batch_rows = PASSWORDS_PER_BATCH if hashing else BATCH_ROWS
-        async for outcome, end_offset, end_line in self._outcomes(
-            job, plan, rules, source, batch_rows
-        ):
-            if hashing:
-                await hash_passwords(outcome.valid, self.hash_pool)
-            await writer.write(job, writer.BatchWrite(outcome, end_offset, end_line, rules))
-            self._report(job.progress)
+        # Batch N is written (PostgreSQL's work, one transaction) while batch N+1 is read and
+        # parsed (the worker's, in a thread): the two took turns before. Writes stay one at a
+        # time and in order, so checkpoints are exactly as before.
+        writing: asyncio.Task[None] | None = None
+        try:
+            async for outcome, end_offset, end_line in self._outcomes(
+                job, plan, rules, source, batch_rows
+            ):
+                if hashing:
+                    await hash_passwords(outcome.valid, self.hash_pool)
+                if writing is not None:
+                    await writing
+                    self._report(job.progress)
+                batch = writer.BatchWrite(outcome, end_offset, end_line, rules)
+                writing = asyncio.create_task(writer.write(job, batch))
+            if writing is not None:
+                await writing
+                self._report(job.progress)
+        finally:
+            # Reading the file failed (or this run is stopping) while a batch was being
+            # written: that write ends as it would have (committed or rolled back) first.
+            if writing is not None and not writing.done():
+                with contextlib.suppress(Exception):
+                    await writing
         if not rules.send_invites or rules.dry_run:
             return {}
         if self.mailer is None:
@@ -139,15 +159,17 @@ class CustomerImport:
                 self.source, rules, after_line=job.line - 1, batch_rows=batch_rows
             ):
                 end = sheet_rows[-1].line + 1
-                yield validate_sheet_rows(sheet_rows, plan, rules), end, end
+                valid = await asyncio.to_thread(validate_sheet_rows, sheet_rows, plan, rules)
+                yield valid, end, end
             return
         fmt = csv_source.CsvFormat.from_json(source) if source else csv_source.LEGACY
         delimiter, quotechar = fmt.dialect.delimiter, fmt.dialect.quotechar
         async for batch in csv_source.batches(
             self.source, fmt, offset=job.offset, line=job.line, batch_rows=batch_rows
         ):
-            outcome = parse_batch(
-                batch.records, plan, rules, delimiter=delimiter, quotechar=quotechar
+            # In a thread, so the event loop drives the previous batch's write meanwhile.
+            outcome = await asyncio.to_thread(
+                parse_batch, batch.records, plan, rules, delimiter=delimiter, quotechar=quotechar
             )
             yield outcome, batch.end_offset, batch.end_line
 
