@@ -12,6 +12,7 @@ from rich.console import Console
 
 from filestore.auth.models import Role
 from filestore.embedded import database_url_for
+from filestore.memory import limit_arenas
 from filestore.settings import Settings, get_settings
 
 app = typer.Typer(help="Filestore: file storage for the ISP platform.", no_args_is_help=True)
@@ -37,6 +38,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    limit_arenas(settings.malloc_arena_max)  # before any thread: see filestore/memory.py
     options: dict[str, Any] = {
         "factory": True,
         "host": host,
@@ -186,6 +188,7 @@ def worker(
     from filestore.worker import run_standalone_worker
 
     settings = _settings()
+    limit_arenas(settings.malloc_arena_max)
     url = database_url_for(settings)
     if settings.auto_migrate:
         from filestore.migrate import upgrade

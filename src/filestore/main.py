@@ -38,6 +38,7 @@ from filestore.imports.router import router as imports_router
 from filestore.jobs import queue as job_queue
 from filestore.jobs.resources import WorkerResources
 from filestore.jobs.router import router as jobs_router
+from filestore.memory import limit_arenas
 from filestore.middleware import (
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
@@ -69,6 +70,8 @@ async def _ensure_buckets(storage: ObjectStorage) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # `filestore serve` did it already; `uvicorn app.main:app` (the seed's command) did not.
+    limit_arenas(settings.malloc_arena_max)
     load_all_models()
     database_url = await asyncio.to_thread(database_url_for, settings)
     if settings.auto_migrate:

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # the load balancer or client in front (AWS ALB 60 s, httpx 5 s): the side that closes first
     # must be the client, or a request sent as the server closes is lost ("server disconnected").
     http_keepalive_seconds: float = Field(default=65, gt=0, le=3600)
+    # glibc malloc arenas per process (filestore/memory.py): 2 keeps a busy API process's RSS
+    # flat; 0 leaves glibc's default (8 per core). Also read by glibc itself from the
+    # environment, with the same meaning.
+    malloc_arena_max: int = Field(default=2, ge=0, le=1024)
     # SIGTERM to `filestore worker`: running jobs get this long to finish; an import still
     # running then stops at its last checkpoint and is queued again for another worker.
     worker_shutdown_seconds: float = Field(default=30, ge=0, le=3600)
