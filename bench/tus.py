@@ -56,6 +56,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -106,6 +107,8 @@ class TusClient:
             headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"},
             timeout=HTTP_TIMEOUT,
         )
+        # Seconds of each direct upload's steps: reserve, PUT, complete.
+        self.steps: list[tuple[float, float, float]] = []
 
     async def upload(self, data: bytes, sha256: str, chunk: int) -> int:
         metadata = f"filename {_b64('bench.pdf')},checksum_sha256 {_b64(sha256)}"
@@ -137,6 +140,7 @@ class TusClient:
 
     async def presigned(self, data: bytes, sha256: str) -> int:
         """A direct upload: reserve, PUT to the store, complete; returns the file id."""
+        started = time.perf_counter()
         reserved = await self.http.post(
             "/files/direct-uploads",
             json={"filename": "bench.pdf", "file_size": len(data), "sha256": sha256},
@@ -144,13 +148,17 @@ class TusClient:
         if reserved.status_code != 201:
             raise BenchError(f"reserve answered {reserved.status_code}: {reserved.text[:300]}")
         ticket = reserved.json()
+        signed = time.perf_counter()
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as s3:
             put = await s3.put(ticket["url"], content=data, headers=ticket["headers"])
+        stored = time.perf_counter()
         if put.status_code != 200:
             raise BenchError(f"presigned PUT answered {put.status_code}: {put.text[:300]}")
         done = await self.http.post(f"/files/direct-uploads/{ticket['upload_id']}/complete")
         if done.status_code != 201:
             raise BenchError(f"complete answered {done.status_code}: {done.text[:300]}")
+        finished = time.perf_counter()
+        self.steps.append((signed - started, stored - signed, finished - stored))
         out = done.json()
         if out["sha256"] != sha256 or out["file_size"] != len(data):
             raise BenchError(f"direct upload stored {out['file_size']} bytes, {out['sha256']}")
@@ -395,6 +403,14 @@ class Bench:
                 f"goal presigned >= {GOAL_PRESIGNED_RATIO} of direct 1 PUT (both one httpx PUT): "
                 f"{like:.2f} {verdict(like >= GOAL_PRESIGNED_RATIO)}; vs obstore's 4-part PUT "
                 f"{cross:.2f}; direct 1 PUT / obstore {s['direct 1 PUT'].mib_s() / direct:.2f}"
+            )
+        if self.tus.steps:
+            reserve, put, complete = (
+                statistics.median(step[i] for step in self.tus.steps) for i in range(3)
+            )
+            print(
+                f"presigned steps (median s): reserve {reserve:.3f}, PUT {put:.3f}, "
+                f"complete {complete:.3f}"
             )
         if s["presigned"].runs:
             cpu = s["presigned"].cpu("server")
