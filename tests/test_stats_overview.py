@@ -8,11 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.customers.models import Customer
 from filestore.files.models import FileUpload, UploadStatus
 from filestore.jobs.models import BackgroundJob, JobStatus, JobType
+from filestore.stats import service as stats_service
 from tests.fixtures.app import AsyncApi
 
 NOW = datetime.now(UTC)
@@ -187,3 +189,14 @@ async def test_customers_and_strangers_are_refused(
     anonymous = await AsyncApi(app_client.client).get("/stats/overview")
     assert anonymous.status_code == 401
     assert anonymous.json()["code"]
+
+
+async def test_overview_reads_its_window_through_the_index(db_session: AsyncSession) -> None:
+    """PostgreSQL's BRIN estimate made it scan all of a 10M-row table for a 30-day window
+    (bench/scale.py); the Overview turns sequential scans and JIT off for its transaction."""
+    assert (await db_session.execute(text("SHOW enable_seqscan"))).scalar_one() == "on"
+    await stats_service.overview(db_session, days=30)
+    settings = await db_session.execute(
+        text("SELECT current_setting('enable_seqscan'), current_setting('jit')")
+    )
+    assert tuple(settings.one()) == ("off", "off")
