@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filestore.auth import cookies as auth_cookies
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
+from filestore.auth.principal import Principal
 from filestore.auth.security import AccessClaims, decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
@@ -113,9 +114,14 @@ async def get_current_user(state: StateDep, session: SessionDep, token: TokenDep
     return await _checked(session, _claims(state, token))
 
 
-async def get_reading_user(state: StateDep, session: ReadSessionDep, token: TokenDep) -> User:
-    """The token's user, for routes that only read: loaded in the request's read session."""
-    return await _checked(session, _claims(state, token))
+async def get_reading_user(state: StateDep, session: ReadSessionDep, token: TokenDep) -> Principal:
+    """The token's user, for routes that only read: the same checks in the request's read
+    session, the user a plain `Principal` (a Core row, no ORM object)."""
+    principal = await auth_service.principal_for_token(session, _claims(state, token))
+    if principal is None:
+        raise Unauthorized("Invalid token", code="invalid_token")
+    structlog.contextvars.bind_contextvars(user_id=principal.id)
+    return principal
 
 
 async def get_standalone_user(state: StateDep, token: TokenDep) -> User:
@@ -129,7 +135,7 @@ async def get_standalone_user(state: StateDep, token: TokenDep) -> User:
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 StandaloneUser = Annotated[User, Depends(get_standalone_user)]
-ReadingUser = Annotated[User, Depends(get_reading_user)]
+ReadingUser = Annotated[Principal, Depends(get_reading_user)]
 
 
 def require_roles(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:

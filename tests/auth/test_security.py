@@ -132,3 +132,32 @@ class TestRevocationWithACachedToken:
         assert changed.status_code == 200, changed.text
         me = await AsyncApi(admin_client.client, tokens["access_token"]).get("/auth/me")
         assert me.status_code == 401
+
+    async def test_a_role_change_refuses_the_token_on_the_file_reads_at_once(
+        self, admin_client: AsyncApi
+    ) -> None:
+        # The file reads check the token as a Core row (`auth.principal`), not the ORM user:
+        # the same checks must hold there.
+        user, tokens = await self._logged_in(admin_client)
+        reader = AsyncApi(admin_client.client, tokens["access_token"])
+        customer = await admin_client.new_customer()
+        uploaded = await admin_client.upload(b"a,b\n1,2\n", customer_id=customer["id"])
+        assert uploaded.status_code == 201, uploaded.text
+        file = uploaded.json()
+        for path in (f"/files/customer/{customer['id']}", f"/files/{file['id']}"):
+            assert (await reader.get(path)).status_code == 200
+        changed = await admin_client.patch(f"/users/{user['id']}", json={"role": "admin"})
+        assert changed.status_code == 200, changed.text
+        for path in (f"/files/customer/{customer['id']}", f"/files/{file['id']}"):
+            refused = await reader.get(path)
+            assert refused.status_code == 401, path
+            assert refused.json()["code"] == "invalid_token"
+
+    async def test_me_from_the_token_row_equals_the_stored_user(
+        self, admin_client: AsyncApi
+    ) -> None:
+        user, tokens = await self._logged_in(admin_client)
+        me = await AsyncApi(admin_client.client, tokens["access_token"]).get("/auth/me")
+        stored = await admin_client.get(f"/users/{user['id']}")
+        assert stored.status_code == 200, stored.text
+        assert me.json() == stored.json()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.files.tus.client import Tus
 from tests.fixtures.app import AsyncApi
+from tests.fixtures.logs import capture_logs
 
 CSV = b"full_name,email\nJohn Doe,john@example.com\n"
 CLIENT_IP = "203.0.113.7"  # the fast tier's client address
@@ -47,6 +50,18 @@ class TestFileAccessAudit:
         assert part.status_code == 206
         [downloaded] = await events(admin_client, file_id=file_id, action="file.downloaded")
         assert downloaded["details"]["range"] == "bytes=0-3"
+
+    async def test_a_download_logs_its_event(
+        self, admin_client: AsyncApi, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Written by a Core INSERT in the read session (`audit.service.record_now`), not the
+        # ORM's after-commit hook: the line must still be there, once.
+        customer = (await admin_client.new_customer())["id"]
+        file_id = (await admin_client.upload(CSV, customer_id=customer)).json()["id"]
+        with capture_logs(monkeypatch) as logs:
+            assert (await admin_client.get(f"/files/download/{file_id}")).status_code == 200
+        lines = [line for line in logs if line["event"] == "audit.file.downloaded"]
+        assert [(line["file_id"], line["client_ip"]) for line in lines] == [(file_id, CLIENT_IP)]
 
     async def test_admins_filter_by_customer(self, admin_client: AsyncApi) -> None:
         mine, other = [(await admin_client.new_customer())["id"] for _ in range(2)]

@@ -3,6 +3,8 @@ field names, never passwords or tokens.
 
 An event is a row in the caller's transaction; its log line is written only once that
 transaction committed (a session event), so an action that rolled back never logs as done.
+The routes that only read (autocommit read session, no transaction) write theirs at once with
+one Core INSERT (`record_now`) and log it after it returned.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -73,18 +75,48 @@ async def record(
 ) -> None:
     """Add an event to the session's transaction (it commits or rolls back with the action);
     its log line follows the commit."""
-    row = AuditEvent(
-        action=action.value,
-        actor_id=who.actor_id,
-        target_user_id=who.target_user_id,
-        client_ip=who.client.ip,
-        user_agent=(who.client.user_agent or None) and who.client.user_agent[:300],
-        details=details or {},
-        file_id=who.file_id,
-        customer_id=who.customer_id,
-    )
+    row = AuditEvent(**_values(action, who, details))
     session.add(row)
     session.info.setdefault(_PENDING_LOG, []).append((row, action, who))
+
+
+def _values(action: Action, who: Who, details: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "action": action.value,
+        "actor_id": who.actor_id,
+        "target_user_id": who.target_user_id,
+        "client_ip": who.client.ip,
+        "user_agent": (who.client.user_agent or None) and who.client.user_agent[:300],
+        "details": details or {},
+        "file_id": who.file_id,
+        "customer_id": who.customer_id,
+    }
+
+
+_INSERT = insert(AuditEvent)
+
+
+async def record_now(
+    session: AsyncSession, action: Action, who: Who, details: dict[str, Any] | None = None
+) -> None:
+    """Write an event at once and log it, for a read session (autocommit, `deps.ReadSessionDep`):
+    one Core INSERT, no ORM object or flush. Not for a session in a transaction (the event
+    would log before it commits): use `record` there."""
+    await (await session.connection()).execute(_INSERT, _values(action, who, details))
+    # No COMMIT is sent in autocommit; where the session is bound to an outer transaction
+    # (the fast tier), this ends its savepoint, as it would an ORM flush's.
+    await session.commit()
+    _log(action, who)
+
+
+def _log(action: Action, who: Who) -> None:
+    log.info(
+        f"audit.{action.value}",
+        actor_id=who.actor_id,
+        target_user_id=who.target_user_id,
+        file_id=who.file_id,
+        client_ip=who.client.ip,
+    )
 
 
 @event.listens_for(Session, "after_commit")
@@ -94,13 +126,7 @@ def _log_committed(session: Session) -> None:
     for row, action, who in session.info.pop(_PENDING_LOG, []):
         # Added inside a savepoint that rolled back: the row is gone, so is its line.
         if inspect(row).persistent:
-            log.info(
-                f"audit.{action.value}",
-                actor_id=who.actor_id,
-                target_user_id=who.target_user_id,
-                file_id=who.file_id,
-                client_ip=who.client.ip,
-            )
+            _log(action, who)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -17,6 +17,7 @@ from filestore.audit.service import Action, Who
 from filestore.auth import credentials, passwords, throttle
 from filestore.auth import sessions as auth_sessions
 from filestore.auth.models import Role, User
+from filestore.auth.principal import PRINCIPAL_COLUMNS, Principal
 from filestore.auth.schemas import SetupRequest, UserCreate, UserUpdate
 from filestore.auth.security import AccessClaims, hash_password, verify_password
 from filestore.db import side_transaction
@@ -52,12 +53,16 @@ async def get_by_login(session: AsyncSession, login: str) -> User | None:
 
 
 # Built once: each request only binds the values (no statement building, no cache key).
-_TOKEN_USER = select(User).where(
+_TOKEN_CHECKS = (
     User.id == bindparam("user_id"),
     User.is_active.is_(True),
     User.token_version == bindparam("token_version"),
 )
+_TOKEN_USER = select(User).where(*_TOKEN_CHECKS)
 _SESSION_TOKEN_USER = _TOKEN_USER.where(auth_sessions.is_live(bindparam("session_id")))
+# The same checks, the user as a Core row (`principal_for_token`).
+_TOKEN_ROW = select(*PRINCIPAL_COLUMNS).where(*_TOKEN_CHECKS)
+_SESSION_TOKEN_ROW = _TOKEN_ROW.where(auth_sessions.is_live(bindparam("session_id")))
 
 
 async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | None:
@@ -68,6 +73,17 @@ async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | 
     if claims.session_id is not None:
         stmt, params["session_id"] = _SESSION_TOKEN_USER, claims.session_id
     return (await session.execute(stmt, params)).scalar_one_or_none()
+
+
+async def principal_for_token(session: AsyncSession, claims: AccessClaims) -> Principal | None:
+    """`user_for_token` as a plain value: the same one query and checks, the row read through
+    the session's connection without the ORM (for the routes that only read)."""
+    params: dict[str, Any] = {"user_id": claims.user_id, "token_version": claims.token_version}
+    stmt = _TOKEN_ROW
+    if claims.session_id is not None:
+        stmt, params["session_id"] = _SESSION_TOKEN_ROW, claims.session_id
+    row = (await (await session.connection()).execute(stmt, params)).first()
+    return None if row is None else Principal(*row)
 
 
 async def login(

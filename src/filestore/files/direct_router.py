@@ -52,9 +52,13 @@ async def download_url(
         api_url = f"{base.rstrip('/')}/files/download/{file.id}"
         return DownloadUrlOut(url=api_url, expires_at=None, direct=False)
     await files_service.record_access(
-        session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+        session,
+        audit_service.Action.file_link_issued,
+        file=file,
+        user=user,
+        client=client,
+        read_session=True,
     )
-    await session.commit()
     return DownloadUrlOut(url=link.url, expires_at=link.expires_at, direct=True)
 
 

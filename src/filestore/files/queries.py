@@ -34,7 +34,8 @@ from sqlalchemy import (
     tuple_,
 )
 
-from filestore.auth.models import Role, User
+from filestore.auth.models import Role
+from filestore.auth.principal import Actor
 from filestore.customers import service as customers_service
 from filestore.db import UNPREPARED
 from filestore.files.models import FileUpload, UploadStatus
@@ -74,7 +75,7 @@ def visible(role: Role) -> ColumnElement[bool]:
     return and_(live, not_backup, own)
 
 
-def visibility_params(user: User, settings: Settings, now: datetime) -> dict[str, Any]:
+def visibility_params(user: Actor, settings: Settings, now: datetime) -> dict[str, Any]:
     """The values `visible(user.role)` binds."""
     params: dict[str, Any] = {"now": now}
     if user.role is not Role.admin:

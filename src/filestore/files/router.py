@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore import pagination
 from filestore.audit import service as audit_service
-from filestore.auth.models import User
+from filestore.auth.principal import Principal
 from filestore.deps import (
     ClientDep,
     CurrentUser,
@@ -219,10 +219,14 @@ async def download_file(
             file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=now()
         )
         if link is not None:
-            await files_service.record_access(
-                session, audit_service.Action.file_link_issued, file=file, user=user, client=client
+            await files_service.record_access(  # the read session: written, then logged
+                session,
+                audit_service.Action.file_link_issued,
+                file=file,
+                user=user,
+                client=client,
+                read_session=True,
             )
-            await session.commit()  # the read session: the event is written, then logged
             return RedirectResponse(
                 link.url, status_code=307, headers={"Cache-Control": "no-store"}
             )
@@ -234,8 +238,8 @@ async def download_file(
             user=user,
             client=client,
             details={"range": range_header[:100]} if range_header else None,
+            read_session=True,
         )
-        await session.commit()
     return await file_response(
         file,
         storage,
@@ -252,7 +256,7 @@ class Listing:
     """What both file listings need: the caller, a page, and the base of download links."""
 
     session: AsyncSession
-    user: User
+    user: Principal
     settings: Settings
     url: str
     limit: int

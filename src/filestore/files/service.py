@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit_service
 from filestore.auth.models import Role, User
+from filestore.auth.principal import Actor
 from filestore.customers import service as customers_service
 from filestore.errors import Forbidden, NotFound, Unprocessable, UnsupportedMediaType
 from filestore.files import queries
@@ -221,7 +222,7 @@ async def record_upload(
 
 
 async def get_visible(
-    session: AsyncSession, *, file_id: int, user: User, settings: Settings, now: datetime
+    session: AsyncSession, *, file_id: int, user: Actor, settings: Settings, now: datetime
 ) -> FileUpload:
     """The live file if `user` may see it; 404 otherwise (deleted, expired or someone else's)."""
     params = {"file_id": file_id, **queries.visibility_params(user, settings, now)}
@@ -232,7 +233,7 @@ async def get_visible(
 
 
 async def get_visible_row(
-    session: AsyncSession, *, file_id: int, user: User, settings: Settings, now: datetime
+    session: AsyncSession, *, file_id: int, user: Actor, settings: Settings, now: datetime
 ) -> Row[Any]:
     """`get_visible` as a row of `queries.LISTED` (no ORM object): for the metadata route."""
     params = {"file_id": file_id, **queries.visibility_params(user, settings, now)}
@@ -248,7 +249,7 @@ async def list_visible(
     owner: queries.Owner,
     owner_id: int,
     *,
-    user: User,
+    user: Actor,
     settings: Settings,
     now: datetime,
     limit: int,
@@ -286,13 +287,17 @@ async def record_access(
     action: audit_service.Action,
     *,
     file: FileUpload,
-    user: User,
+    user: Actor,
     client: ClientInfo,
     details: dict[str, Any] | None = None,
+    read_session: bool = False,
 ) -> None:
-    """An audit event about `file`: who, from where, which file and whose."""
+    """An audit event about `file`: who, from where, which file and whose. In the caller's
+    transaction; with `read_session` (an autocommit `deps.ReadSessionDep`), written at once by
+    one Core INSERT (`audit.service.record_now`)."""
     who = audit_service.Who(client, actor_id=user.id, file_id=file.id, customer_id=file.customer_id)
-    await audit_service.record(
+    record = audit_service.record_now if read_session else audit_service.record
+    await record(
         session, action, who, {"filename": file.filename, "bucket": file.bucket, **(details or {})}
     )
 
