@@ -8,6 +8,7 @@ address limit of one test never touches another.
 
 from __future__ import annotations
 
+import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -162,7 +163,8 @@ class TestEnumeration:
     def test_unknown_user_costs_the_same_hashing(
         self, plain_server: LiveServer, admin: Api
     ) -> None:
-        user, _ = new_user(admin)
+        # Four failures each (the fifth would lock the account), eight samples in all.
+        users = [new_user(admin)[0]["username"] for _ in range(2)]
 
         def timed(username: str) -> float:
             started = time.perf_counter()
@@ -174,8 +176,11 @@ class TestEnumeration:
         known: list[float] = []
         unknown: list[float] = []
         for _ in range(4):  # interleaved, so both see the same machine load
-            known.append(timed(user["username"]))
-            unknown.append(timed(f"nobody-{tag()}"))
-        # argon2id verification dominates both (tens of ms); without the dummy hash an unknown
-        # name would answer in a few ms. The fastest of each is the least disturbed by load.
-        assert min(unknown) > 0.6 * min(known), (known, unknown)
+            for username in users:
+                known.append(timed(username))
+                unknown.append(timed(f"nobody-{tag()}"))
+        # argon2id verification dominates both; without the dummy hash an unknown name answers
+        # in about half a known one's time (measured: medians 35 ms against 66 ms; with it, 68
+        # against 69). Medians of interleaved samples: one lucky or unlucky sample on a loaded
+        # machine (a minimum once read 0.07 s against 0.17 s at load 8) does not decide.
+        assert statistics.median(unknown) > 0.8 * statistics.median(known), (known, unknown)
