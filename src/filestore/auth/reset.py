@@ -23,6 +23,7 @@ from filestore.audit import service as audit
 from filestore.audit.service import Action, Who
 from filestore.auth import credentials, passwords
 from filestore.auth.models import PasswordResetToken, Role, User
+from filestore.auth.schemas import PasswordResetOut
 from filestore.auth.security import hash_password, new_opaque_token, token_digest
 from filestore.db import side_transaction
 from filestore.errors import BadRequest, Forbidden, NotFound
@@ -124,6 +125,21 @@ async def deliver(settings: Settings, issued: IssuedReset) -> None:
     commit must not leave the user holding a link to a token that never existed."""
     if issued.mail is not None:
         await mail.send(settings, issued.mail)
+
+
+async def commit_and_hand_over(
+    session: AsyncSession, settings: Settings, issued: IssuedReset
+) -> PasswordResetOut:
+    """Commit the link's token, then mail it (`deliver`); the answer shows the link only
+    when it was not e-mailed."""
+    await session.commit()
+    await deliver(settings, issued)
+    return PasswordResetOut(
+        reset_token=None if issued.emailed else issued.token,
+        reset_url=None if issued.emailed else issued.url,
+        expires_at=issued.expires_at,
+        emailed=issued.emailed,
+    )
 
 
 async def reset_password(

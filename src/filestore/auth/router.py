@@ -328,11 +328,4 @@ async def issue_password_reset(
         session, user_id=user_id, actor=actor, client=client, settings=settings
     )
     # The mail goes out only once its token exists: a failed commit sends no dead link.
-    await session.commit()
-    await reset_service.deliver(settings, issued)
-    return PasswordResetOut(
-        reset_token=None if issued.emailed else issued.token,
-        reset_url=None if issued.emailed else issued.url,
-        expires_at=issued.expires_at,
-        emailed=issued.emailed,
-    )
+    return await reset_service.commit_and_hand_over(session, settings, issued)
