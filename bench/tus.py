@@ -98,6 +98,27 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+async def patch_all(
+    http: httpx.AsyncClient, url: str, data: bytes, chunk: int, what: str
+) -> httpx.Response:
+    """PATCH `data` to a tus upload at `url` in `chunk`-byte requests; the last answer."""
+    view = memoryview(data)
+    response: httpx.Response | None = None
+    for offset in range(0, len(data), chunk):
+        response = await http.patch(
+            url,
+            content=bytes(view[offset : offset + chunk]),
+            headers={
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": str(offset),
+            },
+        )
+        if response.status_code != 204:
+            raise BenchError(f"{what} answered {response.status_code}: {response.text[:300]}")
+    assert response is not None
+    return response
+
+
 class TusClient:
     """A minimal tus 1.0.0 client over one httpx connection pool."""
 
@@ -118,20 +139,7 @@ class TusClient:
         if created.status_code != 201:
             raise BenchError(f"tus create answered {created.status_code}: {created.text[:300]}")
         url = created.headers["Location"]
-        view = memoryview(data)
-        response: httpx.Response | None = None
-        for offset in range(0, len(data), chunk):
-            response = await self.http.patch(
-                url,
-                content=bytes(view[offset : offset + chunk]),
-                headers={
-                    "Content-Type": "application/offset+octet-stream",
-                    "Upload-Offset": str(offset),
-                },
-            )
-            if response.status_code != 204:
-                raise BenchError(f"PATCH answered {response.status_code}: {response.text[:300]}")
-        assert response is not None
+        response = await patch_all(self.http, url, data, chunk, "PATCH")
         file_id = int(response.headers["Filestore-File-Id"])
         out = (await self.http.get(f"/files/{file_id}")).json()
         if out["sha256"] != sha256 or out["file_size"] != len(data):
@@ -228,18 +236,7 @@ class Peer:
         if created.status_code != 201:
             raise BenchError(f"peer create answered {created.status_code}: {created.text[:300]}")
         url = created.headers["Location"]
-        view = memoryview(data)
-        for offset in range(0, len(data), chunk):
-            response = await self.http.patch(
-                url,
-                content=bytes(view[offset : offset + chunk]),
-                headers={
-                    "Content-Type": "application/offset+octet-stream",
-                    "Upload-Offset": str(offset),
-                },
-            )
-            if response.status_code != 204:
-                raise BenchError(f"peer PATCH answered {response.status_code}")
+        await patch_all(self.http, url, data, chunk, "peer PATCH")
         return url.rstrip("/").rsplit("/", 1)[1]
 
     async def aclose(self) -> None:
