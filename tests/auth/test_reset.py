@@ -246,23 +246,28 @@ class TestImportedCustomers:
         assert_error(response, 422, "smtp_not_configured")
 
 
+def reset_password_cli(server: LiveServer, who: str) -> subprocess.CompletedProcess[str]:
+    """`filestore reset-password WHO` against `server`'s database and settings."""
+    env = clean_environ()
+    env.update(server.env)
+    return subprocess.run(
+        [sys.executable, "-m", "filestore", "reset-password", who],
+        cwd=server.workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 class TestCli:
     def test_reset_password_prints_a_working_link(
         self, plain_server: LiveServer, admin: Api
     ) -> None:
         email = f"cli-{tag()}@example.com"
         user, _ = new_user(admin, "staff", email=email)
-        env = clean_environ()
-        env.update(plain_server.env)
-        result = subprocess.run(
-            [sys.executable, "-m", "filestore", "reset-password", email.upper()],
-            cwd=plain_server.workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = reset_password_cli(plain_server, email.upper())
         assert result.returncode == 0, result.stderr
         link = result.stdout.strip().splitlines()[-1]
         assert link.startswith("http://files.example.test/auth/reset-password#token=")
@@ -275,17 +280,7 @@ class TestCli:
     ) -> None:
         # Imported or created without a password: no user yet; the link creates its login.
         customer = admin.new_customer(full_name="No Login Yet", email=f"cli-c-{tag()}@example.com")
-        env = clean_environ()
-        env.update(plain_server.env)
-        result = subprocess.run(
-            [sys.executable, "-m", "filestore", "reset-password", customer["email"]],
-            cwd=plain_server.workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = reset_password_cli(plain_server, customer["email"])
         assert result.returncode == 0, result.stderr
         link = result.stdout.strip().splitlines()[-1]
         password = strong_password()
@@ -293,17 +288,7 @@ class TestCli:
         assert login(plain_server, customer["email"], password).status_code == 200
 
     def test_unknown_user(self, plain_server: LiveServer) -> None:
-        env = clean_environ()
-        env.update(plain_server.env)
-        result = subprocess.run(
-            [sys.executable, "-m", "filestore", "reset-password", f"nobody-{tag()}"],
-            cwd=plain_server.workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = reset_password_cli(plain_server, f"nobody-{tag()}")
         assert result.returncode == 1
         assert "#token=" not in result.stdout
 
