@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
@@ -131,6 +132,53 @@ async def get_standalone_user(state: StateDep, token: TokenDep) -> User:
     claims = _claims(state, token)
     async with state.reader() as session:
         return await _checked(session, claims)
+
+
+@dataclass(slots=True)
+class Reading:
+    """A read-only request's state, read session and verified token claims, from one
+    dependency (`ReadingDep`): each `Depends` layer costs FastAPI's dependency solving a
+    little on every request, and the hot reads (`GET /files/{id}`, the listings, downloads,
+    `/auth/me`) are mostly that and their one round trip. Whether the token still speaks for
+    anyone is left to the route's statement (`files.queries.caller_*`,
+    `auth.service.principal_for_token`), which checks it with what it reads."""
+
+    request: Request
+    state: AppState
+    session: AsyncSession
+    claims: AccessClaims
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def base_url(self) -> str:
+        """The base of the links the API hands out, with no trailing slash."""
+        return (self.state.settings.public_base_url or str(self.request.base_url)).rstrip("/")
+
+    def client(self) -> ClientInfo:
+        return client_of(self.request)
+
+    @staticmethod
+    def acting(principal: Principal) -> Principal:
+        """`principal`, once its id is on the request's log line."""
+        structlog.contextvars.bind_contextvars(user_id=principal.id)
+        return principal
+
+
+async def get_reading(
+    request: Request, bearer: Annotated[str | None, Depends(oauth2_scheme)]
+) -> AsyncIterator[Reading]:
+    state: AppState = request.app.state.filestore
+    # The token's signature and claims first: a bad token is refused without a connection.
+    claims = _claims(state, bearer or auth_cookies.access_token(request))
+    async with state.reader() as session:
+        yield Reading(request, state, session, claims)
+
+
+# No transaction, as ReadSessionDep.
+ReadingDep = Annotated[Reading, Depends(get_reading, scope="function")]
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -6,9 +6,21 @@ active-flag change) ends all of them at once: `credentials.end_all`.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, column, func, or_, select, table, text
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Row,
+    bindparam,
+    column,
+    func,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,6 +75,49 @@ _SESSION_TOKEN_USER = _TOKEN_USER.where(auth_sessions.is_live(bindparam("session
 # The same checks, the user as a Core row (`principal_for_token`).
 _TOKEN_ROW = select(*PRINCIPAL_COLUMNS).where(*_TOKEN_CHECKS)
 _SESSION_TOKEN_ROW = _TOKEN_ROW.where(auth_sessions.is_live(bindparam("session_id")))
+
+
+def token_params(claims: AccessClaims) -> dict[str, Any]:
+    """What the token checks bind: `user_id`, `token_version` and, for a login's token,
+    `session_id`."""
+    params: dict[str, Any] = {"user_id": claims.user_id, "token_version": claims.token_version}
+    if claims.session_id is not None:
+        params["session_id"] = claims.session_id
+    return params
+
+
+CALLER_PREFIX = "caller_"
+
+
+@cache
+def caller(*, with_session: bool) -> CTE:
+    """The token's user as a common table expression (`caller`) of the `Principal` columns,
+    with the same checks as `principal_for_token` (binds `token_params`): one row, or none when
+    the token no longer speaks for anyone. For statements that check the token and read what
+    the route reads in one round trip (`files.queries`); `principal_of` reads it back from
+    their rows."""
+    return (_SESSION_TOKEN_ROW if with_session else _TOKEN_ROW).cte("caller")
+
+
+@cache
+def caller_columns(*, with_session: bool) -> tuple[ColumnElement[Any], ...]:
+    """`caller`'s columns labelled `caller_<name>`, in `Principal`'s order, so they do not
+    clash with the columns of the rows they are joined to."""
+    sub = caller(with_session=with_session)
+    return tuple(col.label(f"{CALLER_PREFIX}{col.name}") for col in sub.c)
+
+
+def principal_of(row: Row[Any]) -> Principal | None:
+    """The `Principal` of a row that starts with `caller_columns`; None when the caller's
+    columns are NULL (no such row: the statement found no caller)."""
+    values = tuple(row[: len(PRINCIPAL_COLUMNS)])
+    return None if values[0] is None else Principal(*values)
+
+
+def token_refused() -> Unauthorized:
+    """The 401 for a valid token that no longer speaks for anyone (inactive user, another token
+    version, a revoked or expired login session)."""
+    return Unauthorized("Invalid token", code="invalid_token")
 
 
 async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | None:
