@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, Path, Request
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filestore.auth import cookies as auth_cookies
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
-from filestore.auth.principal import Principal
+from filestore.auth.principal import Actor, Principal
 from filestore.auth.security import AccessClaims, decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
@@ -26,6 +26,7 @@ from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
 
 IdPath = Annotated[DbId, Path()]
+ActorT = TypeVar("ActorT", bound=Actor)
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 
@@ -161,10 +162,10 @@ class Reading:
         return client_of(self.request)
 
     @staticmethod
-    def acting(principal: Principal) -> Principal:
-        """`principal`, once its id is on the request's log line."""
-        structlog.contextvars.bind_contextvars(user_id=principal.id)
-        return principal
+    def acting(user: ActorT) -> ActorT:
+        """`user`, once its id is on the request's log line."""
+        structlog.contextvars.bind_contextvars(user_id=user.id)
+        return user
 
 
 async def get_reading(

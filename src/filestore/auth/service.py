@@ -29,7 +29,7 @@ from filestore.audit.service import Action, Who
 from filestore.auth import credentials, passwords, throttle
 from filestore.auth import sessions as auth_sessions
 from filestore.auth.models import Role, User
-from filestore.auth.principal import PRINCIPAL_COLUMNS, Principal
+from filestore.auth.principal import PRINCIPAL_COLUMNS, Caller, Principal
 from filestore.auth.schemas import SetupRequest, UserCreate, UserUpdate
 from filestore.auth.security import AccessClaims, hash_password, verify_password
 from filestore.db import side_transaction
@@ -89,29 +89,37 @@ def token_params(claims: AccessClaims) -> dict[str, Any]:
 CALLER_PREFIX = "caller_"
 
 
+# The same checks, only what a `Caller` needs, for statements that join them (`caller`).
+_CALLER = select(User.id, User.role, User.customer_id).where(*_TOKEN_CHECKS)
+_SESSION_CALLER = _CALLER.where(auth_sessions.is_live(bindparam("session_id")))
+
+
 @cache
 def caller(*, with_session: bool) -> CTE:
-    """The token's user as a common table expression (`caller`) of the `Principal` columns,
-    with the same checks as `principal_for_token` (binds `token_params`): one row, or none when
-    the token no longer speaks for anyone. For statements that check the token and read what
-    the route reads in one round trip (`files.queries`); `principal_of` reads it back from
-    their rows."""
-    return (_SESSION_TOKEN_ROW if with_session else _TOKEN_ROW).cte("caller")
+    """The token's user as a common table expression (`caller`: id, role, customer id), with
+    the same checks as `principal_for_token` (binds `token_params`): one row, or none when the
+    token no longer speaks for anyone. For statements that check the token and read what the
+    route reads in one round trip (`files.queries`); `caller_of` reads it back from their
+    rows."""
+    return (_SESSION_CALLER if with_session else _CALLER).cte("caller")
 
 
 @cache
 def caller_columns(*, with_session: bool) -> tuple[ColumnElement[Any], ...]:
-    """`caller`'s columns labelled `caller_<name>`, in `Principal`'s order, so they do not
-    clash with the columns of the rows they are joined to."""
-    sub = caller(with_session=with_session)
-    return tuple(col.label(f"{CALLER_PREFIX}{col.name}") for col in sub.c)
+    """What the joining statement returns of `caller`: a `Caller`'s columns, labelled
+    `caller_<name>` so they do not clash with the columns of the rows they are joined to (and
+    no more: psycopg describes every column of every result)."""
+    return tuple(
+        col.label(f"{CALLER_PREFIX}{col.name}") for col in caller(with_session=with_session).c
+    )
 
 
-def principal_of(row: Row[Any]) -> Principal | None:
-    """The `Principal` of a row that starts with `caller_columns`; None when the caller's
-    columns are NULL (no such row: the statement found no caller)."""
-    values = tuple(row[: len(PRINCIPAL_COLUMNS)])
-    return None if values[0] is None else Principal(*values)
+def caller_of(row: Row[Any]) -> Caller | None:
+    """The `Caller` of a row that starts with `caller_columns`; None when they are NULL (the
+    statement found no caller)."""
+    if row.caller_id is None:
+        return None
+    return Caller(row.caller_id, row.caller_role, row.caller_customer_id)
 
 
 def token_refused() -> Unauthorized:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filestore.audit import service as audit_service
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
-from filestore.auth.principal import Actor, Principal
+from filestore.auth.principal import Actor, Caller
 from filestore.auth.security import AccessClaims
 from filestore.customers import service as customers_service
 from filestore.errors import Forbidden, NotFound, Unprocessable, UnsupportedMediaType
@@ -271,18 +271,18 @@ async def list_visible(
 # -- the token check and the read in one statement (`files.queries.caller_*`) -----------------
 
 
-def _caller(row: Row[Any] | None) -> Principal:
+def _caller(row: Row[Any] | None) -> Caller:
     """The caller of a `caller_*` statement's row; 401 when the token no longer speaks for
     anyone (no row)."""
-    principal = None if row is None else auth_service.principal_of(row)
-    if principal is None:
+    caller = None if row is None else auth_service.caller_of(row)
+    if caller is None:
         raise auth_service.token_refused()
-    return principal
+    return caller
 
 
 async def read_visible_row(
     session: AsyncSession, claims: AccessClaims, *, file_id: int, settings: Settings, now: datetime
-) -> tuple[Principal, Row[Any]]:
+) -> tuple[Caller, Row[Any]]:
     """The token's user and file `file_id` as a row of `queries.LISTED` (no ORM object), in
     one statement: 401 if the token no longer speaks for anyone, else 404 if the file is not
     live or not the caller's to see."""
@@ -310,7 +310,7 @@ async def read_listing(
     limit: int,
     offset: int,
     after: Keyset | None = None,
-) -> tuple[Principal, list[Row[Any]]]:
+) -> tuple[Caller, list[Row[Any]]]:
     """The token's user and the live files of a customer or a ticket that it may see, newest
     first (rows of `queries.LISTED`), from just after the `after` row if given: one statement,
     one round trip. 401 if the token no longer speaks for anyone; 404 when the customer or
@@ -369,7 +369,7 @@ async def read_served(
     settings: Settings,
     now: datetime,
     event: AccessEvent | None = None,
-) -> tuple[Principal, ServedFile]:
+) -> tuple[Caller, ServedFile]:
     """The token's user and what serving file `file_id` needs, in one statement (401, else
     404 as `get_visible`); with `event`, the same statement writes the audit event (it is
     committed when the statement returns: the read session is in autocommit) and it is logged
