@@ -24,7 +24,12 @@ from filestore.bootstrap import bootstrap_accounts
 from filestore.console.router import STATIC_DIR as CONSOLE_STATIC_DIR
 from filestore.console.router import router as console_router
 from filestore.customers.router import router as customers_router
-from filestore.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from filestore.db import (
+    autocommit_engine,
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+)
 from filestore.drain import DrainMiddleware
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
@@ -92,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             storage=storage,
             queue=queue,
             read_sessionmaker=create_read_sessionmaker(engine),
+            read_engine=autocommit_engine(engine),
             object_cache=ObjectCache(
                 max_bytes=settings.download_cache_bytes, max_object=WHOLE_BODY_MAX
             )
