@@ -293,7 +293,9 @@ class Listing:
         if len(files) == self.limit:
             last = files[-1]
             headers = {NEXT_CURSOR_HEADER: pagination.encode(last.created_at, last.id)}
-        return render.json_response(render.files_json(files, reading.base_url), headers)
+        return render.json_response(
+            render.files_json(files, reading.base_url, queries.LISTING_START), headers
+        )
 
 
 async def _listing(
@@ -328,7 +330,7 @@ async def get_file(file_id: IdPath, reading: ReadingDep) -> Response:
         reading.connection, reading.claims, file_id=file_id, settings=reading.settings, now=now()
     )
     reading.acting(user)
-    return render.json_response(render.file_json(row, reading.base_url))
+    return render.json_response(render.file_json(row, reading.base_url, queries.FILE_ROW_START))
 
 
 @router.delete(

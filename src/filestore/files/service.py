@@ -298,10 +298,10 @@ async def read_visible_row(
     }
     stmt = queries.caller_file_row(with_session=claims.session_id is not None)
     row: Row[Any] | None = (await connection.execute(stmt, params)).first()
-    principal = _caller(row)
+    caller = _caller(row)
     if row is None or row.id is None:
         raise NotFound(f"File {file_id} not found", code="file_not_found")
-    return principal, row
+    return caller, row
 
 
 async def read_listing(
@@ -333,12 +333,13 @@ async def read_listing(
         owner, after=after is not None, with_session=claims.session_id is not None
     )
     rows = (await connection.execute(stmt, params)).all()
-    principal = _caller(rows[0] if rows else None)
+    caller = _caller(rows[0] if rows else None)
     if rows[0].owner_id is None:
         if owner is queries.Owner.customer:
             raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
         raise NotFound(f"Ticket {owner_id} not found", code="ticket_not_found")
-    return principal, [row for row in rows if row.id is not None]
+    start = queries.LISTING_START  # the file's id, NULL in an owner's row without files
+    return caller, [row for row in rows if row[start] is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +397,7 @@ async def read_served(
         with_session=claims.session_id is not None, audited=event is not None
     )
     row: Row[Any] | None = (await connection.execute(stmt, params)).first()
-    principal = _caller(row)
+    caller = _caller(row)
     if row is None or row.id is None:
         raise NotFound(f"File {file_id} not found", code="file_not_found")
     served = ServedFile(
@@ -411,10 +412,10 @@ async def read_served(
     )
     if event is not None and row.audited:
         who = audit_service.Who(
-            event.client, actor_id=principal.id, file_id=served.id, customer_id=served.customer_id
+            event.client, actor_id=caller.id, file_id=served.id, customer_id=served.customer_id
         )
         audit_service.log_written(event.action, who)
-    return principal, served
+    return caller, served
 
 
 def check_may_delete(file: FileUpload, user: User) -> None:
