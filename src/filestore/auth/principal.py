@@ -58,3 +58,13 @@ class Principal:
     def may_see_customer(self, customer_id: int | None) -> bool:
         """Staff and admins see every customer's records; a customer only its own."""
         return self.role is not Role.customer or self.customer_id == customer_id
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The `Actor` of a request whose token check was joined to its read
+    (`auth.service.caller`): no more of the user than visibility and the audit trail need."""
+
+    id: int
+    role: Role
+    customer_id: int | None

@@ -6,16 +6,43 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from fastapi.responses import Response, StreamingResponse
 from obstore.exceptions import NotFoundError
 
 from filestore import metrics
 from filestore.errors import NotFound, RangeNotSatisfiable
-from filestore.files.models import FileUpload
 from filestore.files.names import content_disposition
 from filestore.files.sniff import SAFE_INLINE_TYPES
 from filestore.storage.store import ObjectStorage
+
+
+class Servable(Protocol):
+    """What serving a file needs of its row: an ORM `FileUpload` or a
+    `files.service.ServedFile`."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def file_size(self) -> int: ...
+
+    @property
+    def mime_type(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def bucket(self) -> str: ...
+
+    @property
+    def object_key(self) -> str: ...
+
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -71,7 +98,7 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
     )
 
 
-def etag_of(file: FileUpload) -> str:
+def etag_of(file: Servable) -> str:
     return f'"{file.sha256}"'
 
 
@@ -81,7 +108,7 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def base_headers(file: FileUpload, *, inline: bool) -> dict[str, str]:
+def base_headers(file: Servable, *, inline: bool) -> dict[str, str]:
     show_inline = inline and file.mime_type in SAFE_INLINE_TYPES
     return {
         "Content-Disposition": content_disposition(file.filename, inline=show_inline),
@@ -102,7 +129,7 @@ class DirectLink:
 
 
 def direct_link(
-    file: FileUpload, storage: ObjectStorage, *, ttl_seconds: int, inline: bool, now: datetime
+    file: Servable, storage: ObjectStorage, *, ttl_seconds: int, inline: bool, now: datetime
 ) -> DirectLink | None:
     """A presigned GET for `file` that makes the store answer with our Content-Disposition and
     sniffed type, or None when the store has no URLs (the local store)."""
@@ -122,7 +149,7 @@ def direct_link(
 
 
 async def file_response(
-    file: FileUpload,
+    file: Servable,
     storage: ObjectStorage,
     *,
     range_header: str | None,
@@ -180,7 +207,7 @@ async def file_response(
 WHOLE_BODY_MAX = 64 * 1024
 
 
-async def _whole(file: FileUpload, storage: ObjectStorage, headers: dict[str, str]) -> Response:
+async def _whole(file: Servable, storage: ObjectStorage, headers: dict[str, str]) -> Response:
     try:
         body = await storage.get_bytes(file.bucket, file.object_key)
     except (NotFoundError, FileNotFoundError) as exc:
