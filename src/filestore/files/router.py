@@ -162,6 +162,7 @@ async def upload_file(
         user=user,
         now=now(),
         client=client,
+        reader=state.reader,
     )
     length = request.headers.get("content-length")
     row = await upload_pipeline.receive(
