@@ -28,10 +28,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
-from sqlalchemy import Row, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
@@ -94,7 +93,7 @@ class Upload:
 
     async def run(
         self, content_type: str | None, body: AsyncIterator[bytes]
-    ) -> FileUpload | Row[Any]:
+    ) -> FileUpload | completion.CompletedFile:
         ctx, fields = self.ctx, self.fields
         events = multipart.read_events(multipart.boundary_of(content_type), body)
         try:
@@ -204,7 +203,7 @@ class Upload:
         stored.scan_status = scan.status
         self.whole = data
 
-    async def _store_whole(self, stored: StoredObject, data: bytes) -> Row[Any]:
+    async def _store_whole(self, stored: StoredObject, data: bytes) -> completion.CompletedFile:
         """Store a file verified whole (one PUT) and write its `completed` row and audit event
         (one statement). Fields after the file may have changed its place: nothing was stored
         yet, so it is simply stored there."""
@@ -452,9 +451,9 @@ async def receive(
     content_type: str | None,
     content_length: int | None,
     body: AsyncIterator[bytes],
-) -> FileUpload | Row[Any]:
+) -> FileUpload | completion.CompletedFile:
     """Receive one upload; raises a FilestoreError for anything the client got wrong. The row
-    is a `FileUpload`, or a row of `queries.LISTED` for a file verified whole."""
+    is a `FileUpload`, or a `completion.CompletedFile` for a file verified whole."""
     started = time.perf_counter()
     upload = Upload(ctx)
     try:
