@@ -1,9 +1,9 @@
 """The JSON of files (`FileOut`), written straight from database rows.
 
-For the hot reads (a listing page, a file's metadata): no `FileOut` per row, no response-model
-validation, one `pydantic_core.to_json` call, the same serialiser FastAPI uses, so the bytes
-are those `FileOut` gives (tests/files/test_render.py compares them). The routes keep
-`response_model=FileOut` for the OpenAPI schema.
+For the hot reads (a listing page, a file's metadata) and an upload's answer: no `FileOut` per
+row, no response-model validation, one `pydantic_core.to_json` call, the same serialiser
+FastAPI uses, so the bytes are those `FileOut` gives (tests/files/test_render.py compares
+them). The routes keep `response_model=FileOut` for the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ from fastapi import Response
 from pydantic_core import to_json
 from sqlalchemy import Row
 
+from filestore.files.completion import CompletedFile
+from filestore.files.models import FileUpload
 
-def file_dict(row: Row[Any], base_url: str) -> dict[str, Any]:
-    """`FileOut`'s fields, in its order, from a row of `files.queries.LISTED`. `base_url`
-    without its trailing slash."""
+
+def file_dict(row: Row[Any] | FileUpload | CompletedFile, base_url: str) -> dict[str, Any]:
+    """`FileOut`'s fields, in its order, from a row of `files.queries.LISTED` (or an object
+    with the same attributes: the ORM row, an upload's `CompletedFile`). `base_url` without
+    its trailing slash."""
     return {
         "id": row.id,
         "filename": row.filename,
@@ -41,8 +45,12 @@ def file_dict(row: Row[Any], base_url: str) -> dict[str, Any]:
     }
 
 
-def json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(content=body, media_type="application/json", headers=headers)
+def json_response(
+    body: bytes, headers: dict[str, str] | None = None, *, status_code: int = 200
+) -> Response:
+    return Response(
+        content=body, status_code=status_code, media_type="application/json", headers=headers
+    )
 
 
 def files_json(rows: Iterable[Row[Any]], base_url: str) -> bytes:
@@ -51,6 +59,6 @@ def files_json(rows: Iterable[Row[Any]], base_url: str) -> bytes:
     return to_json([file_dict(row, base) for row in rows])
 
 
-def file_json(row: Row[Any], base_url: str) -> bytes:
+def file_json(row: Row[Any] | FileUpload | CompletedFile, base_url: str) -> bytes:
     """One file's metadata."""
     return to_json(file_dict(row, base_url.rstrip("/")))
