@@ -13,7 +13,8 @@ Phases: `GET /files/{id}`, `GET /files/customer/{id}?limit=20`, `GET /auth/me`, 
 `small_requests.py`, whose `Bench` this reuses.
 
 How to run (from the repo root of either tree; each TREE must have its `.venv`):
-`python bench/small_ab.py A_TREE B_TREE [--rounds 4] [--seconds 3] [--only listing]`.
+`python bench/small_ab.py A_TREE B_TREE [--rounds 4] [--seconds 3] [--only listing]
+[--env-a NAME=VALUE]`; the same tree twice with `--env-a` compares a setting.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--only", action="append", help="metadata, listing, me, download")
+    for side in ("a", "b"):
+        parser.add_argument(
+            f"--env-{side}",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"a setting for tree {side.upper()}'s server only (repeatable)",
+        )
     args = parser.parse_args()
     from tests.fixtures.live import production_env
     from tests.fixtures.servers import s3_env, start_embedded_postgres, start_seaweedfs
@@ -118,6 +127,8 @@ def main() -> int:
             env = production_env(pg.create_database(f"filestore_bench_ab_{name.lower()}"))
             env.update(s3_env(s3))
             env["LOG_LEVEL"] = "INFO"
+            extra = args.env_a if name == "A" else args.env_b
+            env.update(item.split("=", 1) for item in extra)
             server = start(tree, workdir / f"filestore-{name}", env)
             stack.callback(server.stop)  # type: ignore[attr-defined]
             benches[name] = Bench(s3, server, args.clients, args.seconds)  # type: ignore[arg-type]
@@ -126,7 +137,8 @@ def main() -> int:
     a, b = summary(results["A"]), summary(results["B"])
     print(
         f"\n{args.rounds} rounds x {args.seconds:.0f} s per route and tree, {args.clients} "
-        f"clients, load average after {load_line()}; A = {trees['A']}, B = {trees['B']}; "
+        f"clients, load average after {load_line()}; A = {trees['A']} {args.env_a}, "
+        f"B = {trees['B']} {args.env_b}; "
         f"direct GET 4 KiB {direct[1]:.0f} req/s"
     )
     print("| request | A CPU ms/req | B CPU ms/req | change | A req/s | B req/s | A p99 | B p99 |")

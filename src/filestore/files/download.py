@@ -15,6 +15,7 @@ from filestore import metrics
 from filestore.errors import NotFound, RangeNotSatisfiable
 from filestore.files.names import content_disposition
 from filestore.files.sniff import SAFE_INLINE_TYPES
+from filestore.storage.cache import ObjectCache
 from filestore.storage.store import ObjectStorage
 
 
@@ -157,8 +158,10 @@ async def file_response(
     if_range: str | None,
     inline: bool,
     head: bool = False,
+    cache: ObjectCache | None = None,
 ) -> Response:
-    """A streaming 200/206 (or 304) response for `file`."""
+    """A streaming 200/206 (or 304) response for `file`; a small one whole, from `cache` if
+    it holds it (the caller has checked that `file` may be served)."""
     headers = base_headers(file, inline=inline)
     if if_none_match and _etag_matches(if_none_match, etag_of(file)):
         return Response(status_code=304, headers=headers)
@@ -179,7 +182,7 @@ async def file_response(
             media_type=file.mime_type,
         )
     if byte_range is None and file.file_size <= WHOLE_BODY_MAX:
-        return await _whole(file, storage, headers)
+        return await _whole(file, storage, headers, cache)
     try:
         if byte_range is None:
             stored = await storage.open(file.bucket, file.object_key)
@@ -207,13 +210,19 @@ async def file_response(
 WHOLE_BODY_MAX = 64 * 1024
 
 
-async def _whole(file: Servable, storage: ObjectStorage, headers: dict[str, str]) -> Response:
-    try:
-        body = await storage.get_bytes(file.bucket, file.object_key)
-    except (NotFoundError, FileNotFoundError) as exc:
-        raise NotFound(
-            f"The content of file {file.id} is missing", code="file_content_missing"
-        ) from exc
+async def _whole(
+    file: Servable, storage: ObjectStorage, headers: dict[str, str], cache: ObjectCache | None
+) -> Response:
+    body = None if cache is None else cache.get(file.bucket, file.object_key)
+    if body is None:
+        try:
+            body = await storage.get_bytes(file.bucket, file.object_key)
+        except (NotFoundError, FileNotFoundError) as exc:
+            raise NotFound(
+                f"The content of file {file.id} is missing", code="file_content_missing"
+            ) from exc
+        if cache is not None:
+            cache.put(file.bucket, file.object_key, body)
     metrics.DOWNLOAD_BYTES.inc(len(body))
     return Response(body, headers=headers, media_type=file.mime_type)
 

@@ -265,6 +265,7 @@ async def download_file(
         if_range=if_range,
         inline=inline,
         head=request.method == "HEAD",
+        cache=reading.state.object_cache,
     )
 
 
