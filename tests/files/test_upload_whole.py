@@ -155,3 +155,38 @@ class TestWholeFile:
             select(FileUpload.id).where(FileUpload.filename == "doomed.csv")
         )
         assert found.all() == []
+
+
+class TestUploadToken:
+    """The upload reads its user as a Core row (`deps.StandalonePrincipal`): revocation still
+    refuses the token at once, before a byte is stored."""
+
+    async def test_logout_and_deactivation_refuse_the_upload_at_once(
+        self, admin_client: AsyncApi, fast_settings_base: Settings
+    ) -> None:
+        for revoke in ("logout", "deactivate"):
+            user, password = await admin_client.new_user("staff")
+            response = await admin_client.client.post(
+                "/auth/login", data={"username": user["username"], "password": password}
+            )
+            assert response.status_code == 200, response.text
+            tokens = response.json()
+            staff = AsyncApi(admin_client.client, tokens["access_token"])
+            accepted = await staff.upload(CSV, "before.csv")
+            assert accepted.status_code == 201, accepted.text
+            assert accepted.json()["uploaded_by"] == user["id"]
+            if revoke == "logout":
+                out = await admin_client.client.post(
+                    "/auth/logout", json={"refresh_token": tokens["refresh_token"]}
+                )
+                assert out.status_code == 204, out.text
+            else:
+                changed = await admin_client.patch(
+                    f"/users/{user['id']}", json={"is_active": False}
+                )
+                assert changed.status_code == 200, changed.text
+            before = objects_in(fast_settings_base)
+            refused = await staff.upload(CSV, "after.csv")
+            assert refused.status_code == 401, (revoke, refused.text)
+            assert refused.json()["code"] == "invalid_token"
+            assert objects_in(fast_settings_base) == before

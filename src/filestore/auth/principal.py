@@ -40,6 +40,8 @@ class Actor(Protocol):
     @property
     def customer_id(self) -> int | None: ...
 
+    def may_see_customer(self, customer_id: int | None) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit_service
 from filestore.audit.models import AuditEvent
-from filestore.auth.models import User
+from filestore.auth.principal import Actor
 from filestore.files.form import UploadFields
 from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.service import StoredObject
@@ -113,7 +113,7 @@ async def record(
     *,
     stored: StoredObject,
     fields: UploadFields,
-    user: User,
+    user: Actor,
     expires_at: datetime | None,
     client: ClientInfo,
 ) -> CompletedFile:

@@ -23,7 +23,7 @@ from filestore.deps import (
     ReadSessionDep,
     SessionDep,
     SettingsDep,
-    StandaloneUser,
+    StandalonePrincipal,
     StorageDep,
     get_state,
 )
@@ -152,7 +152,7 @@ Cursor = Annotated[
         (503, "Database or object storage unavailable, or `scanner_unavailable`"),
     ),
 )
-async def upload_file(request: Request, user: StandaloneUser) -> Response:
+async def upload_file(request: Request, user: StandalonePrincipal) -> Response:
     """Upload one file (multipart), streamed to object storage as it arrives."""
     # The state, base URL and client are read here rather than as `Depends`: FastAPI's
     # dependency solving was ~4% of a 4 KiB upload's server CPU, and the answer is written

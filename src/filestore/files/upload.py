@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
 from filestore.audit import service as audit_service
-from filestore.auth.models import User
+from filestore.auth.principal import Actor
 from filestore.errors import FilestoreError, Unprocessable
 from filestore.files import completion, containers, multipart, verify
 from filestore.files import service as files_service
@@ -66,7 +66,7 @@ class UploadContext:
     settings: Settings
     storage: ObjectStorage
     sessionmaker: async_sessionmaker[AsyncSession]
-    user: User
+    user: Actor
     now: datetime
     client: ClientInfo = NO_CLIENT
     # Autocommit sessions (`AppState.reader`) for the one-statement writes and the lookups;
