@@ -390,15 +390,22 @@ class Bench:
         direct = s["direct"].mib_s()
         print(f"\nload average before {load_before}, after {load_line()}")
         print(
-            f"{'':12} {'MiB/s':>8} {'ratio':>6} {'CPU s/100 MiB: server':>22} {'s3':>6} "
-            f"{'client':>7}"
+            f"{'':12} {'MiB/s':>8} {'ratio':>6} {'paired (min-max)':>18} "
+            f"{'CPU s/100 MiB: server':>22} {'s3':>6} {'client':>7}"
         )
         for name in PHASES:
             series = s[name]
             if not series.runs:
                 continue
+            # Each run against the direct PUT of the same attempt: the load drifts less
+            # within one attempt than across the whole run.
+            paired = [
+                run.mib_s / base.mib_s
+                for run, base in zip(series.runs, s["direct"].runs, strict=False)
+            ]
+            spread = f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
             print(
-                f"{name:12} {series.mib_s():8.1f} {series.mib_s() / direct:6.2f} "
+                f"{name:12} {series.mib_s():8.1f} {series.mib_s() / direct:6.2f} {spread:>18} "
                 f"{series.cpu('server'):22.3f} {series.cpu('s3'):6.2f} {series.cpu('client'):7.2f}"
             )
         if s["tus xN"].runs:
