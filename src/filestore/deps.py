@@ -184,8 +184,21 @@ async def get_reading(
 ReadingDep = Annotated[Reading, Depends(get_reading, scope="function")]
 
 
+async def get_standalone_principal(state: StateDep, token: TokenDep) -> Principal:
+    """`get_standalone_user` as a plain `Principal` (a Core row, no ORM object): for the form
+    upload, which only reads the user (4 KiB uploads: issue 12)."""
+    claims = _claims(state, token)
+    async with state.reader() as session:
+        principal = await auth_service.principal_for_token(session, claims)
+    if principal is None:
+        raise Unauthorized("Invalid token", code="invalid_token")
+    structlog.contextvars.bind_contextvars(user_id=principal.id)
+    return principal
+
+
 CurrentUser = Annotated[User, Depends(get_current_user)]
 StandaloneUser = Annotated[User, Depends(get_standalone_user)]
+StandalonePrincipal = Annotated[Principal, Depends(get_standalone_principal)]
 ReadingUser = Annotated[Principal, Depends(get_reading_user)]
 
 

@@ -73,17 +73,18 @@ ROWS = [
 def test_one_file_is_byte_for_byte_fileout() -> None:
     for r in ROWS:
         expected = to_out(as_row(r), BASE).model_dump_json().encode()
-        assert render.file_json(tuple(r.values()), BASE) == expected
+        assert render.file_json(as_row(r), BASE) == expected  # by attribute (an upload's)
+        assert render.row_json(tuple(r.values()), BASE) == expected  # by position
         # After the caller's columns, as `files.queries.caller_file_row` returns it.
-        assert render.file_json((1, "staff", None, *r.values()), BASE, start=3) == expected
+        assert render.row_json((1, "staff", None, *r.values()), BASE, start=3) == expected
 
 
 def test_a_page_is_byte_for_byte_a_list_of_fileout() -> None:
     expected = TypeAdapter(list[FileOut]).dump_json([to_out(as_row(r), BASE) for r in ROWS])
-    assert render.files_json([tuple(r.values()) for r in ROWS], BASE) == expected
+    assert render.rows_json([tuple(r.values()) for r in ROWS], BASE) == expected
     prefixed = [(1, "admin", None, 5, *r.values()) for r in ROWS]
-    assert render.files_json(prefixed, BASE, start=4) == expected
-    assert render.files_json([], BASE) == b"[]"
+    assert render.rows_json(prefixed, BASE, start=4) == expected
+    assert render.rows_json([], BASE) == b"[]"
 
 
 async def test_through_the_app_the_bodies_are_fileouts_of_the_rows(
@@ -110,3 +111,33 @@ async def test_through_the_app_the_bodies_are_fileouts_of_the_rows(
     assert one.json() == expected.model_dump(mode="json")
     page = await admin_client.get(f"/files/customer/{customer_id}")
     assert page.json() == [expected.model_dump(mode="json")]
+
+
+EXPIRES_AT = datetime(2030, 1, 1, tzinfo=timezone(timedelta(hours=2)))
+
+
+async def test_an_upload_answers_fileout_of_its_row(
+    admin_client: AsyncApi, db_session: AsyncSession
+) -> None:
+    # Both ways through the pipeline: verified whole (one statement) and streamed (the ORM
+    # row). The answer is written by `render`, byte for byte `FileOut` of the row as the upload
+    # set it: the metadata's keys in the order sent, `expires_at` with the offset sent.
+    customer_id = (await admin_client.new_customer())["id"]
+    base = str(admin_client.client.base_url)
+    for content, name in ((b"name\nAda\n", "small.csv"), (b"name\n" + b"Ada\n" * 5000, "big.csv")):
+        response = await admin_client.upload(
+            content,
+            name,
+            customer_id=customer_id,
+            metadata='{"zz": [1, 2.5, "x"], "a": null}',
+            expires_at="2030-01-01T00:00:00+02:00",
+        )
+        assert response.status_code == 201, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert list(response.json()["metadata"]) == ["zz", "a"]
+        assert response.json()["expires_at"] == "2030-01-01T00:00:00+02:00"
+        stored = await db_session.get(FileUpload, response.json()["id"])
+        assert stored is not None
+        as_sent = {"metadata": {"zz": [1, 2.5, "x"], "a": None}, "expires_at": EXPIRES_AT}
+        expected = to_out(stored, base).model_copy(update=as_sent)
+        assert response.content == expected.model_dump_json().encode()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import puremagic
+import puremagic.main as puremagic_tables
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from filestore.errors import UnsupportedMediaType
-from filestore.files.sniff import SAFE_INLINE_TYPES, looks_like_text, sniff
+from filestore.files.sniff import SAFE_INLINE_TYPES, looks_like_text, magic_matches, sniff
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 32
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + b"\x00" * 32
@@ -138,3 +142,93 @@ class TestInlineTypes:
         assert "text/html" not in SAFE_INLINE_TYPES
         assert "image/svg+xml" not in SAFE_INLINE_TYPES
         assert {"image/png", "image/jpeg", "application/pdf"} <= SAFE_INLINE_TYPES
+
+
+def _puremagic_or_error(head: bytes) -> object:
+    try:
+        return puremagic.magic_string(head)
+    except (puremagic.PureError, ValueError) as exc:
+        return type(exc)
+
+
+def _ours_or_error(head: bytes) -> object:
+    try:
+        return magic_matches(head)
+    except (puremagic.PureError, ValueError) as exc:
+        return type(exc)
+
+
+def _signature_samples() -> list[bytes]:
+    """Every header signature of puremagic's tables at its offset (with each multi-part
+    continuation), every footer signature at the end, over two fillers."""
+    samples = []
+    for filler in (b"\x00", b"x"):
+        for row in puremagic_tables.magic_header_array:
+            head = filler * row.offset + row.byte_match
+            samples.append(head + filler * 64)
+            for part in puremagic_tables.multi_part_dict.get(row.byte_match, ()):
+                if part.offset >= 0:
+                    body = bytearray(head + filler * max(0, part.offset + len(part.byte_match)))
+                    body[part.offset : part.offset + len(part.byte_match)] = part.byte_match
+                    samples.append(bytes(body))
+                else:
+                    samples.append(head + filler * 64 + part.byte_match + filler * 0)
+        for row in puremagic_tables.magic_footer_array:
+            samples.append(
+                filler * 64 + row.byte_match + filler * (-row.offset - len(row.byte_match))
+            )
+    return samples
+
+
+def _same_length_pairs(per_length: int = 20) -> list[bytes]:
+    """Two signatures of one length at different offsets, both in one file: puremagic ranks
+    them equal, so only the tables' order decides which comes first."""
+    by_length: dict[int, list[Any]] = {}
+    for row in puremagic_tables.magic_header_array:
+        by_length.setdefault(len(row.byte_match), []).append(row)
+    samples = []
+    for rows in by_length.values():
+        made = 0
+        for first in rows:
+            for second in rows:
+                if made >= per_length:
+                    break
+                if second.offset < first.offset + len(first.byte_match):
+                    continue
+                body = bytearray(b"\x00" * (second.offset + len(second.byte_match) + 8))
+                body[first.offset : first.offset + len(first.byte_match)] = first.byte_match
+                body[second.offset : second.offset + len(second.byte_match)] = second.byte_match
+                samples += [bytes(body)]
+                made += 1
+    return samples
+
+
+class TestIndexedSignatures:
+    """`magic_matches` is puremagic's `magic_string` with its tables indexed: same matches,
+    same order, same errors."""
+
+    def test_equal_ranks_keep_the_tables_order(self) -> None:
+        samples = _same_length_pairs()
+        assert len(samples) > 20
+        for head in samples:
+            assert _ours_or_error(head) == _puremagic_or_error(head), head[:80]
+
+    def test_every_signature_in_the_tables(self) -> None:
+        samples = _signature_samples()
+        assert len(samples) > 2800
+        for head in samples:
+            assert _ours_or_error(head) == _puremagic_or_error(head), head[:80]
+
+    @pytest.mark.parametrize(
+        "head", [PNG, JPEG, GIF, PDF, WINDOWS_EXE, ELF, CSV, b"", b"PK\x03\x04"]
+    )
+    def test_known_files(self, head: bytes) -> None:
+        assert _ours_or_error(head) == _puremagic_or_error(head)
+
+    @given(st.binary(min_size=0, max_size=600))
+    def test_any_bytes(self, head: bytes) -> None:
+        assert _ours_or_error(head) == _puremagic_or_error(head)
+
+    @given(st.sampled_from(_signature_samples()), st.binary(max_size=64))
+    def test_signatures_with_anything_after(self, head: bytes, tail: bytes) -> None:
+        assert _ours_or_error(head + tail) == _puremagic_or_error(head + tail)

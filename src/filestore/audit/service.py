@@ -94,6 +94,18 @@ def _values(action: Action, who: Who, details: dict[str, Any] | None) -> dict[st
     }
 
 
+def event_values(action: Action, who: Who, details: dict[str, Any] | None) -> dict[str, Any]:
+    """An event's column values, for a caller that writes it in a statement of its own (a
+    form upload's completed row and its event in one INSERT: `files/completion.py`); it logs
+    the event with `log_event` once that statement returned."""
+    return _values(action, who, details)
+
+
+def log_event(action: Action, who: Who) -> None:
+    """The log line of an event written (and committed) by the caller's own statement."""
+    _log(action, who)
+
+
 _INSERT = insert(AuditEvent)
 
 

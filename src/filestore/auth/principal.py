@@ -40,6 +40,13 @@ class Actor(Protocol):
     @property
     def customer_id(self) -> int | None: ...
 
+    def may_see_customer(self, customer_id: int | None) -> bool: ...
+
+
+def may_see_customer(actor: Actor, customer_id: int | None) -> bool:
+    """Staff and admins see every customer's records; a customer only its own."""
+    return actor.role is not Role.customer or actor.customer_id == customer_id
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -56,8 +63,7 @@ class Principal:
     created_at: datetime
 
     def may_see_customer(self, customer_id: int | None) -> bool:
-        """Staff and admins see every customer's records; a customer only its own."""
-        return self.role is not Role.customer or self.customer_id == customer_id
+        return may_see_customer(self, customer_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +74,6 @@ class Caller:
     id: int
     role: Role
     customer_id: int | None
+
+    def may_see_customer(self, customer_id: int | None) -> bool:
+        return may_see_customer(self, customer_id)

@@ -21,6 +21,7 @@ from filestore.audit.service import Action, Who
 from filestore.auth import passwords
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
+from filestore.auth.principal import Actor
 from filestore.auth.schemas import UserCreate
 from filestore.customers.models import Customer
 from filestore.customers.schemas import CustomerCreate
@@ -32,7 +33,7 @@ async def get(session: AsyncSession, customer_id: int) -> Customer | None:
     return await session.get(Customer, customer_id)
 
 
-async def get_visible(session: AsyncSession, *, customer_id: int, user: User) -> Customer:
+async def get_visible(session: AsyncSession, *, customer_id: int, user: Actor) -> Customer:
     """The customer if `user` may see it; 404 otherwise (never reveal that it exists)."""
     customer = await get(session, customer_id)
     if customer is None or not user.may_see_customer(customer.id):

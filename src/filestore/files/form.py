@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from filestore.auth.models import Role, User
+from filestore.auth.models import Role
+from filestore.auth.principal import Actor
 from filestore.errors import Unprocessable
 from filestore.schemas import MAX_DB_ID
 
@@ -57,7 +58,7 @@ class UploadFields:
     checksum_sha256: str | None = None
     seen: set[str] = field(default_factory=set)
 
-    def owner_customer_id(self, user: User) -> int | None:
+    def owner_customer_id(self, user: Actor) -> int | None:
         """The customer the file belongs to: given, else the ticket's, else the uploader's."""
         if self.customer_id is not None:
             return self.customer_id

@@ -78,7 +78,7 @@ class StoredObject:
 
 
 def upload_location(
-    settings: Settings, *, fields: UploadFields, user: User, now: datetime
+    settings: Settings, *, fields: UploadFields, user: Actor, now: datetime
 ) -> tuple[str, str]:
     """Bucket and a new key for an upload with the fields seen so far."""
     bucket = route_bucket(settings, file_type=fields.file_type, ticket_id=fields.ticket_id)
@@ -87,7 +87,7 @@ def upload_location(
 
 
 def is_placed_right(
-    settings: Settings, *, fields: UploadFields, user: User, bucket: str, key: str
+    settings: Settings, *, fields: UploadFields, user: Actor, bucket: str, key: str
 ) -> bool:
     """False when fields that came after the file changed its bucket or owner."""
     right_bucket = route_bucket(settings, file_type=fields.file_type, ticket_id=fields.ticket_id)
@@ -132,7 +132,7 @@ def _check_csv_name(filename: str, file_type: str) -> None:
 
 
 async def check_upload_field(
-    session: AsyncSession, *, fields: UploadFields, name: str, user: User
+    session: AsyncSession, *, fields: UploadFields, name: str, user: Actor
 ) -> None:
     """The rules for a field just parsed that need the user or the database: backups are
     admin-only, the customer and the ticket exist and `user` may see them."""
@@ -146,7 +146,7 @@ async def check_upload_field(
         fields.ticket_customer_id = ticket.customer_id
 
 
-def check_upload_complete(fields: UploadFields, *, user: User, stored: StoredObject) -> None:
+def check_upload_complete(fields: UploadFields, *, user: Actor, stored: StoredObject) -> None:
     """The rules that need every field and the whole file: a customer uploads only for itself,
     a ticket's customer is the file's, csv means a .csv, the client's checksum matches."""
     check_upload_owner(fields, user=user)
@@ -160,7 +160,7 @@ def check_upload_complete(fields: UploadFields, *, user: User, stored: StoredObj
         )
 
 
-def check_upload_owner(fields: UploadFields, *, user: User) -> None:
+def check_upload_owner(fields: UploadFields, *, user: Actor) -> None:
     """The rules that need every field: a customer uploads only for itself, a ticket's
     customer is the file's (resumable uploads check these at creation, before any byte)."""
     if user.role is Role.customer and fields.owner_customer_id(user) != user.customer_id:
@@ -185,7 +185,7 @@ async def record_upload(
     *,
     stored: StoredObject,
     fields: UploadFields,
-    user: User,
+    user: Actor,
     expires_at: datetime | None,
     into: int | None = None,
 ) -> FileUpload:

@@ -13,6 +13,12 @@ every way in shares: `uploading` while the bytes stream, `verifying` once they a
 rules that need every field and the whole file), then `completed` (listed, served). Bytes the
 verification refuses (type, size, checksum, virus: `verify.rejection_of`) are deleted and the
 row is left `rejected` with its reason; any other failure deletes object and row.
+
+A file that ends within its sniffed head (8 KiB) arrives whole before anything is written, so
+it is verified whole in memory, after the last field: nothing is stored until every rule has
+passed, and then one PUT (no multipart upload) and one statement (`completion.py`: the
+`completed` row and its audit event) record it, as a tus upload's row is written at its last
+byte. Refused bytes leave a `rejected` row with the reason, and were never stored.
 """
 
 from __future__ import annotations
@@ -29,13 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from filestore import metrics
 from filestore.audit import service as audit_service
-from filestore.auth.models import User
+from filestore.auth.principal import Actor
 from filestore.errors import FilestoreError, Unprocessable
-from filestore.files import containers, multipart, verify
+from filestore.files import completion, containers, multipart, verify
 from filestore.files import service as files_service
 from filestore.files.form import UploadFields
 from filestore.files.hashing import StreamHasher
-from filestore.files.models import FileUpload, UploadStatus
+from filestore.files.models import FileUpload, RejectionReason, UploadStatus
 from filestore.files.names import extension_of
 from filestore.files.scan import VirusFound, VirusScan
 from filestore.files.service import StoredObject
@@ -60,9 +66,16 @@ class UploadContext:
     settings: Settings
     storage: ObjectStorage
     sessionmaker: async_sessionmaker[AsyncSession]
-    user: User
+    user: Actor
     now: datetime
     client: ClientInfo = NO_CLIENT
+    # Autocommit sessions (`AppState.reader`) for the one-statement writes and the lookups;
+    # None: `sessionmaker`'s.
+    reader: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def statements(self) -> async_sessionmaker[AsyncSession]:
+        return self.reader or self.sessionmaker
 
 
 class Upload:
@@ -74,8 +87,13 @@ class Upload:
         self.stored: StoredObject | None = None
         self.row_id: int | None = None  # the `uploading` row, once the file's bytes start
         self._complete = False  # the object exists: a failure from here on deletes it
+        # A file that ended within its head: its bytes, once verified, until the form ends.
+        self.whole: bytes | None = None
+        self._verifying_whole = False  # a refusal of its bytes writes a `rejected` row
 
-    async def run(self, content_type: str | None, body: AsyncIterator[bytes]) -> FileUpload:
+    async def run(
+        self, content_type: str | None, body: AsyncIterator[bytes]
+    ) -> FileUpload | completion.CompletedFile:
         ctx, fields = self.ctx, self.fields
         events = multipart.read_events(multipart.boundary_of(content_type), body)
         try:
@@ -87,7 +105,7 @@ class Upload:
                     continue
                 text = await read_field(event.name, events)
                 if fields.parse(event.name, text, now=ctx.now):
-                    async with ctx.sessionmaker() as session:
+                    async with ctx.statements() as session:
                         await files_service.check_upload_field(
                             session, fields=fields, name=event.name, user=ctx.user
                         )
@@ -95,6 +113,8 @@ class Upload:
             if stored is None:
                 raise Unprocessable("The form has no `file` part", code="file_required")
             files_service.check_upload_complete(fields, user=ctx.user, stored=stored)
+            if self.whole is not None:
+                return await self._store_whole(stored, self.whole)
             await self._move_if_rerouted(stored)
             return await self._write_row(stored)
         except BaseException as exc:
@@ -117,6 +137,9 @@ class Upload:
         head, ended = await read_head(events)
         if not head:
             raise Unprocessable("The file is empty", code="empty_file")
+        if ended:
+            await self._verify_whole(filename, b"".join(head))
+            return
         bucket, key = files_service.upload_location(
             ctx.settings, fields=self.fields, user=ctx.user, now=ctx.now
         )
@@ -135,13 +158,7 @@ class Upload:
         try:
             for view in head:
                 await sinks.write(view)
-            if ended:
-                # The whole file is in the head (<= SNIFF_BYTES): one PUT, no multipart upload.
-                await ctx.storage.put_bytes(
-                    stored.bucket, stored.key, b"".join(head), content_type=stored.mime_type
-                )
-            else:
-                await self._put_stream(FileBytes(head, events, sinks), stored)
+            await self._put_stream(FileBytes(head, events, sinks), stored)
             self._complete = True
             log.info("file.stored", bucket=stored.bucket, key=stored.key, size=guard.size)
             await sinks.finish()
@@ -158,6 +175,58 @@ class Upload:
         stored.size, stored.md5, stored.sha256 = guard.size, hasher.md5, hasher.sha256
         stored.scan_status = scan.status
         await self._set_status(UploadStatus.verifying, file_size=stored.size)
+
+    async def _verify_whole(self, filename: str, data: bytes) -> None:
+        """Every check of the bytes of a file that arrived whole (size, hashes, type, virus,
+        Office container), in memory; nothing is stored until the form has ended."""
+        ctx = self.ctx
+        bucket, key = files_service.upload_location(
+            ctx.settings, fields=self.fields, user=ctx.user, now=ctx.now
+        )
+        stored = StoredObject(bucket, key, filename, mime_type=verify.UNVERIFIED_MIME_TYPE)
+        self.stored = stored
+        self._verifying_whole = True
+        extension = extension_of(filename)
+        stored.mime_type = sniff(data[:SNIFF_BYTES], extension)
+        guard = SizeGuard(ctx.settings.max_file_size)
+        hasher = StreamHasher()
+        scan = await VirusScan.start(ctx.settings, filename=filename, user_id=ctx.user.id)
+        sinks = Tee(guard, hasher, scan)
+        try:
+            await sinks.write(memoryview(data))
+            await sinks.finish()
+            await containers.check(in_memory(data), size=len(data), extension=extension)
+        except BaseException:
+            sinks.abort()
+            raise
+        stored.size, stored.md5, stored.sha256 = guard.size, hasher.md5, hasher.sha256
+        stored.scan_status = scan.status
+        self.whole = data
+
+    async def _store_whole(self, stored: StoredObject, data: bytes) -> completion.CompletedFile:
+        """Store a file verified whole (one PUT) and write its `completed` row and audit event
+        (one statement). Fields after the file may have changed its place: nothing was stored
+        yet, so it is simply stored there."""
+        ctx = self.ctx
+        if not files_service.is_placed_right(
+            ctx.settings, fields=self.fields, user=ctx.user, bucket=stored.bucket, key=stored.key
+        ):
+            stored.bucket, stored.key = files_service.upload_location(
+                ctx.settings, fields=self.fields, user=ctx.user, now=ctx.now
+            )
+        await ctx.storage.put_bytes(stored.bucket, stored.key, data, content_type=stored.mime_type)
+        self._complete = True
+        log.info("file.stored", bucket=stored.bucket, key=stored.key, size=stored.size)
+        expires_at = files_service.upload_expiry(ctx.settings, fields=self.fields, now=ctx.now)
+        async with ctx.statements() as session:
+            return await completion.record(
+                session,
+                stored=stored,
+                fields=self.fields,
+                user=ctx.user,
+                expires_at=expires_at,
+                client=ctx.client,
+            )
 
     async def _track(self, bucket: str, key: str, filename: str) -> None:
         """Write the `uploading` row (not listed, not served) before the first byte is stored."""
@@ -261,9 +330,11 @@ class Upload:
         """The row of a failed upload: `rejected` with the reason if verification refused the
         bytes, else gone (the client's mistake or a disconnect left nothing to record)."""
         row_id, self.row_id = self.row_id, None
-        if row_id is None:
-            return
         reason = verify.rejection_of(error)
+        if row_id is None:
+            if reason is not None and self._verifying_whole:
+                await self._record_rejected(reason)
+            return
         try:
             async with self.ctx.sessionmaker() as session:
                 row = await session.get(FileUpload, row_id)
@@ -277,6 +348,43 @@ class Upload:
                 await asyncio.shield(session.commit())
         except Exception as exc:  # the sweep removes a row left `uploading`
             log.error("file.untrack_failed", row_id=row_id, error=str(exc)[:200])
+
+    async def _record_rejected(self, reason: RejectionReason) -> None:
+        """The `rejected` row of a file refused while verified whole (never stored)."""
+        ctx, fields, stored = self.ctx, self.fields, self.stored
+        assert stored is not None
+        row = FileUpload(
+            filename=stored.filename,
+            bucket=stored.bucket,
+            object_key=stored.key,
+            file_size=stored.size,
+            mime_type=verify.UNVERIFIED_MIME_TYPE,
+            file_type=fields.file_type,
+            md5="",
+            sha256="",
+            upload_status=UploadStatus.rejected,
+            rejection_reason=reason.value,
+            customer_id=fields.owner_customer_id(ctx.user),
+            ticket_id=fields.ticket_id,
+            service_id=fields.service_id,
+            metadata_=fields.metadata,
+            uploaded_by=ctx.user.id,
+        )
+        try:
+            async with ctx.sessionmaker() as session:
+                session.add(row)
+                await asyncio.shield(session.commit())
+        except Exception as exc:
+            log.error("file.reject_record_failed", filename=stored.filename, error=str(exc)[:200])
+
+
+def in_memory(data: bytes) -> containers.Fetch:
+    """`containers.check`'s ranged reads, from bytes held in memory."""
+
+    async def fetch(start: int, end: int) -> bytes:
+        return data[start:end]
+
+    return fetch
 
 
 class FileBytes:
@@ -343,8 +451,9 @@ async def receive(
     content_type: str | None,
     content_length: int | None,
     body: AsyncIterator[bytes],
-) -> FileUpload:
-    """Receive one upload; raises a FilestoreError for anything the client got wrong."""
+) -> FileUpload | completion.CompletedFile:
+    """Receive one upload; raises a FilestoreError for anything the client got wrong. The row
+    is a `FileUpload`, or a `completion.CompletedFile` for a file verified whole."""
     started = time.perf_counter()
     upload = Upload(ctx)
     try:

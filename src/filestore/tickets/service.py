@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import Role, User
+from filestore.auth.principal import Actor
 from filestore.customers import service as customers_service
 from filestore.errors import NotFound, Unprocessable
 from filestore.tickets.models import Ticket
@@ -18,7 +19,7 @@ async def get(session: AsyncSession, ticket_id: int) -> Ticket | None:
     return await session.get(Ticket, ticket_id)
 
 
-async def get_visible(session: AsyncSession, *, ticket_id: int, user: User) -> Ticket:
+async def get_visible(session: AsyncSession, *, ticket_id: int, user: Actor) -> Ticket:
     """The ticket if `user` may see it; 404 otherwise (never reveal that it exists)."""
     ticket = await get(session, ticket_id)
     if ticket is None or not user.may_see_customer(ticket.customer_id):
