@@ -199,11 +199,15 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose statements each commit on their own (no BEGIN, no COMMIT): only for
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` whose statements each commit on their own (no BEGIN, no COMMIT): only for
     routes that read, where every statement sees committed data anyway. Same pool."""
-    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `autocommit_engine(engine)`."""
+    return async_sessionmaker(autocommit_engine(engine), expire_on_commit=False, autoflush=False)
 
 
 async def session_scope(

@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 import structlog
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from filestore.auth import cookies as auth_cookies
 from filestore.auth import service as auth_service
@@ -119,7 +119,8 @@ async def get_current_user(state: StateDep, session: SessionDep, token: TokenDep
 async def get_reading_user(state: StateDep, session: ReadSessionDep, token: TokenDep) -> Principal:
     """The token's user, for routes that only read: the same checks in the request's read
     session, the user a plain `Principal` (a Core row, no ORM object)."""
-    principal = await auth_service.principal_for_token(session, _claims(state, token))
+    claims = _claims(state, token)
+    principal = await auth_service.principal_for_token(await session.connection(), claims)
     if principal is None:
         raise Unauthorized("Invalid token", code="invalid_token")
     structlog.contextvars.bind_contextvars(user_id=principal.id)
@@ -137,7 +138,8 @@ async def get_standalone_user(state: StateDep, token: TokenDep) -> User:
 
 @dataclass(slots=True)
 class Reading:
-    """A read-only request's state, read session and verified token claims, from one
+    """A read-only request's state, connection (autocommit, no ORM session) and verified
+    token claims, from one
     dependency (`ReadingDep`): each `Depends` layer costs FastAPI's dependency solving a
     little on every request, and the hot reads (`GET /files/{id}`, the listings, downloads,
     `/auth/me`) are mostly that and their one round trip. Whether the token still speaks for
@@ -146,7 +148,7 @@ class Reading:
 
     request: Request
     state: AppState
-    session: AsyncSession
+    connection: AsyncConnection
     claims: AccessClaims
 
     @property
@@ -174,8 +176,8 @@ async def get_reading(
     state: AppState = request.app.state.filestore
     # The token's signature and claims first: a bad token is refused without a connection.
     claims = _claims(state, bearer or auth_cookies.access_token(request))
-    async with state.reader() as session:
-        yield Reading(request, state, session, claims)
+    async with state.read_connection() as connection:
+        yield Reading(request, state, connection, claims)
 
 
 # No transaction, as ReadSessionDep.

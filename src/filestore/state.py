@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import procrastinate
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from filestore.jobs.supervisor import WorkerSupervisor
 from filestore.settings import Settings
@@ -29,7 +31,24 @@ class AppState:
     # Small objects' bytes for downloads (DOWNLOAD_CACHE_BYTES); None: every download reads
     # the store.
     object_cache: ObjectCache | None = None
+    # `engine` in autocommit, for `read_connection`; None: as `read_sessionmaker`.
+    read_engine: AsyncEngine | None = None
 
     @property
     def reader(self) -> async_sessionmaker[AsyncSession]:
         return self.read_sessionmaker or self.sessionmaker
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection in autocommit for one request that reads (and may append an
+        audit event), without an ORM session: the hot reads run one Core statement each.
+        Without a `read_engine` (the fast tier, whose sessions are bound to the test's
+        transaction), a session's connection, committed at the end (its savepoint released,
+        so an event it wrote stays)."""
+        if self.read_engine is None:
+            async with self.reader() as session:
+                yield await session.connection()
+                await session.commit()
+            return
+        async with self.read_engine.connect() as connection:
+            yield connection

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filestore.files import render
+from filestore.files import queries, render
 from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.router import to_out
 from filestore.files.schemas import FileOut
@@ -20,7 +20,8 @@ from tests.fixtures.app import AsyncApi
 BASE = "http://files.example:8000/"
 
 
-def row(**changes: Any) -> Row[Any]:
+def row(**changes: Any) -> dict[str, Any]:
+    """A row's values by name, in the order of `files.queries.LISTED`."""
     values: dict[str, Any] = {
         "id": 9_007_199_254_740_993,  # beyond a double's integers
         "filename": 'Rechnung "März" ✓.pdf',
@@ -41,7 +42,16 @@ def row(**changes: Any) -> Row[Any]:
         "uploaded_by": 1,
     }
     values.update(changes)
+    return values
+
+
+def as_row(values: dict[str, Any]) -> Row[Any]:
+    """What `to_out` reads: attributes."""
     return cast("Row[Any]", SimpleNamespace(**values))
+
+
+def test_the_rows_here_are_in_listed_order() -> None:
+    assert list(row()) == [column.key for column in queries.LISTED]
 
 
 ROWS = [
@@ -62,13 +72,19 @@ ROWS = [
 
 def test_one_file_is_byte_for_byte_fileout() -> None:
     for r in ROWS:
-        assert render.file_json(r, BASE) == to_out(r, BASE).model_dump_json().encode()
+        expected = to_out(as_row(r), BASE).model_dump_json().encode()
+        assert render.file_json(as_row(r), BASE) == expected  # by attribute (an upload's)
+        assert render.row_json(tuple(r.values()), BASE) == expected  # by position
+        # After the caller's columns, as `files.queries.caller_file_row` returns it.
+        assert render.row_json((1, "staff", None, *r.values()), BASE, start=3) == expected
 
 
 def test_a_page_is_byte_for_byte_a_list_of_fileout() -> None:
-    expected = TypeAdapter(list[FileOut]).dump_json([to_out(r, BASE) for r in ROWS])
-    assert render.files_json(ROWS, BASE) == expected
-    assert render.files_json([], BASE) == b"[]"
+    expected = TypeAdapter(list[FileOut]).dump_json([to_out(as_row(r), BASE) for r in ROWS])
+    assert render.rows_json([tuple(r.values()) for r in ROWS], BASE) == expected
+    prefixed = [(1, "admin", None, 5, *r.values()) for r in ROWS]
+    assert render.rows_json(prefixed, BASE, start=4) == expected
+    assert render.rows_json([], BASE) == b"[]"
 
 
 async def test_through_the_app_the_bodies_are_fileouts_of_the_rows(

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Select, event, insert, inspect, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -119,6 +119,15 @@ async def record_now(
     # No COMMIT is sent in autocommit; where the session is bound to an outer transaction
     # (the fast tier), this ends its savepoint, as it would an ORM flush's.
     await session.commit()
+    _log(action, who)
+
+
+async def record_at_once(
+    connection: AsyncConnection, action: Action, who: Who, details: dict[str, Any] | None = None
+) -> None:
+    """`record_now` on a connection in autocommit (`state.AppState.read_connection`): written
+    when the INSERT returns, then logged."""
+    await connection.execute(_INSERT, _values(action, who, details))
     _log(action, who)
 
 

@@ -158,7 +158,7 @@ async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> A
 @router.get("/me", response_model=UserOut, dependencies=NO_STORE, responses=error_responses(401))
 async def me(reading: ReadingDep) -> Any:
     """The user this token belongs to."""
-    user = await auth_service.principal_for_token(reading.session, reading.claims)
+    user = await auth_service.principal_for_token(reading.connection, reading.claims)
     if user is None:
         raise auth_service.token_refused()
     return reading.acting(user)

@@ -22,7 +22,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from filestore.audit import service as audit
 from filestore.audit.service import Action, Who
@@ -138,14 +138,13 @@ async def user_for_token(session: AsyncSession, claims: AccessClaims) -> User | 
     return (await session.execute(stmt, params)).scalar_one_or_none()
 
 
-async def principal_for_token(session: AsyncSession, claims: AccessClaims) -> Principal | None:
-    """`user_for_token` as a plain value: the same one query and checks, the row read through
-    the session's connection without the ORM (for the routes that only read)."""
-    params: dict[str, Any] = {"user_id": claims.user_id, "token_version": claims.token_version}
-    stmt = _TOKEN_ROW
-    if claims.session_id is not None:
-        stmt, params["session_id"] = _SESSION_TOKEN_ROW, claims.session_id
-    row = (await (await session.connection()).execute(stmt, params)).first()
+async def principal_for_token(
+    connection: AsyncConnection, claims: AccessClaims
+) -> Principal | None:
+    """`user_for_token` as a plain value: the same one query and checks, the row read without
+    the ORM (for the routes that only read)."""
+    stmt = _SESSION_TOKEN_ROW if claims.session_id is not None else _TOKEN_ROW
+    row = (await connection.execute(stmt, token_params(claims))).first()
     return None if row is None else Principal(*row)
 
 

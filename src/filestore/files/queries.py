@@ -129,6 +129,9 @@ LISTED = (
 )
 
 
+LISTED_WIDTH = len(LISTED)
+
+
 @cache
 def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
     """One page of the live files of customer or ticket `:owner_id` that a user of `role` sees,
@@ -247,6 +250,12 @@ def caller_listing(owner: Owner, *, after: bool, with_session: bool) -> Select[A
         .order_by(page.c.created_at.desc(), page.c.id.desc())
         .execution_options(**UNPREPARED)
     )
+
+
+# Where the `LISTED` columns begin in the rows of `caller_file_row` and `caller_listing`.
+CALLER_WIDTH = len(auth_service.caller_columns(with_session=False))
+FILE_ROW_START = CALLER_WIDTH
+LISTING_START = CALLER_WIDTH + 1  # after `owner_id`
 
 
 # What serving a file's bytes needs of its row (`files.download.ServedFile`).

@@ -223,7 +223,7 @@ async def download_file(
     downloaded = files_service.AccessEvent(audit_service.Action.file_downloaded, client, details)
     event = downloaded if request.method == "GET" and not redirect else None
     user, file = await files_service.read_served(
-        reading.session,
+        reading.connection,
         reading.claims,
         file_id=file_id,
         settings=settings,
@@ -236,26 +236,24 @@ async def download_file(
             file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=now()
         )
         if link is not None:
-            await files_service.record_access(  # the read session: written, then logged
-                reading.session,
+            await files_service.record_access_at_once(  # written, then logged
+                reading.connection,
                 audit_service.Action.file_link_issued,
                 file=file,
                 user=user,
                 client=client,
-                read_session=True,
             )
             return RedirectResponse(
                 link.url, status_code=307, headers={"Cache-Control": "no-store"}
             )
         if request.method == "GET":
-            await files_service.record_access(
-                reading.session,
+            await files_service.record_access_at_once(
+                reading.connection,
                 downloaded.action,
                 file=file,
                 user=user,
                 client=client,
                 details=details,
-                read_session=True,
             )
     return await file_response(
         file,
@@ -285,7 +283,7 @@ class Listing:
         after = pagination.decode(self.cursor) if self.cursor else None
         reading = self.reading
         user, files = await files_service.read_listing(
-            reading.session,
+            reading.connection,
             reading.claims,
             owner,
             owner_id,
@@ -300,7 +298,9 @@ class Listing:
         if len(files) == self.limit:
             last = files[-1]
             headers = {NEXT_CURSOR_HEADER: pagination.encode(last.created_at, last.id)}
-        return render.json_response(render.files_json(files, reading.base_url), headers)
+        return render.json_response(
+            render.rows_json(files, reading.base_url, queries.LISTING_START), headers
+        )
 
 
 async def _listing(
@@ -332,10 +332,10 @@ async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> Response:
 async def get_file(file_id: IdPath, reading: ReadingDep) -> Response:
     """A file's metadata."""
     user, row = await files_service.read_visible_row(
-        reading.session, reading.claims, file_id=file_id, settings=reading.settings, now=now()
+        reading.connection, reading.claims, file_id=file_id, settings=reading.settings, now=now()
     )
     reading.acting(user)
-    return render.json_response(render.file_json(row, reading.base_url))
+    return render.json_response(render.row_json(row, reading.base_url, queries.FILE_ROW_START))
 
 
 @router.delete(

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Row, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from filestore.audit import service as audit_service
 from filestore.auth import service as auth_service
@@ -281,7 +281,12 @@ def _caller(row: Row[Any] | None) -> Caller:
 
 
 async def read_visible_row(
-    session: AsyncSession, claims: AccessClaims, *, file_id: int, settings: Settings, now: datetime
+    connection: AsyncConnection,
+    claims: AccessClaims,
+    *,
+    file_id: int,
+    settings: Settings,
+    now: datetime,
 ) -> tuple[Caller, Row[Any]]:
     """The token's user and file `file_id` as a row of `queries.LISTED` (no ORM object), in
     one statement: 401 if the token no longer speaks for anyone, else 404 if the file is not
@@ -292,15 +297,15 @@ async def read_visible_row(
         **queries.caller_params(settings, now),
     }
     stmt = queries.caller_file_row(with_session=claims.session_id is not None)
-    row: Row[Any] | None = (await (await session.connection()).execute(stmt, params)).first()
-    principal = _caller(row)
+    row: Row[Any] | None = (await connection.execute(stmt, params)).first()
+    caller = _caller(row)
     if row is None or row.id is None:
         raise NotFound(f"File {file_id} not found", code="file_not_found")
-    return principal, row
+    return caller, row
 
 
 async def read_listing(
-    session: AsyncSession,
+    connection: AsyncConnection,
     claims: AccessClaims,
     owner: queries.Owner,
     owner_id: int,
@@ -327,13 +332,14 @@ async def read_listing(
     stmt = queries.caller_listing(
         owner, after=after is not None, with_session=claims.session_id is not None
     )
-    rows = (await (await session.connection()).execute(stmt, params)).all()
-    principal = _caller(rows[0] if rows else None)
+    rows = (await connection.execute(stmt, params)).all()
+    caller = _caller(rows[0] if rows else None)
     if rows[0].owner_id is None:
         if owner is queries.Owner.customer:
             raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
         raise NotFound(f"Ticket {owner_id} not found", code="ticket_not_found")
-    return principal, [row for row in rows if row.id is not None]
+    start = queries.LISTING_START  # the file's id, NULL in an owner's row without files
+    return caller, [row for row in rows if row[start] is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +368,7 @@ class AccessEvent:
 
 
 async def read_served(
-    session: AsyncSession,
+    connection: AsyncConnection,
     claims: AccessClaims,
     *,
     file_id: int,
@@ -372,7 +378,7 @@ async def read_served(
 ) -> tuple[Caller, ServedFile]:
     """The token's user and what serving file `file_id` needs, in one statement (401, else
     404 as `get_visible`); with `event`, the same statement writes the audit event (it is
-    committed when the statement returns: the read session is in autocommit) and it is logged
+    committed when the statement returns: `connection` is in autocommit) and it is logged
     once, after."""
     params: dict[str, Any] = {
         "file_id": file_id,
@@ -390,8 +396,8 @@ async def read_served(
     stmt = queries.caller_download(
         with_session=claims.session_id is not None, audited=event is not None
     )
-    row: Row[Any] | None = (await (await session.connection()).execute(stmt, params)).first()
-    principal = _caller(row)
+    row: Row[Any] | None = (await connection.execute(stmt, params)).first()
+    caller = _caller(row)
     if row is None or row.id is None:
         raise NotFound(f"File {file_id} not found", code="file_not_found")
     served = ServedFile(
@@ -405,14 +411,11 @@ async def read_served(
         row.customer_id,
     )
     if event is not None and row.audited:
-        # No COMMIT is sent in autocommit; where the session is bound to an outer transaction
-        # (the fast tier), this ends its savepoint, as `audit.service.record_now` does.
-        await session.commit()
         who = audit_service.Who(
-            event.client, actor_id=principal.id, file_id=served.id, customer_id=served.customer_id
+            event.client, actor_id=caller.id, file_id=served.id, customer_id=served.customer_id
         )
         audit_service.log_written(event.action, who)
-    return principal, served
+    return caller, served
 
 
 def check_may_delete(file: FileUpload, user: User) -> None:
@@ -439,6 +442,22 @@ async def record_access(
     await record(
         session, action, who, {"filename": file.filename, "bucket": file.bucket, **(details or {})}
     )
+
+
+async def record_access_at_once(
+    connection: AsyncConnection,
+    action: audit_service.Action,
+    *,
+    file: FileUpload | ServedFile,
+    user: Actor,
+    client: ClientInfo,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """`record_access` on a connection in autocommit (`state.AppState.read_connection`):
+    written by one Core INSERT, then logged."""
+    who = audit_service.Who(client, actor_id=user.id, file_id=file.id, customer_id=file.customer_id)
+    details = {"filename": file.filename, "bucket": file.bucket, **(details or {})}
+    await audit_service.record_at_once(connection, action, who, details)
 
 
 async def delete(
