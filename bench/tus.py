@@ -57,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,23 +99,41 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+async def slices(body: memoryview) -> AsyncIterator[bytes]:
+    """`body` in 1 MiB pieces, as a client reading a file sends it (no copy of the whole
+    chunk first; httpx keeps the `Content-Length` given)."""
+    for start in range(0, len(body), MIB):
+        yield body[start : start + MIB]  # type: ignore[misc]
+
+
 async def patch_all(
-    http: httpx.AsyncClient, url: str, data: bytes, chunk: int, what: str
+    http: httpx.AsyncClient,
+    url: str,
+    data: bytes,
+    chunk: int,
+    what: str,
+    seconds: list[float] | None = None,
 ) -> httpx.Response:
-    """PATCH `data` to a tus upload at `url` in `chunk`-byte requests; the last answer."""
+    """PATCH `data` to a tus upload at `url` in `chunk`-byte requests; the last answer. Each
+    request's wall seconds are appended to `seconds` when given."""
     view = memoryview(data)
     response: httpx.Response | None = None
     for offset in range(0, len(data), chunk):
+        started = time.perf_counter()
+        body = view[offset : offset + chunk]
         response = await http.patch(
             url,
-            content=bytes(view[offset : offset + chunk]),
+            content=slices(body),
             headers={
                 "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(len(body)),
                 "Upload-Offset": str(offset),
             },
         )
         if response.status_code != 204:
             raise BenchError(f"{what} answered {response.status_code}: {response.text[:300]}")
+        if seconds is not None:
+            seconds.append(time.perf_counter() - started)
     assert response is not None
     return response
 
@@ -130,16 +149,23 @@ class TusClient:
         )
         # Seconds of each direct upload's steps: reserve, PUT, complete.
         self.steps: list[tuple[float, float, float]] = []
+        # Seconds of each tus upload's steps, by chunk size: create, then each PATCH (the last
+        # one includes verification and the row).
+        self.tus_steps: dict[int, list[list[float]]] = {}
 
-    async def upload(self, data: bytes, sha256: str, chunk: int) -> int:
+    async def upload(self, data: bytes, sha256: str, chunk: int, *, record: bool = True) -> int:
         metadata = f"filename {_b64('bench.pdf')},checksum_sha256 {_b64(sha256)}"
+        started = time.perf_counter()
         created = await self.http.post(
             "/files/tus", headers={"Upload-Length": str(len(data)), "Upload-Metadata": metadata}
         )
         if created.status_code != 201:
             raise BenchError(f"tus create answered {created.status_code}: {created.text[:300]}")
+        steps = [time.perf_counter() - started]
         url = created.headers["Location"]
-        response = await patch_all(self.http, url, data, chunk, "PATCH")
+        response = await patch_all(self.http, url, data, chunk, "PATCH", steps)
+        if record:
+            self.tus_steps.setdefault(chunk, []).append(steps)
         file_id = int(response.headers["Filestore-File-Id"])
         out = (await self.http.get(f"/files/{file_id}")).json()
         if out["sha256"] != sha256 or out["file_size"] != len(data):
@@ -313,7 +339,9 @@ class Bench:
         return run
 
     async def tus_many(self, n: int) -> Run:
-        uploads = gather(self.tus.upload(self.data, self.sha256, 5 * MIB) for _ in range(n))
+        uploads = gather(
+            self.tus.upload(self.data, self.sha256, 5 * MIB, record=False) for _ in range(n)
+        )
         run, ids = await timed(self.watch, n * self.size, uploads)
         for file_id in ids:
             await self.tus.delete(file_id)
@@ -362,15 +390,22 @@ class Bench:
         direct = s["direct"].mib_s()
         print(f"\nload average before {load_before}, after {load_line()}")
         print(
-            f"{'':12} {'MiB/s':>8} {'ratio':>6} {'CPU s/100 MiB: server':>22} {'s3':>6} "
-            f"{'client':>7}"
+            f"{'':12} {'MiB/s':>8} {'ratio':>6} {'paired (min-max)':>18} "
+            f"{'CPU s/100 MiB: server':>22} {'s3':>6} {'client':>7}"
         )
         for name in PHASES:
             series = s[name]
             if not series.runs:
                 continue
+            # Each run against the direct PUT of the same attempt: the load drifts less
+            # within one attempt than across the whole run.
+            paired = [
+                run.mib_s / base.mib_s
+                for run, base in zip(series.runs, s["direct"].runs, strict=False)
+            ]
+            spread = f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
             print(
-                f"{name:12} {series.mib_s():8.1f} {series.mib_s() / direct:6.2f} "
+                f"{name:12} {series.mib_s():8.1f} {series.mib_s() / direct:6.2f} {spread:>18} "
                 f"{series.cpu('server'):22.3f} {series.cpu('s3'):6.2f} {series.cpu('client'):7.2f}"
             )
         if s["tus xN"].runs:
@@ -409,6 +444,11 @@ class Bench:
                 f"presigned steps (median s): reserve {reserve:.3f}, PUT {put:.3f}, "
                 f"complete {complete:.3f}"
             )
+        for chunk, runs in sorted(self.tus.tus_steps.items()):
+            if chunk != MIB and len({len(steps) for steps in runs}) == 1:
+                medians = [statistics.median(column) for column in zip(*runs, strict=True)]
+                shown = ", ".join(f"{value:.3f}" for value in medians)
+                print(f"tus {chunk // MIB} MiB steps (median s): create, each PATCH: {shown}")
         if s["presigned"].runs:
             cpu = s["presigned"].cpu("server")
             print(

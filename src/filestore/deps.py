@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, Path, Request
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filestore.auth import cookies as auth_cookies
 from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
-from filestore.auth.principal import Principal
+from filestore.auth.principal import Actor, Principal
 from filestore.auth.security import AccessClaims, decode_access_claims
 from filestore.db import session_scope
 from filestore.errors import Forbidden, Unauthorized
@@ -25,6 +26,7 @@ from filestore.state import AppState
 from filestore.storage.store import ObjectStorage
 
 IdPath = Annotated[DbId, Path()]
+ActorT = TypeVar("ActorT", bound=Actor)
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 
@@ -131,6 +133,53 @@ async def get_standalone_user(state: StateDep, token: TokenDep) -> User:
     claims = _claims(state, token)
     async with state.reader() as session:
         return await _checked(session, claims)
+
+
+@dataclass(slots=True)
+class Reading:
+    """A read-only request's state, read session and verified token claims, from one
+    dependency (`ReadingDep`): each `Depends` layer costs FastAPI's dependency solving a
+    little on every request, and the hot reads (`GET /files/{id}`, the listings, downloads,
+    `/auth/me`) are mostly that and their one round trip. Whether the token still speaks for
+    anyone is left to the route's statement (`files.queries.caller_*`,
+    `auth.service.principal_for_token`), which checks it with what it reads."""
+
+    request: Request
+    state: AppState
+    session: AsyncSession
+    claims: AccessClaims
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def base_url(self) -> str:
+        """The base of the links the API hands out, with no trailing slash."""
+        return (self.state.settings.public_base_url or str(self.request.base_url)).rstrip("/")
+
+    def client(self) -> ClientInfo:
+        return client_of(self.request)
+
+    @staticmethod
+    def acting(user: ActorT) -> ActorT:
+        """`user`, once its id is on the request's log line."""
+        structlog.contextvars.bind_contextvars(user_id=user.id)
+        return user
+
+
+async def get_reading(
+    request: Request, bearer: Annotated[str | None, Depends(oauth2_scheme)]
+) -> AsyncIterator[Reading]:
+    state: AppState = request.app.state.filestore
+    # The token's signature and claims first: a bad token is refused without a connection.
+    claims = _claims(state, bearer or auth_cookies.access_token(request))
+    async with state.reader() as session:
+        yield Reading(request, state, session, claims)
+
+
+# No transaction, as ReadSessionDep.
+ReadingDep = Annotated[Reading, Depends(get_reading, scope="function")]
 
 
 async def get_standalone_principal(state: StateDep, token: TokenDep) -> Principal:

@@ -28,6 +28,7 @@ from filestore.drain import DrainMiddleware
 from filestore.embedded import database_url_for
 from filestore.errors import install_error_handlers
 from filestore.files.direct_router import router as direct_router
+from filestore.files.download import WHOLE_BODY_MAX
 from filestore.files.router import router as files_router
 from filestore.files.tus.headers import TusResumableHeader
 from filestore.files.tus.protocol import EXPOSED_HEADERS
@@ -53,6 +54,7 @@ from filestore.server_errors import UnhandledErrorMiddleware
 from filestore.settings import Settings, get_settings
 from filestore.state import AppState
 from filestore.stats.router import router as stats_router
+from filestore.storage.cache import ObjectCache
 from filestore.storage.store import ObjectStorage
 from filestore.tickets.router import router as tickets_router
 
@@ -89,6 +91,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             storage=storage,
             queue=queue,
             read_sessionmaker=create_read_sessionmaker(engine),
+            object_cache=ObjectCache(
+                max_bytes=settings.download_cache_bytes, max_object=WHOLE_BODY_MAX
+            )
+            if settings.download_cache_bytes
+            else None,
         )
         await bootstrap_accounts(settings, state.sessionmaker)
         await queue.open_async()

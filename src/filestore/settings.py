@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # it). Links last DOWNLOAD_URL_TTL_SECONDS (at most 5 minutes).
     minio_public_endpoint: str | None = None
     download_url_ttl_seconds: int = Field(default=300, ge=1, le=300)
+    # Bytes of small objects (<= 64 KiB each) each API process keeps for downloads
+    # (`files/object_cache.py`); 0 turns the cache off.
+    download_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     # Direct uploads (POST /files/direct-uploads): how long the presigned PUT works.
     direct_upload_url_ttl_seconds: int = Field(default=900, ge=1, le=900)
 

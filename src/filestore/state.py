@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from filestore.jobs.supervisor import WorkerSupervisor
 from filestore.settings import Settings
+from filestore.storage.cache import ObjectCache
 from filestore.storage.store import ObjectStorage
 
 
@@ -25,6 +26,9 @@ class AppState:
     # Sessions without a transaction (autocommit), for the hot read-only routes: no BEGIN and
     # COMMIT round trips. None: they use `sessionmaker` (the fast tier's savepoint sessions).
     read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    # Small objects' bytes for downloads (DOWNLOAD_CACHE_BYTES); None: every download reads
+    # the store.
+    object_cache: ObjectCache | None = None
 
     @property
     def reader(self) -> async_sessionmaker[AsyncSession]:

@@ -1,6 +1,6 @@
-"""What a file listing costs PostgreSQL: two statements (the token's user, then the listing
-with its owner check joined in), no transaction of its own, and the listing never prepared
-(a prepared statement's generic plan is the big-customer trap of `bench/scale.py`).
+"""What a file listing costs PostgreSQL: one statement (the token's user, the owner check and
+the page joined), no transaction of its own, and the listing never prepared (a prepared
+statement's generic plan is the big-customer trap of `bench/scale.py`).
 
 Through the app, in the test's transaction: its SAVEPOINT / RELEASE are the fast tier's and
 are not counted."""
@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, event, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from filestore.auth.models import Role
 from filestore.files import queries
 from tests.fixtures.app import AsyncApi
 
@@ -47,7 +46,7 @@ async def customer_with_files(api: AsyncApi, files: int = 3) -> int:
 
 
 class TestListingRoundTrips:
-    async def test_a_listing_is_the_token_query_and_one_statement(
+    async def test_a_listing_is_one_statement_with_the_token_check(
         self, admin_client: AsyncApi, fast_engine: AsyncEngine
     ) -> None:
         customer_id = await customer_with_files(admin_client)
@@ -55,10 +54,11 @@ class TestListingRoundTrips:
             response = await admin_client.get(f"/files/customer/{customer_id}?limit=20")
         assert response.status_code == 200, response.text
         assert len(response.json()) == 3
-        assert len(sent) == 2, sent
+        assert len(sent) == 1, sent
         assert "FROM users" in sent[0]
-        assert "LATERAL" in sent[1]
-        assert "customers" in sent[1]
+        assert "auth_sessions" in sent[0]  # the admin's token carries its login session
+        assert "LATERAL" in sent[0]
+        assert "customers" in sent[0]
         assert not any(s.strip().upper().startswith(("BEGIN", "SET", "COMMIT")) for s in sent)
 
     async def test_a_missing_customer_costs_the_same_statement(
@@ -68,7 +68,7 @@ class TestListingRoundTrips:
             response = await admin_client.get("/files/customer/999999999999")
         assert response.status_code == 404
         assert response.json()["code"] == "customer_not_found"
-        assert len(sent) == 2, sent
+        assert len(sent) == 1, sent
 
     async def test_a_ticket_listing_is_one_statement_too(
         self, admin_client: AsyncApi, fast_engine: AsyncEngine
@@ -79,9 +79,9 @@ class TestListingRoundTrips:
         with statements(fast_engine) as sent:
             response = await admin_client.get(f"/files/ticket/{ticket_id}")
         assert [f["ticket_id"] for f in response.json()] == [ticket_id]
-        assert len(sent) == 2, sent
-        assert "LATERAL" in sent[1]
-        assert "tickets" in sent[1]
+        assert len(sent) == 1, sent
+        assert "LATERAL" in sent[0]
+        assert "tickets" in sent[0]
 
 
 class TestListingIsNeverPrepared:
@@ -91,8 +91,16 @@ class TestListingIsNeverPrepared:
     async def test_the_listing_is_not_prepared_where_other_statements_are(
         self, fast_engine: AsyncEngine
     ) -> None:
-        params = {"owner_id": 1, "limit": 20, "offset": 0, "now": datetime.now(UTC)}
-        listing = queries.listing(queries.Owner.customer, Role.admin, after=False)
+        params = {
+            "owner_id": 1,
+            "limit": 20,
+            "offset": 0,
+            "user_id": 1,
+            "token_version": 0,
+            "now": datetime.now(UTC),
+            "backups_bucket": "backups",
+        }
+        listing = queries.caller_listing(queries.Owner.customer, after=False, with_session=False)
         other = select(func.count()).where(literal(1, BigInteger) == bindparam("owner_id"))
         async with fast_engine.connect() as connection:
             conn = await connection.execution_options(isolation_level="AUTOCOMMIT")

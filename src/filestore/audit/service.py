@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import event, insert, inspect, select
+from sqlalchemy import Select, event, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql.dml import ReturningInsert
 
 from filestore.audit.models import AuditEvent
 from filestore.requests import NO_CLIENT, ClientInfo
@@ -118,6 +119,21 @@ async def record_now(
     # No COMMIT is sent in autocommit; where the session is bound to an outer transaction
     # (the fast tier), this ends its savepoint, as it would an ORM flush's.
     await session.commit()
+    _log(action, who)
+
+
+def insert_from(rows: Select[Any]) -> ReturningInsert[Any]:
+    """An INSERT of the events `rows` select (the columns of `_values`, in its order, but
+    `target_user_id`), returning their ids: for a statement that writes its event in a
+    data-modifying CTE, together with what it reads (`files.queries.caller_download`). Whoever
+    runs it logs each written event with `log_written`."""
+    columns = ["action", "actor_id", "client_ip", "user_agent", "details", "file_id", "customer_id"]
+    return insert(AuditEvent).from_select(columns, rows).returning(AuditEvent.id)
+
+
+def log_written(action: Action, who: Who) -> None:
+    """The log line of an event written outside `record` and `record_now`, once it is
+    written."""
     _log(action, who)
 
 

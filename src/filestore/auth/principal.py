@@ -43,6 +43,11 @@ class Actor(Protocol):
     def may_see_customer(self, customer_id: int | None) -> bool: ...
 
 
+def may_see_customer(actor: Actor, customer_id: int | None) -> bool:
+    """Staff and admins see every customer's records; a customer only its own."""
+    return actor.role is not Role.customer or actor.customer_id == customer_id
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """A user as the token check found it, at the start of this request."""
@@ -58,5 +63,17 @@ class Principal:
     created_at: datetime
 
     def may_see_customer(self, customer_id: int | None) -> bool:
-        """Staff and admins see every customer's records; a customer only its own."""
-        return self.role is not Role.customer or self.customer_id == customer_id
+        return may_see_customer(self, customer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The `Actor` of a request whose token check was joined to its read
+    (`auth.service.caller`): no more of the user than visibility and the audit trail need."""
+
+    id: int
+    role: Role
+    customer_id: int | None
+
+    def may_see_customer(self, customer_id: int | None) -> bool:
+        return may_see_customer(self, customer_id)

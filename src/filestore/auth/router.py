@@ -29,7 +29,7 @@ from filestore.deps import (
     AdminUser,
     ClientDep,
     IdPath,
-    ReadingUser,
+    ReadingDep,
     SessionDep,
     SettingsDep,
     StaffUser,
@@ -156,9 +156,12 @@ async def setup(body: SetupRequest, session: SessionDep, client: ClientDep) -> A
 
 
 @router.get("/me", response_model=UserOut, dependencies=NO_STORE, responses=error_responses(401))
-async def me(user: ReadingUser) -> Any:
+async def me(reading: ReadingDep) -> Any:
     """The user this token belongs to."""
-    return user
+    user = await auth_service.principal_for_token(reading.session, reading.claims)
+    if user is None:
+        raise auth_service.token_refused()
+    return reading.acting(user)
 
 
 @router.post(

@@ -9,8 +9,9 @@ a password there is nothing such a row could be used for."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import BigInteger, Select, bindparam, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +49,16 @@ def visible_id_query(role: Role) -> Select[int]:
     if role is Role.customer:
         stmt = stmt.where(Customer.id == bindparam("user_customer_id", type_=BigInteger))
     return stmt
+
+
+def visible_id_to(role: ColumnElement[Any], customer_id: ColumnElement[Any]) -> Select[int]:
+    """The id of customer `:owner_id` if the caller may see it, else no row: the rule of
+    `get_visible` as a statement, for a caller known only inside the statement that joins it
+    (the `role` and `customer_id` columns of the token's user row, `files.queries`)."""
+    return select(Customer.id).where(
+        Customer.id == bindparam("owner_id", type_=BigInteger),
+        or_(role != Role.customer, Customer.id == customer_id),
+    )
 
 
 async def get_by_email(session: AsyncSession, email: str) -> Customer | None:

@@ -6,16 +6,44 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from fastapi.responses import Response, StreamingResponse
 from obstore.exceptions import NotFoundError
 
 from filestore import metrics
 from filestore.errors import NotFound, RangeNotSatisfiable
-from filestore.files.models import FileUpload
 from filestore.files.names import content_disposition
 from filestore.files.sniff import SAFE_INLINE_TYPES
+from filestore.storage.cache import ObjectCache
 from filestore.storage.store import ObjectStorage
+
+
+class Servable(Protocol):
+    """What serving a file needs of its row: an ORM `FileUpload` or a
+    `files.service.ServedFile`."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def file_size(self) -> int: ...
+
+    @property
+    def mime_type(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def bucket(self) -> str: ...
+
+    @property
+    def object_key(self) -> str: ...
+
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -71,7 +99,7 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
     )
 
 
-def etag_of(file: FileUpload) -> str:
+def etag_of(file: Servable) -> str:
     return f'"{file.sha256}"'
 
 
@@ -81,7 +109,7 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def base_headers(file: FileUpload, *, inline: bool) -> dict[str, str]:
+def base_headers(file: Servable, *, inline: bool) -> dict[str, str]:
     show_inline = inline and file.mime_type in SAFE_INLINE_TYPES
     return {
         "Content-Disposition": content_disposition(file.filename, inline=show_inline),
@@ -102,7 +130,7 @@ class DirectLink:
 
 
 def direct_link(
-    file: FileUpload, storage: ObjectStorage, *, ttl_seconds: int, inline: bool, now: datetime
+    file: Servable, storage: ObjectStorage, *, ttl_seconds: int, inline: bool, now: datetime
 ) -> DirectLink | None:
     """A presigned GET for `file` that makes the store answer with our Content-Disposition and
     sniffed type, or None when the store has no URLs (the local store)."""
@@ -122,7 +150,7 @@ def direct_link(
 
 
 async def file_response(
-    file: FileUpload,
+    file: Servable,
     storage: ObjectStorage,
     *,
     range_header: str | None,
@@ -130,8 +158,10 @@ async def file_response(
     if_range: str | None,
     inline: bool,
     head: bool = False,
+    cache: ObjectCache | None = None,
 ) -> Response:
-    """A streaming 200/206 (or 304) response for `file`."""
+    """A streaming 200/206 (or 304) response for `file`; a small one whole, from `cache` if
+    it holds it (the caller has checked that `file` may be served)."""
     headers = base_headers(file, inline=inline)
     if if_none_match and _etag_matches(if_none_match, etag_of(file)):
         return Response(status_code=304, headers=headers)
@@ -152,7 +182,7 @@ async def file_response(
             media_type=file.mime_type,
         )
     if byte_range is None and file.file_size <= WHOLE_BODY_MAX:
-        return await _whole(file, storage, headers)
+        return await _whole(file, storage, headers, cache)
     try:
         if byte_range is None:
             stored = await storage.open(file.bucket, file.object_key)
@@ -180,13 +210,19 @@ async def file_response(
 WHOLE_BODY_MAX = 64 * 1024
 
 
-async def _whole(file: FileUpload, storage: ObjectStorage, headers: dict[str, str]) -> Response:
-    try:
-        body = await storage.get_bytes(file.bucket, file.object_key)
-    except (NotFoundError, FileNotFoundError) as exc:
-        raise NotFound(
-            f"The content of file {file.id} is missing", code="file_content_missing"
-        ) from exc
+async def _whole(
+    file: Servable, storage: ObjectStorage, headers: dict[str, str], cache: ObjectCache | None
+) -> Response:
+    body = None if cache is None else cache.get(file.bucket, file.object_key)
+    if body is None:
+        try:
+            body = await storage.get_bytes(file.bucket, file.object_key)
+        except (NotFoundError, FileNotFoundError) as exc:
+            raise NotFound(
+                f"The content of file {file.id} is missing", code="file_content_missing"
+            ) from exc
+        if cache is not None:
+            cache.put(file.bucket, file.object_key, body)
     metrics.DOWNLOAD_BYTES.inc(len(body))
     return Response(body, headers=headers, media_type=file.mime_type)
 

@@ -1,16 +1,23 @@
-"""The statements of the hot file reads, built once per role and bound per request.
+"""The statements of the hot file reads, built once and bound per request.
 
-A request only binds values (the caller's customer, the time, the backups bucket, the page):
-no statement is built, and SQLAlchemy finds each compiled form in its cache. Visibility is the
+A request only binds values (the token's claims, the time, the backups bucket, the page): no
+statement is built, and SQLAlchemy finds each compiled form in its cache. Visibility is the
 same rule everywhere: live (completed, not expired), and for staff no backups, and for a
 customer user only its own customer's files.
 
-A listing is one statement: the owner (customer or ticket) the caller may see, joined to a
-page of its files (`LEFT JOIN LATERAL`). No row: the owner does not exist or is hidden (404);
-one row without a file: an empty page. It runs unprepared (`db.UNPREPARED`): PostgreSQL plans
-it for this owner each time, where a prepared statement's generic plan, made for an average
-customer, read and sorted all 60,000 files of a big one (0.5 s instead of 1 ms,
-`bench/scale.py`).
+The hot reads (`GET /files/{id}`, the listings, downloads) check the token and read in one
+statement, one round trip: the token's user (`caller`, `auth.service.caller`: active, same
+token version, login session live) joined to what the route reads, visibility decided in SQL
+from the caller's role and customer (`visible_to`: the token does not carry them, and they may
+have changed since it was issued). No row: the token no longer speaks for anyone (401); the
+caller's row with NULL file columns: not found or not visible (404). `visible(role)` is the
+same rule for a caller already loaded (the routes that write).
+
+A listing is the caller, the owner (customer or ticket) the caller may see, and a page of its
+files (`LEFT JOIN LATERAL`). A NULL owner: it does not exist or is hidden (404); an owner
+without a file: an empty page. It runs unprepared (`db.UNPREPARED`): PostgreSQL plans it for
+this owner each time, where a prepared statement's generic plan, made for an average customer,
+read and sorted all 60,000 files of a big one (0.5 s instead of 1 ms, `bench/scale.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
     DateTime,
@@ -28,12 +36,17 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    func,
+    literal_column,
     or_,
     select,
     true,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
+from filestore.audit import service as audit_service
+from filestore.auth import service as auth_service
 from filestore.auth.models import Role
 from filestore.auth.principal import Actor
 from filestore.customers import service as customers_service
@@ -117,14 +130,6 @@ LISTED = (
 
 
 @cache
-def file_row_by_id(role: Role) -> Select[Any]:
-    """File `:file_id` as a row of `LISTED`, if it is live and a user of `role` may see it."""
-    return select(*LISTED).where(
-        FileUpload.id == bindparam("file_id", type_=BigInteger), visible(role)
-    )
-
-
-@cache
 def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
     """One page of the live files of customer or ticket `:owner_id` that a user of `role` sees,
     newest first, with `owner_id` in every row (`ix_file_uploads_customer_listing` /
@@ -160,3 +165,133 @@ def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
         .order_by(page.c.created_at.desc(), page.c.id.desc())  # a sort of one page's rows
         .execution_options(**UNPREPARED)
     )
+
+
+# -- the token check and the read in one statement (see the module's docstring) ---------
+
+
+def visible_to(caller: CTE) -> ColumnElement[bool]:
+    """`visible(role)` for the `caller` row of the same statement (binds `now`,
+    `backups_bucket`)."""
+    role = caller.c.role
+    live = and_(
+        FileUpload.upload_status == UploadStatus.completed,
+        or_(
+            FileUpload.expires_at.is_(None),
+            FileUpload.expires_at > bindparam("now", type_=DateTime(timezone=True)),
+        ),
+    )
+    not_backup = and_(
+        FileUpload.bucket != bindparam("backups_bucket", type_=String),
+        FileUpload.file_type != BACKUP_FILE_TYPE,
+    )
+    own = FileUpload.customer_id == caller.c.customer_id
+    return and_(live, or_(role == Role.admin, and_(not_backup, or_(role == Role.staff, own))))
+
+
+def caller_params(settings: Settings, now: datetime) -> dict[str, Any]:
+    """The values `visible_to` binds."""
+    return {"now": now, "backups_bucket": settings.minio_bucket_backups}
+
+
+@cache
+def caller_file_row(*, with_session: bool) -> Select[Any]:
+    """The caller and file `:file_id` as a row of `LISTED` if the caller may see it."""
+    caller = auth_service.caller(with_session=with_session)
+    found = and_(FileUpload.id == bindparam("file_id", type_=BigInteger), visible_to(caller))
+    return select(*auth_service.caller_columns(with_session=with_session), *LISTED).select_from(
+        caller.outerjoin(FileUpload, found)
+    )
+
+
+@cache
+def caller_listing(owner: Owner, *, after: bool, with_session: bool) -> Select[Any]:
+    """The caller's row, the owner `:owner_id` if the caller may see it (`owner_id`, NULL if
+    not), and one page of the owner's live files that the caller sees, newest first
+    (`ix_file_uploads_customer_listing` / `…_ticket_listing`). Binds `limit`, `offset` (BIGINT:
+    any offset up to 2^63-1 is a valid, empty page) and, with `after`, the keyset
+    `after_created_at`, `after_id`. Unprepared (the module's docstring)."""
+    caller = auth_service.caller(with_session=with_session)
+    owner_rule = (
+        customers_service.visible_id_to
+        if owner is Owner.customer
+        else tickets_service.visible_id_to
+    )
+    owners = owner_rule(caller.c.role, caller.c.customer_id).lateral("owner")
+    owned_by = FileUpload.customer_id if owner is Owner.customer else FileUpload.ticket_id
+    page = (
+        select(*LISTED)
+        .where(
+            owned_by == owners.c.id,
+            visible_to(caller),
+            tuple_(FileUpload.created_at, FileUpload.id)
+            < tuple_(
+                bindparam("after_created_at", type_=DateTime(timezone=True)),
+                bindparam("after_id", type_=BigInteger),
+            )
+            if after
+            else true(),
+        )
+        .order_by(FileUpload.created_at.desc(), FileUpload.id.desc())
+        .limit(bindparam("limit", type_=BigInteger))
+        .offset(bindparam("offset", type_=BigInteger))
+        .lateral("page")
+    )
+    return (
+        select(
+            *auth_service.caller_columns(with_session=with_session),
+            owners.c.id.label("owner_id"),
+            *page.c,
+        )
+        .select_from(caller.outerjoin(owners, true()).outerjoin(page, true()))
+        .order_by(page.c.created_at.desc(), page.c.id.desc())
+        .execution_options(**UNPREPARED)
+    )
+
+
+# What serving a file's bytes needs of its row (`files.download.ServedFile`).
+SERVED = (
+    FileUpload.id,
+    FileUpload.filename,
+    FileUpload.file_size,
+    FileUpload.mime_type,
+    FileUpload.sha256,
+    FileUpload.bucket,
+    FileUpload.object_key,
+    FileUpload.customer_id,
+)
+
+
+@cache
+def caller_download(*, with_session: bool, audited: bool) -> Select[Any]:
+    """The caller and file `:file_id` as a row of `SERVED` if the caller may see it; with
+    `audited`, the same statement also writes the download's audit event (a data-modifying CTE:
+    it runs exactly once, and only when the caller and the file were both found), binding
+    `action`, `client_ip`, `user_agent` and `extra` (a dict merged into the details),
+    and says how many events it wrote in `audited` (0 or 1)."""
+    caller = auth_service.caller(with_session=with_session)
+    found = and_(FileUpload.id == bindparam("file_id", type_=BigInteger), visible_to(caller))
+    target = select(*SERVED).select_from(caller).where(found).cte("target")
+    columns: list[Any] = [
+        *auth_service.caller_columns(with_session=with_session),
+        *target.c,
+    ]
+    if audited:
+        event = audit_service.insert_from(
+            select(
+                bindparam("action", type_=String),
+                caller.c.id,
+                bindparam("client_ip", type_=String),
+                bindparam("user_agent", type_=String),
+                func.jsonb_build_object(
+                    literal_column("'filename'"),
+                    target.c.filename,
+                    literal_column("'bucket'"),
+                    target.c.bucket,
+                ).op("||")(bindparam("extra", type_=JSONB)),
+                target.c.id,
+                target.c.customer_id,
+            ).select_from(caller.join(target, true()))
+        ).cte("event")
+        columns.append(select(func.count()).select_from(event).scalar_subquery().label("audited"))
+    return select(*columns).select_from(caller.outerjoin(target, true()))

@@ -10,15 +10,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore import pagination
 from filestore.audit import service as audit_service
-from filestore.auth.principal import Principal
 from filestore.deps import (
     ClientDep,
     CurrentUser,
     IdPath,
+    Reading,
+    ReadingDep,
     ReadingUser,
     ReadSessionDep,
     SessionDep,
@@ -202,12 +202,8 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def download_file(
     request: Request,
-    file: ReadableFile,
-    storage: StorageDep,
-    settings: SettingsDep,
-    session: ReadSessionDep,
-    user: ReadingUser,
-    client: ClientDep,
+    reading: ReadingDep,
+    file_id: IdPath,
     inline: bool = Query(default=False, description="Show images/PDF inline in a browser"),
     redirect: bool = Query(
         default=False,
@@ -219,13 +215,29 @@ async def download_file(
     if_range: str | None = Header(default=None, alias="If-Range"),
 ) -> Response:
     """Stream the file's bytes; supports Range, If-None-Match and If-Range."""
+    settings, storage, client = reading.settings, reading.state.storage, reading.client()
+    # A GET is audited by the statement that checks the token and finds the file (one round
+    # trip); a link once it exists (or, from a store without links, the download after it),
+    # a HEAD not at all.
+    details = {"range": range_header[:100]} if range_header else None
+    downloaded = files_service.AccessEvent(audit_service.Action.file_downloaded, client, details)
+    event = downloaded if request.method == "GET" and not redirect else None
+    user, file = await files_service.read_served(
+        reading.session,
+        reading.claims,
+        file_id=file_id,
+        settings=settings,
+        now=now(),
+        event=event,
+    )
+    reading.acting(user)
     if redirect:
         link = direct_link(
             file, storage, ttl_seconds=settings.download_url_ttl_seconds, inline=inline, now=now()
         )
         if link is not None:
             await files_service.record_access(  # the read session: written, then logged
-                session,
+                reading.session,
                 audit_service.Action.file_link_issued,
                 file=file,
                 user=user,
@@ -235,16 +247,16 @@ async def download_file(
             return RedirectResponse(
                 link.url, status_code=307, headers={"Cache-Control": "no-store"}
             )
-    if request.method == "GET":
-        await files_service.record_access(
-            session,
-            audit_service.Action.file_downloaded,
-            file=file,
-            user=user,
-            client=client,
-            details={"range": range_header[:100]} if range_header else None,
-            read_session=True,
-        )
+        if request.method == "GET":
+            await files_service.record_access(
+                reading.session,
+                downloaded.action,
+                file=file,
+                user=user,
+                client=client,
+                details=details,
+                read_session=True,
+            )
     return await file_response(
         file,
         storage,
@@ -253,54 +265,52 @@ async def download_file(
         if_range=if_range,
         inline=inline,
         head=request.method == "HEAD",
+        cache=reading.state.object_cache,
     )
 
 
 @dataclass
 class Listing:
-    """What both file listings need: the caller, a page, and the base of download links."""
+    """What both file listings need: the request's reading (token, session), and a page."""
 
-    session: AsyncSession
-    user: Principal
-    settings: Settings
-    url: str
+    reading: Reading
     limit: int
     offset: int
     cursor: str | None
 
     async def files(self, owner: queries.Owner, owner_id: int) -> Response:
-        """The page as JSON, written from the rows (`files.render`); 404 if the owner does not
-        exist or the caller may not see it."""
+        """The page as JSON, written from the rows (`files.render`); 401 if the token no
+        longer speaks for anyone, 404 if the owner does not exist or the caller may not see
+        it. The token check and the page are one statement (`files.queries.caller_listing`)."""
         after = pagination.decode(self.cursor) if self.cursor else None
-        files = await files_service.list_visible(
-            self.session,
+        reading = self.reading
+        user, files = await files_service.read_listing(
+            reading.session,
+            reading.claims,
             owner,
             owner_id,
-            user=self.user,
-            settings=self.settings,
+            settings=reading.settings,
             now=now(),
             limit=self.limit,
             offset=self.offset,
             after=after,
         )
+        reading.acting(user)
         headers = None
         if len(files) == self.limit:
             last = files[-1]
             headers = {NEXT_CURSOR_HEADER: pagination.encode(last.created_at, last.id)}
-        return render.json_response(render.files_json(files, self.url), headers)
+        return render.json_response(render.files_json(files, reading.base_url), headers)
 
 
 async def _listing(
-    session: ReadSessionDep,  # no transaction: the listing is one statement (`files.queries`)
-    user: ReadingUser,
-    settings: SettingsDep,
-    url: BaseUrl,
+    reading: ReadingDep,  # no transaction: the listing is one statement (`files.queries`)
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
 ) -> Listing:
     # A function, not `Depends()` on the class: FastAPI calls a class in a worker thread.
-    return Listing(session, user, settings, url, limit, offset, cursor)
+    return Listing(reading, limit, offset, cursor)
 
 
 ListingDep = Annotated[Listing, Depends(_listing)]
@@ -319,18 +329,13 @@ async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> Response:
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
-async def get_file(
-    file_id: IdPath,
-    session: ReadSessionDep,
-    user: ReadingUser,
-    settings: SettingsDep,
-    url: BaseUrl,
-) -> Response:
+async def get_file(file_id: IdPath, reading: ReadingDep) -> Response:
     """A file's metadata."""
-    row = await files_service.get_visible_row(
-        session, file_id=file_id, user=user, settings=settings, now=now()
+    user, row = await files_service.read_visible_row(
+        reading.session, reading.claims, file_id=file_id, settings=reading.settings, now=now()
     )
-    return render.json_response(render.file_json(row, url))
+    reading.acting(user)
+    return render.json_response(render.file_json(row, reading.base_url))
 
 
 @router.delete(

@@ -14,8 +14,10 @@ from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.audit import service as audit_service
+from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
-from filestore.auth.principal import Actor
+from filestore.auth.principal import Actor, Caller
+from filestore.auth.security import AccessClaims
 from filestore.customers import service as customers_service
 from filestore.errors import Forbidden, NotFound, Unprocessable, UnsupportedMediaType
 from filestore.files import queries
@@ -232,18 +234,6 @@ async def get_visible(
     return file
 
 
-async def get_visible_row(
-    session: AsyncSession, *, file_id: int, user: Actor, settings: Settings, now: datetime
-) -> Row[Any]:
-    """`get_visible` as a row of `queries.LISTED` (no ORM object): for the metadata route."""
-    params = {"file_id": file_id, **queries.visibility_params(user, settings, now)}
-    stmt = queries.file_row_by_id(user.role)
-    row: Row[Any] | None = (await (await session.connection()).execute(stmt, params)).first()
-    if row is None:
-        raise NotFound(f"File {file_id} not found", code="file_not_found")
-    return row
-
-
 async def list_visible(
     session: AsyncSession,
     owner: queries.Owner,
@@ -258,7 +248,9 @@ async def list_visible(
 ) -> list[Row[Any]]:
     """Live files of a customer or a ticket that `user` may see, newest first (rows of
     `queries.LISTED`), from just after the `after` row if given: one statement, one round
-    trip. 404 when the customer or ticket does not exist or `user` may not see it."""
+    trip. 404 when the customer or ticket does not exist or `user` may not see it. For a user
+    already loaded (`bench/scale.py`); the routes check the token in the same statement
+    (`read_listing`)."""
     params = {
         "owner_id": owner_id,
         "limit": limit,
@@ -276,6 +268,153 @@ async def list_visible(
     return [row for row in rows if row.id is not None]
 
 
+# -- the token check and the read in one statement (`files.queries.caller_*`) -----------------
+
+
+def _caller(row: Row[Any] | None) -> Caller:
+    """The caller of a `caller_*` statement's row; 401 when the token no longer speaks for
+    anyone (no row)."""
+    caller = None if row is None else auth_service.caller_of(row)
+    if caller is None:
+        raise auth_service.token_refused()
+    return caller
+
+
+async def read_visible_row(
+    session: AsyncSession, claims: AccessClaims, *, file_id: int, settings: Settings, now: datetime
+) -> tuple[Caller, Row[Any]]:
+    """The token's user and file `file_id` as a row of `queries.LISTED` (no ORM object), in
+    one statement: 401 if the token no longer speaks for anyone, else 404 if the file is not
+    live or not the caller's to see."""
+    params = {
+        "file_id": file_id,
+        **auth_service.token_params(claims),
+        **queries.caller_params(settings, now),
+    }
+    stmt = queries.caller_file_row(with_session=claims.session_id is not None)
+    row: Row[Any] | None = (await (await session.connection()).execute(stmt, params)).first()
+    principal = _caller(row)
+    if row is None or row.id is None:
+        raise NotFound(f"File {file_id} not found", code="file_not_found")
+    return principal, row
+
+
+async def read_listing(
+    session: AsyncSession,
+    claims: AccessClaims,
+    owner: queries.Owner,
+    owner_id: int,
+    *,
+    settings: Settings,
+    now: datetime,
+    limit: int,
+    offset: int,
+    after: Keyset | None = None,
+) -> tuple[Caller, list[Row[Any]]]:
+    """The token's user and the live files of a customer or a ticket that it may see, newest
+    first (rows of `queries.LISTED`), from just after the `after` row if given: one statement,
+    one round trip. 401 if the token no longer speaks for anyone; 404 when the customer or
+    ticket does not exist or the caller may not see it."""
+    params = {
+        "owner_id": owner_id,
+        "limit": limit,
+        "offset": offset,
+        **auth_service.token_params(claims),
+        **queries.caller_params(settings, now),
+    }
+    if after is not None:
+        params["after_created_at"], params["after_id"] = after.created_at, after.id
+    stmt = queries.caller_listing(
+        owner, after=after is not None, with_session=claims.session_id is not None
+    )
+    rows = (await (await session.connection()).execute(stmt, params)).all()
+    principal = _caller(rows[0] if rows else None)
+    if rows[0].owner_id is None:
+        if owner is queries.Owner.customer:
+            raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
+        raise NotFound(f"Ticket {owner_id} not found", code="ticket_not_found")
+    return principal, [row for row in rows if row.id is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedFile:
+    """What serving a file's bytes needs of its row (`files.queries.SERVED`): a
+    `files.download.Servable`."""
+
+    id: int
+    filename: str
+    file_size: int
+    mime_type: str
+    sha256: str
+    bucket: str
+    object_key: str
+    customer_id: int | None
+
+
+@dataclass(frozen=True)
+class AccessEvent:
+    """The audit event a read writes in its own statement: what, from where, and details
+    beyond the file's name and bucket."""
+
+    action: audit_service.Action
+    client: ClientInfo
+    details: dict[str, Any] | None = None
+
+
+async def read_served(
+    session: AsyncSession,
+    claims: AccessClaims,
+    *,
+    file_id: int,
+    settings: Settings,
+    now: datetime,
+    event: AccessEvent | None = None,
+) -> tuple[Caller, ServedFile]:
+    """The token's user and what serving file `file_id` needs, in one statement (401, else
+    404 as `get_visible`); with `event`, the same statement writes the audit event (it is
+    committed when the statement returns: the read session is in autocommit) and it is logged
+    once, after."""
+    params: dict[str, Any] = {
+        "file_id": file_id,
+        **auth_service.token_params(claims),
+        **queries.caller_params(settings, now),
+    }
+    if event is not None:
+        agent = event.client.user_agent
+        params |= {
+            "action": event.action.value,
+            "client_ip": event.client.ip,
+            "user_agent": agent[:300] if agent else None,
+            "extra": event.details or {},
+        }
+    stmt = queries.caller_download(
+        with_session=claims.session_id is not None, audited=event is not None
+    )
+    row: Row[Any] | None = (await (await session.connection()).execute(stmt, params)).first()
+    principal = _caller(row)
+    if row is None or row.id is None:
+        raise NotFound(f"File {file_id} not found", code="file_not_found")
+    served = ServedFile(
+        row.id,
+        row.filename,
+        row.file_size,
+        row.mime_type,
+        row.sha256,
+        row.bucket,
+        row.object_key,
+        row.customer_id,
+    )
+    if event is not None and row.audited:
+        # No COMMIT is sent in autocommit; where the session is bound to an outer transaction
+        # (the fast tier), this ends its savepoint, as `audit.service.record_now` does.
+        await session.commit()
+        who = audit_service.Who(
+            event.client, actor_id=principal.id, file_id=served.id, customer_id=served.customer_id
+        )
+        audit_service.log_written(event.action, who)
+    return principal, served
+
+
 def check_may_delete(file: FileUpload, user: User) -> None:
     """Staff and admins delete any file they see; a customer only what it uploaded itself."""
     if user.role is Role.customer and file.uploaded_by != user.id:
@@ -286,7 +425,7 @@ async def record_access(
     session: AsyncSession,
     action: audit_service.Action,
     *,
-    file: FileUpload,
+    file: FileUpload | ServedFile,
     user: Actor,
     client: ClientInfo,
     details: dict[str, Any] | None = None,

@@ -46,6 +46,9 @@ DOWNLOAD_CHUNK_SIZE = 1024 * 1024
 STREAM_TIMEOUT = timedelta(hours=6)
 # A resumable upload's part is sent right after its URL is signed.
 PART_URL_TTL = timedelta(minutes=15)
+# Connections kept open to the S3 server (the minio client and tus parts): enough for a few
+# uploads with UPLOAD_CONCURRENCY parts in flight each; more are opened when needed, then closed.
+S3_POOL_CONNECTIONS = 16
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ class ObjectStorage:
         import urllib3
 
         http = urllib3.PoolManager(
+            # Kept-alive connections to the store. urllib3's default keeps one: every tus part
+            # beyond the first in flight opened a new connection and, when it was done, logged
+            # "Connection pool is full, discarding connection".
+            maxsize=S3_POOL_CONNECTIONS,
             timeout=urllib3.Timeout(
                 connect=settings.storage_timeout_seconds,
                 read=settings.storage_read_timeout_seconds,

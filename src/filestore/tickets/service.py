@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Select, bindparam, select
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filestore.auth.models import Role, User
@@ -33,6 +35,16 @@ def visible_id_query(role: Role) -> Select[int]:
     if role is Role.customer:
         stmt = stmt.where(Ticket.customer_id == bindparam("user_customer_id", type_=BigInteger))
     return stmt
+
+
+def visible_id_to(role: ColumnElement[Any], customer_id: ColumnElement[Any]) -> Select[int]:
+    """The id of ticket `:owner_id` if the caller may see it, else no row: the rule of
+    `get_visible` as a statement, for a caller known only inside the statement that joins it
+    (the `role` and `customer_id` columns of the token's user row, `files.queries`)."""
+    return select(Ticket.id).where(
+        Ticket.id == bindparam("owner_id", type_=BigInteger),
+        or_(role != Role.customer, Ticket.customer_id == customer_id),
+    )
 
 
 async def create(session: AsyncSession, *, ticket_in: TicketCreate, user: User) -> Ticket:

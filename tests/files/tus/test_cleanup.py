@@ -21,7 +21,8 @@ from tests.ops.test_cleanup import GRACE_SECONDS, run_cleanup, sql
 
 MiB = 1024 * 1024
 SIZE = 20 * MiB
-FIRST = 9 * MiB + 5  # one 5 MiB part and a tail
+PART = 6 * MiB  # a request of 5 MiB or more is all parts
+FIRST = 9 * MiB + 5  # a part, then a tail: a second request of less than 5 MiB
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,9 @@ def tus_sweep_server(
 
 
 class Upload:
-    def __init__(self, server: LiveServer, data: bytes) -> None:
+    def __init__(self, server: LiveServer, store: StoreInspector, data: bytes) -> None:
         self.server = server
+        self.store = store
         self.data = data
         self.headers = {"Authorization": f"Bearer {server.admin().token}", **TUS}
         created = httpx.post(
@@ -72,6 +74,12 @@ class Upload:
             timeout=60,
         )
 
+    def start(self) -> None:
+        """Store a part and a tail: two requests, the second too short to be a part."""
+        assert self.patch(0, PART).status_code == 204
+        assert self.temp_objects(self.store) == set()  # 6 MiB: one part, no tail
+        assert self.patch(PART, FIRST).status_code == 204
+
     def head(self) -> httpx.Response:
         return httpx.head(self.url, headers=self.headers)
 
@@ -88,10 +96,10 @@ class TestSweep:
         self, tus_sweep_server: LiveServer, seaweed: SeaweedFS
     ) -> None:
         store = StoreInspector(tus_sweep_server, seaweed)
-        kept = Upload(tus_sweep_server, csv_data(SIZE))
-        lapsed = Upload(tus_sweep_server, csv_data(SIZE))
+        kept = Upload(tus_sweep_server, store, csv_data(SIZE))
+        lapsed = Upload(tus_sweep_server, store, csv_data(SIZE))
         for upload in (kept, lapsed):
-            assert upload.patch(0, FIRST).status_code == 204
+            upload.start()
             assert len(upload.temp_objects(store)) == 1  # the tail
         assert len(store.multipart_uploads()) == 2
         time.sleep(GRACE_SECONDS + 1)  # older than the grace period: would be swept if orphans
@@ -122,8 +130,9 @@ class TestSweep:
     ) -> None:
         store = StoreInspector(tus_sweep_server, seaweed)
         before = store.multipart_uploads()
-        upload = Upload(tus_sweep_server, csv_data(SIZE))
-        assert upload.patch(0, FIRST).status_code == 204
+        upload = Upload(tus_sweep_server, store, csv_data(SIZE))
+        upload.start()
+        assert len(upload.temp_objects(store)) == 1  # the tail
         assert len(store.multipart_uploads() - before) == 1
         deleted = httpx.delete(upload.url, headers=upload.headers)
         assert deleted.status_code == 204

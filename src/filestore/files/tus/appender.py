@@ -1,15 +1,18 @@
 """Appending one request's bytes to a resumable upload's stored bytes, as they arrive.
 
 S3 (tusd's layout, minus its disk spool): one multipart upload per tus upload. Bytes are cut
-into parts of exactly 5 MiB (S3's minimum for all parts but the last: clients that send 5 MiB
-or 50 MiB chunks then never leave a tail; 10,000 parts allow 48 GiB) and up to
-PARTS_IN_FLIGHT parts are uploaded while the next one fills, so a request holds at most four
-parts (20 MiB) in memory. One part at a time left the S3 server waiting between parts: with
-three in flight a 100 MiB upload costs SeaweedFS the CPU of a direct PUT (2.0 instead of
-2.8-3.1 CPU s, `docs/benchmarks.md`) and runs at its speed. A part is the list of the
-request's own chunks (memoryviews, the last one cut at the part's end), sent one after
-another: the bytes are never copied into a part buffer, and `storage/resumable.py` sends them
-with an unsigned payload (no SHA-256 of each part, on either side). Bytes left
+into parts of `UPLOAD_CHUNK_SIZE` (8 MiB, the part size of a form upload) and up to
+`UPLOAD_CONCURRENCY` parts are uploaded while the next one fills, as a form upload does, so a
+request holds at most that many parts plus one in memory (10,000 parts allow 78 GiB). When the
+request's length is known (`Content-Length`, every tus client), a part that would leave less
+than S3's 5 MiB minimum before the end of the request takes those bytes too, and a request's
+last bytes, if at least 5 MiB, are a part of their own: a request of 5 MiB or more never leaves
+a tail, whatever its size (6 MB chunks, 50 MiB chunks, one PATCH for the whole file). (The
+part size itself does not change what the S3 server spends: SeaweedFS took 2.9-3.1 CPU s per
+100 MiB for parts of 5, 8, 16 or 25 MiB alike, `docs/benchmarks.md`.) A part is the
+list of the request's own chunks (memoryviews, the last one cut at the part's end), sent one
+after another: the bytes are never copied into a part buffer, and `storage/resumable.py` sends
+them with an unsigned payload (no SHA-256 of each part, on either side). Bytes left
 over when the request ends (less than a part) go to a small *tail* object under
 `.tus/<id>/`; the next request reads it back and puts it in front of its own bytes. Each tail
 gets a new key and the old one is deleted only after the database points at the new one, so a
@@ -37,7 +40,6 @@ from filestore.storage.resumable import MIN_PART_SIZE, LocalPartial, Part, S3Mul
 from filestore.storage.store import ObjectStorage
 
 LOCAL_WRITE_BATCH = 1024 * 1024
-PARTS_IN_FLIGHT = 3
 OBJECT_CONTENT_TYPE = "application/octet-stream"
 
 
@@ -58,7 +60,16 @@ class Appender(Protocol):
         ...
 
 
-async def open_appender(storage: ObjectStorage, upload: TusUpload) -> Appender:
+async def open_appender(
+    storage: ObjectStorage,
+    upload: TusUpload,
+    *,
+    expected: int | None = None,
+    part_size: int = MIN_PART_SIZE,
+    parts_in_flight: int = 3,
+) -> Appender:
+    """The writer for one request of `upload`. `expected` is the request body's length when
+    known; parts are `part_size` (at least S3's minimum), `parts_in_flight` at once."""
     if upload.upload_length is not None and upload.upload_offset == upload.upload_length:
         # Every byte arrived but verification never finished: the object is at its final key.
         await storage.delete(upload.bucket, upload.object_key)
@@ -76,26 +87,45 @@ async def open_appender(storage: ObjectStorage, upload: TusUpload) -> Appender:
         http=storage.s3_http,
         sign_part=storage.part_url,
     )
-    s3 = S3Appender(storage, upload, multipart)
+    s3 = S3Appender(
+        storage,
+        upload,
+        multipart,
+        expected=expected,
+        part_size=max(part_size, MIN_PART_SIZE),
+        parts_in_flight=max(parts_in_flight, 1),
+    )
     await s3.open()
     return s3
 
 
 class S3Appender:
-    """Parts of `part_size` (5 MiB) to the multipart upload, the rest to a tail object."""
+    """Parts of `part_size` (or up to 5 MiB more at a request's end) to the multipart upload,
+    the rest to a tail object."""
 
-    part_size = MIN_PART_SIZE
-
-    def __init__(self, storage: ObjectStorage, upload: TusUpload, multipart: S3Multipart) -> None:
+    def __init__(
+        self,
+        storage: ObjectStorage,
+        upload: TusUpload,
+        multipart: S3Multipart,
+        *,
+        expected: int | None,
+        part_size: int,
+        parts_in_flight: int,
+    ) -> None:
         self._storage = storage
         self._upload = upload
         self._multipart = multipart
         self._multipart_id = upload.multipart_id
         self._parts = [Part.from_json(value) for value in upload.parts]
         self._previous_tail = upload.tail_key
+        self._expected = expected
+        self._part_size = part_size
+        self._parts_in_flight = parts_in_flight
         # The bytes not in a part yet: chunks as received, and their total.
         self._pending: list[memoryview] = []
         self._pending_size = 0
+        self._cut = part_size  # the pending size at which the next part is sent
         self._in_flight: deque[asyncio.Task[Part]] = deque()
         self._new_tail: str | None = None
         self.received = 0
@@ -110,17 +140,29 @@ class S3Appender:
                 f"tus upload {self._upload.id}: stored bytes ({recorded}) differ from its "
                 f"offset ({self._upload.upload_offset})"
             )
+        self._cut = self._next_cut()
+
+    def _next_cut(self) -> int:
+        """Where the part being filled ends: at `part_size`, unless what would follow it up to
+        the end of the request is less than S3's minimum part; then at the request's end."""
+        if self._expected is None:
+            return self._part_size
+        unsent = self._pending_size + self._expected - self.received
+        if unsent - self._part_size >= MIN_PART_SIZE:
+            return self._part_size
+        return max(unsent, self._part_size)
 
     async def write(self, chunk: memoryview) -> None:
         """Keep `chunk` (the caller does not reuse its buffer) for the part it falls in."""
-        self.received += len(chunk)
         while chunk:
-            room = self.part_size - self._pending_size
+            room = self._cut - self._pending_size
             head, chunk = chunk[:room], chunk[room:]
             self._pending.append(head)
             self._pending_size += len(head)
-            if self._pending_size == self.part_size:
+            self.received += len(head)
+            if self._pending_size == self._cut:
                 part, self._pending, self._pending_size = self._pending, [], 0
+                self._cut = self._next_cut()
                 await self._send(part)
 
     async def _wait_in_flight(self, *, keep: int = 0) -> None:
@@ -130,7 +172,7 @@ class S3Appender:
             self._in_flight.popleft()
 
     async def _send(self, data: list[memoryview]) -> None:
-        await self._wait_in_flight(keep=PARTS_IN_FLIGHT - 1)
+        await self._wait_in_flight(keep=self._parts_in_flight - 1)
         if self._multipart_id is None:
             self._multipart_id = await self._multipart.create(OBJECT_CONTENT_TYPE)
         number = len(self._parts) + len(self._in_flight) + 1
@@ -139,9 +181,14 @@ class S3Appender:
         )
 
     async def save(self, *, final: bool) -> Progress:
+        if self._pending_size >= MIN_PART_SIZE and (not final or self._parts or self._in_flight):
+            # The request's last bytes (a client that sent less than it announced, or a
+            # request whose length was not known): big enough to be a part of their own.
+            part, self._pending, self._pending_size = self._pending, [], 0
+            await self._send(part)
         await self._wait_in_flight()
         upload = self._upload
-        rest = b"".join(self._pending)  # less than a part
+        rest = b"".join(self._pending)  # less than a part, or the whole of a small file
         self._pending, self._pending_size = [], 0
         offset = sum(part.size for part in self._parts) + len(rest)
         if final:

@@ -152,7 +152,13 @@ async def _append_locked(
     if length is not None and offset == length:
         # Every byte is stored but verification did not finish (a 503, a crash): run it again.
         return await _finish(ctx, upload, length)
-    appender = await open_appender(ctx.storage, upload)
+    appender = await open_appender(
+        ctx.storage,
+        upload,
+        expected=content_length,
+        part_size=ctx.settings.upload_chunk_size,
+        parts_in_flight=ctx.settings.upload_concurrency,
+    )
     hashes = running.take(upload.id, offset) if ctx.settings.virus_scan == "off" else None
     try:
         hasher = hashlib.new(checksum[0]) if checksum else None
