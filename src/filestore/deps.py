@@ -188,8 +188,8 @@ async def get_standalone_principal(state: StateDep, token: TokenDep) -> Principa
     """`get_standalone_user` as a plain `Principal` (a Core row, no ORM object): for the form
     upload, which only reads the user (4 KiB uploads: issue 12)."""
     claims = _claims(state, token)
-    async with state.reader() as session:
-        principal = await auth_service.principal_for_token(session, claims)
+    async with state.read_connection() as connection:
+        principal = await auth_service.principal_for_token(connection, claims)
     if principal is None:
         raise Unauthorized("Invalid token", code="invalid_token")
     structlog.contextvars.bind_contextvars(user_id=principal.id)
