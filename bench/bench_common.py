@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from tests.fixtures.servers import SeaweedFS
 
 MIB = 1024 * 1024
+# SeaweedFS volume size for the benches (see s3_backends).
+BENCH_VOLUME_MB = 1024
 
 
 def machine_line() -> str:
@@ -145,7 +147,11 @@ def s3_backends(
     from tests.fixtures.servers import s3_env, start_embedded_postgres, start_seaweedfs
 
     with ExitStack() as stack:
-        s3 = start_seaweedfs(workdir / "seaweed")
+        # Volumes of 1 GiB, not the tests' 64 MiB: every 64 MiB written the master grows a new
+        # volume while writes wait (~50-100 ms), one or two stalls per 100 MiB upload on both
+        # sides of a ratio. Eight obstore PUTs of 100 MiB: 27-39 MiB/s with 64 MiB volumes,
+        # 35-58 with 1 GiB ones, back to back (docs/benchmarks.md).
+        s3 = start_seaweedfs(workdir / "seaweed", volume_size_limit_mb=BENCH_VOLUME_MB)
         stack.callback(s3.stop)
         pg = start_embedded_postgres(workdir / "pgdata")
         stack.callback(pg.stop)

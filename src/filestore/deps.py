@@ -184,11 +184,15 @@ async def get_reading(
 ReadingDep = Annotated[Reading, Depends(get_reading, scope="function")]
 
 
-async def get_standalone_principal(state: StateDep, token: TokenDep) -> Principal:
+async def get_standalone_principal(
+    request: Request, bearer: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal:
     """`get_standalone_user` as a plain `Principal` (a Core row, no ORM object): for the form
-    upload, which only reads the user (4 KiB uploads: issue 12)."""
-    claims = _claims(state, token)
-    async with state.read_connection() as connection:  # released before the body is read
+    upload, which only reads the user (4 KiB uploads: issue 12). The state and the token are
+    read here, as `get_reading` does, rather than through two more `Depends` layers."""
+    state: AppState = request.app.state.filestore
+    claims = _claims(state, bearer or auth_cookies.access_token(request))
+    async with state.read_connection() as connection:
         principal = await auth_service.principal_for_token(connection, claims)
     if principal is None:
         raise Unauthorized("Invalid token", code="invalid_token")
