@@ -44,6 +44,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from filestore.audit import service as audit_service
 from filestore.auth import service as auth_service
@@ -132,23 +133,17 @@ LISTED = (
 LISTED_WIDTH = len(LISTED)
 
 
-@cache
-def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
-    """One page of the live files of customer or ticket `:owner_id` that a user of `role` sees,
-    newest first, with `owner_id` in every row (`ix_file_uploads_customer_listing` /
-    `…_ticket_listing`). Binds `limit`, `offset` (BIGINT: any offset up to 2^63-1 is a valid,
-    empty page) and, with `after`, the keyset `after_created_at`, `after_id`."""
-    owners = (
-        customers_service.visible_id_query(role)
-        if owner is Owner.customer
-        else tickets_service.visible_id_query(role)
-    ).subquery("owner")
+def _page(
+    owner: Owner, owner_id: ColumnElement[Any], seen: ColumnElement[bool], *, after: bool
+) -> LateralFromClause:
+    """A LATERAL page of `owner_id`'s files for which `seen` holds, newest first, from the
+    keyset `after_created_at`, `after_id` when `after`; binds `limit` and `offset` (BIGINT)."""
     owned_by = FileUpload.customer_id if owner is Owner.customer else FileUpload.ticket_id
-    page = (
+    return (
         select(*LISTED)
         .where(
-            owned_by == owners.c.id,
-            visible(role),
+            owned_by == owner_id,
+            seen,
             tuple_(FileUpload.created_at, FileUpload.id)
             < tuple_(
                 bindparam("after_created_at", type_=DateTime(timezone=True)),
@@ -162,6 +157,20 @@ def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
         .offset(bindparam("offset", type_=BigInteger))
         .lateral("page")
     )
+
+
+@cache
+def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
+    """One page of the live files of customer or ticket `:owner_id` that a user of `role` sees,
+    newest first, with `owner_id` in every row (`ix_file_uploads_customer_listing` /
+    `…_ticket_listing`). Binds `limit`, `offset` (BIGINT: any offset up to 2^63-1 is a valid,
+    empty page) and, with `after`, the keyset `after_created_at`, `after_id`."""
+    owners = (
+        customers_service.visible_id_query(role)
+        if owner is Owner.customer
+        else tickets_service.visible_id_query(role)
+    ).subquery("owner")
+    page = _page(owner, owners.c.id, visible(role), after=after)
     return (
         select(owners.c.id.label("owner_id"), *page.c)
         .select_from(owners.outerjoin(page, true()))
@@ -221,25 +230,7 @@ def caller_listing(owner: Owner, *, after: bool, with_session: bool) -> Select[A
         else tickets_service.visible_id_to
     )
     owners = owner_rule(caller.c.role, caller.c.customer_id).lateral("owner")
-    owned_by = FileUpload.customer_id if owner is Owner.customer else FileUpload.ticket_id
-    page = (
-        select(*LISTED)
-        .where(
-            owned_by == owners.c.id,
-            visible_to(caller),
-            tuple_(FileUpload.created_at, FileUpload.id)
-            < tuple_(
-                bindparam("after_created_at", type_=DateTime(timezone=True)),
-                bindparam("after_id", type_=BigInteger),
-            )
-            if after
-            else true(),
-        )
-        .order_by(FileUpload.created_at.desc(), FileUpload.id.desc())
-        .limit(bindparam("limit", type_=BigInteger))
-        .offset(bindparam("offset", type_=BigInteger))
-        .lateral("page")
-    )
+    page = _page(owner, owners.c.id, visible_to(caller), after=after)
     return (
         select(
             *auth_service.caller_columns(with_session=with_session),

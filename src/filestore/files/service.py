@@ -234,6 +234,14 @@ async def get_visible(
     return file
 
 
+def _page_params(owner_id: int, limit: int, offset: int, after: Keyset | None) -> dict[str, Any]:
+    """What a listing statement binds for its page (`queries.listing`, `queries.caller_listing`)."""
+    params: dict[str, Any] = {"owner_id": owner_id, "limit": limit, "offset": offset}
+    if after is not None:
+        params["after_created_at"], params["after_id"] = after.created_at, after.id
+    return params
+
+
 async def list_visible(
     session: AsyncSession,
     owner: queries.Owner,
@@ -252,13 +260,9 @@ async def list_visible(
     already loaded (`bench/scale.py`); the routes check the token in the same statement
     (`read_listing`)."""
     params = {
-        "owner_id": owner_id,
-        "limit": limit,
-        "offset": offset,
+        **_page_params(owner_id, limit, offset, after),
         **queries.visibility_params(user, settings, now),
     }
-    if after is not None:
-        params["after_created_at"], params["after_id"] = after.created_at, after.id
     stmt = queries.listing(owner, user.role, after=after is not None)
     rows = (await (await session.connection()).execute(stmt, params)).all()
     if not rows:
@@ -321,14 +325,10 @@ async def read_listing(
     one round trip. 401 if the token no longer speaks for anyone; 404 when the customer or
     ticket does not exist or the caller may not see it."""
     params = {
-        "owner_id": owner_id,
-        "limit": limit,
-        "offset": offset,
+        **_page_params(owner_id, limit, offset, after),
         **auth_service.token_params(claims),
         **queries.caller_params(settings, now),
     }
-    if after is not None:
-        params["after_created_at"], params["after_id"] = after.created_at, after.id
     stmt = queries.caller_listing(
         owner, after=after is not None, with_session=claims.session_id is not None
     )
