@@ -58,6 +58,7 @@ from filestore import gauges, pagination
 from filestore.auth.models import Role, User
 from filestore.db import create_engine, create_sessionmaker, libpq_url
 from filestore.files import cleanup, orphans, queries
+from filestore.files import reads as files_reads
 from filestore.files import service as files_service
 from filestore.files.models import FileUpload
 from filestore.jobs import service as jobs_service
@@ -276,7 +277,7 @@ async def run(url: str, args: argparse.Namespace) -> int:
     def listing(customer: int | None = None, ticket: int | None = None, **kw: Any) -> Any:
         async def query(session: AsyncSession, n: int) -> None:
             owner = queries.Owner.customer if customer is not None else queries.Owner.ticket
-            rows = await files_service.list_visible(
+            rows = await files_reads.list_visible(
                 session,
                 owner,
                 customer if customer is not None else ticket or 0,
@@ -388,7 +389,7 @@ async def cursors_of_heavy_customer(
     after: pagination.Keyset | None = None
     async with bench.maker() as session:
         for page in range(1, max(wanted, default=0)):
-            rows = await files_service.list_visible(
+            rows = await files_reads.list_visible(
                 session,
                 queries.Owner.customer,
                 1,

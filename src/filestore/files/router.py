@@ -29,6 +29,7 @@ from filestore.deps import (
 )
 from filestore.errors import ALWAYS, error_responses
 from filestore.files import pacing, queries, render
+from filestore.files import reads as files_reads
 from filestore.files import service as files_service
 from filestore.files import upload as upload_pipeline
 from filestore.files.download import direct_link, file_response
@@ -220,9 +221,9 @@ async def download_file(
     # trip); a link once it exists (or, from a store without links, the download after it),
     # a HEAD not at all.
     details = {"range": range_header[:100]} if range_header else None
-    downloaded = files_service.AccessEvent(audit_service.Action.file_downloaded, client, details)
+    downloaded = files_reads.AccessEvent(audit_service.Action.file_downloaded, client, details)
     event = downloaded if request.method == "GET" and not redirect else None
-    user, file = await files_service.read_served(
+    user, file = await files_reads.read_served(
         reading.connection,
         reading.claims,
         file_id=file_id,
@@ -282,7 +283,7 @@ class Listing:
         it. The token check and the page are one statement (`files.queries.caller_listing`)."""
         after = pagination.decode(self.cursor) if self.cursor else None
         reading = self.reading
-        user, files = await files_service.read_listing(
+        user, files = await files_reads.read_listing(
             reading.connection,
             reading.claims,
             owner,
@@ -331,7 +332,7 @@ async def list_ticket_files(ticket_id: IdPath, listing: ListingDep) -> Response:
 @router.get("/{file_id}", response_model=FileOut, responses=error_responses(404))
 async def get_file(file_id: IdPath, reading: ReadingDep) -> Response:
     """A file's metadata."""
-    user, row = await files_service.read_visible_row(
+    user, row = await files_reads.read_visible_row(
         reading.connection, reading.claims, file_id=file_id, settings=reading.settings, now=now()
     )
     reading.acting(user)

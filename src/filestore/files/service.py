@@ -1,6 +1,7 @@
 """File records: bucket routing, object keys, who may upload what, the row of a stored upload,
-visibility, listing and deletion. No HTTP here: the upload pipeline (`upload.py`) calls these
-rules as the form arrives and writes the row through `record_upload`."""
+visibility for the routes that write, and deletion. No HTTP here: the upload pipeline
+(`upload.py`) calls these rules as the form arrives and writes the row through `record_upload`.
+The hot reads, with the token check in the same statement, are `reads.py`."""
 
 from __future__ import annotations
 
@@ -10,21 +11,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from filestore.audit import service as audit_service
-from filestore.auth import service as auth_service
 from filestore.auth.models import Role, User
-from filestore.auth.principal import Actor, Caller
-from filestore.auth.security import AccessClaims
+from filestore.auth.principal import Actor
 from filestore.customers import service as customers_service
 from filestore.errors import Forbidden, NotFound, Unprocessable, UnsupportedMediaType
 from filestore.files import queries
 from filestore.files.form import UploadFields
 from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.names import extension_of, sanitize_filename
-from filestore.pagination import Keyset
 from filestore.requests import NO_CLIENT, ClientInfo
 from filestore.settings import Settings
 from filestore.storage.store import ObjectStorage
@@ -234,114 +232,6 @@ async def get_visible(
     return file
 
 
-def _page_params(owner_id: int, limit: int, offset: int, after: Keyset | None) -> dict[str, Any]:
-    """What a listing statement binds for its page (`queries.listing`, `queries.caller_listing`)."""
-    params: dict[str, Any] = {"owner_id": owner_id, "limit": limit, "offset": offset}
-    if after is not None:
-        params["after_created_at"], params["after_id"] = after.created_at, after.id
-    return params
-
-
-async def list_visible(
-    session: AsyncSession,
-    owner: queries.Owner,
-    owner_id: int,
-    *,
-    user: Actor,
-    settings: Settings,
-    now: datetime,
-    limit: int,
-    offset: int,
-    after: Keyset | None = None,
-) -> list[Row[Any]]:
-    """Live files of a customer or a ticket that `user` may see, newest first (rows of
-    `queries.LISTED`), from just after the `after` row if given: one statement, one round
-    trip. 404 when the customer or ticket does not exist or `user` may not see it. For a user
-    already loaded (`bench/scale.py`); the routes check the token in the same statement
-    (`read_listing`)."""
-    params = {
-        **_page_params(owner_id, limit, offset, after),
-        **queries.visibility_params(user, settings, now),
-    }
-    stmt = queries.listing(owner, user.role, after=after is not None)
-    rows = (await (await session.connection()).execute(stmt, params)).all()
-    if not rows:
-        if owner is queries.Owner.customer:
-            raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
-        raise NotFound(f"Ticket {owner_id} not found", code="ticket_not_found")
-    return [row for row in rows if row.id is not None]
-
-
-# -- the token check and the read in one statement (`files.queries.caller_*`) -----------------
-
-
-def _caller(row: Row[Any] | None) -> Caller:
-    """The caller of a `caller_*` statement's row; 401 when the token no longer speaks for
-    anyone (no row)."""
-    caller = None if row is None else auth_service.caller_of(row)
-    if caller is None:
-        raise auth_service.token_refused()
-    return caller
-
-
-async def read_visible_row(
-    connection: AsyncConnection,
-    claims: AccessClaims,
-    *,
-    file_id: int,
-    settings: Settings,
-    now: datetime,
-) -> tuple[Caller, Row[Any]]:
-    """The token's user and file `file_id` as a row of `queries.LISTED` (no ORM object), in
-    one statement: 401 if the token no longer speaks for anyone, else 404 if the file is not
-    live or not the caller's to see."""
-    params = {
-        "file_id": file_id,
-        **auth_service.token_params(claims),
-        **queries.caller_params(settings, now),
-    }
-    stmt = queries.caller_file_row(with_session=claims.session_id is not None)
-    row: Row[Any] | None = (await connection.execute(stmt, params)).first()
-    caller = _caller(row)
-    if row is None or row.id is None:
-        raise NotFound(f"File {file_id} not found", code="file_not_found")
-    return caller, row
-
-
-async def read_listing(
-    connection: AsyncConnection,
-    claims: AccessClaims,
-    owner: queries.Owner,
-    owner_id: int,
-    *,
-    settings: Settings,
-    now: datetime,
-    limit: int,
-    offset: int,
-    after: Keyset | None = None,
-) -> tuple[Caller, list[Row[Any]]]:
-    """The token's user and the live files of a customer or a ticket that it may see, newest
-    first (rows of `queries.LISTED`), from just after the `after` row if given: one statement,
-    one round trip. 401 if the token no longer speaks for anyone; 404 when the customer or
-    ticket does not exist or the caller may not see it."""
-    params = {
-        **_page_params(owner_id, limit, offset, after),
-        **auth_service.token_params(claims),
-        **queries.caller_params(settings, now),
-    }
-    stmt = queries.caller_listing(
-        owner, after=after is not None, with_session=claims.session_id is not None
-    )
-    rows = (await connection.execute(stmt, params)).all()
-    caller = _caller(rows[0] if rows else None)
-    if rows[0].owner_id is None:
-        if owner is queries.Owner.customer:
-            raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
-        raise NotFound(f"Ticket {owner_id} not found", code="ticket_not_found")
-    start = queries.LISTING_START  # the file's id, NULL in an owner's row without files
-    return caller, [row for row in rows if row[start] is not None]
-
-
 @dataclass(frozen=True, slots=True)
 class ServedFile:
     """What serving a file's bytes needs of its row (`files.queries.SERVED`): a
@@ -355,67 +245,6 @@ class ServedFile:
     bucket: str
     object_key: str
     customer_id: int | None
-
-
-@dataclass(frozen=True)
-class AccessEvent:
-    """The audit event a read writes in its own statement: what, from where, and details
-    beyond the file's name and bucket."""
-
-    action: audit_service.Action
-    client: ClientInfo
-    details: dict[str, Any] | None = None
-
-
-async def read_served(
-    connection: AsyncConnection,
-    claims: AccessClaims,
-    *,
-    file_id: int,
-    settings: Settings,
-    now: datetime,
-    event: AccessEvent | None = None,
-) -> tuple[Caller, ServedFile]:
-    """The token's user and what serving file `file_id` needs, in one statement (401, else
-    404 as `get_visible`); with `event`, the same statement writes the audit event (it is
-    committed when the statement returns: `connection` is in autocommit) and it is logged
-    once, after."""
-    params: dict[str, Any] = {
-        "file_id": file_id,
-        **auth_service.token_params(claims),
-        **queries.caller_params(settings, now),
-    }
-    if event is not None:
-        agent = event.client.user_agent
-        params |= {
-            "action": event.action.value,
-            "client_ip": event.client.ip,
-            "user_agent": agent[:300] if agent else None,
-            "extra": event.details or {},
-        }
-    stmt = queries.caller_download(
-        with_session=claims.session_id is not None, audited=event is not None
-    )
-    row: Row[Any] | None = (await connection.execute(stmt, params)).first()
-    caller = _caller(row)
-    if row is None or row.id is None:
-        raise NotFound(f"File {file_id} not found", code="file_not_found")
-    served = ServedFile(
-        row.id,
-        row.filename,
-        row.file_size,
-        row.mime_type,
-        row.sha256,
-        row.bucket,
-        row.object_key,
-        row.customer_id,
-    )
-    if event is not None and row.audited:
-        who = audit_service.Who(
-            event.client, actor_id=caller.id, file_id=served.id, customer_id=served.customer_id
-        )
-        audit_service.log_written(event.action, who)
-    return caller, served
 
 
 def check_may_delete(file: FileUpload, user: User) -> None:
