@@ -102,6 +102,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--only", action="append", help="metadata, listing, me, download")
+    parser.add_argument("--client", choices=["lean", "httpx"], default="lean")
     for side in ("a", "b"):
         parser.add_argument(
             f"--env-{side}",
@@ -131,13 +132,19 @@ def main() -> int:
             env.update(item.split("=", 1) for item in extra)
             server = start(tree, workdir / f"filestore-{name}", env)
             stack.callback(server.stop)  # type: ignore[attr-defined]
-            benches[name] = Bench(s3, server, args.clients, args.seconds)  # type: ignore[arg-type]
+            benches[name] = Bench(
+                s3,
+                server,  # type: ignore[arg-type]
+                args.clients,
+                args.seconds,
+                args.client,
+            )
         results = asyncio.run(run(benches, args))
     direct = summary(results.pop("direct"))["direct GET 4 KiB"]
     a, b = summary(results["A"]), summary(results["B"])
     print(
         f"\n{args.rounds} rounds x {args.seconds:.0f} s per route and tree, {args.clients} "
-        f"clients, load average after {load_line()}; A = {trees['A']} {args.env_a}, "
+        f"{args.client} clients, load average after {load_line()}; A = {trees['A']} {args.env_a}, "
         f"B = {trees['B']} {args.env_b}; "
         f"direct GET 4 KiB {direct[1]:.0f} req/s"
     )

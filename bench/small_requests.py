@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -44,6 +45,7 @@ import httpx
 import obstore
 import psutil  # type: ignore[import-untyped]
 from bench_common import cpu_of_tree, direct_store, load_line, machine_line, s3_backends
+from lean_http import Connection, multipart
 
 from tests.fixtures.live import LiveServer
 from tests.fixtures.servers import SeaweedFS
@@ -59,6 +61,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
     server_cpu: float = 0.0
+    client_cpu: float = 0.0
     load: float = 0.0
 
     @property
@@ -74,6 +77,10 @@ class Phase:
         if not self.latencies:
             return 0.0
         return max(0.0, self.server_cpu - idle_rate * self.seconds) / len(self.latencies) * 1000
+
+    def client_cpu_ms(self) -> float:
+        """The bench process's own CPU per request (the HTTP client, or obstore's threads)."""
+        return self.client_cpu / len(self.latencies) * 1000 if self.latencies else 0.0
 
 
 Request = Callable[[int], Awaitable[None]]
@@ -101,11 +108,12 @@ async def measure(
 ) -> Phase:
     await drive(clients, 1.0, request)  # warm-up: connections open, caches filled
     phase = Phase(name)
-    cpu_before = cpu_of_tree(server)
+    cpu_before, client_before = cpu_of_tree(server), time.process_time()
     started = time.perf_counter()
     phase.latencies = await drive(clients, seconds, request)
     phase.seconds = time.perf_counter() - started
     phase.server_cpu = cpu_of_tree(server) - cpu_before
+    phase.client_cpu = time.process_time() - client_before
     phase.load = os.getloadavg()[0]
     return phase
 
@@ -116,13 +124,20 @@ def expect(response: httpx.Response, status: int = 200) -> httpx.Response:
     return response
 
 
+def check(status: int, expected: int, body: bytes, what: str) -> None:
+    if status != expected:
+        raise SystemExit(f"{what}: {status} {body[:300]!r}")
+
+
 def payload(i: int) -> bytes:
     head = f"%PDF-1.4\n% bench {i}\n".encode()
     return head + b"x" * (SIZE - len(head))
 
 
 class Bench:
-    def __init__(self, s3: SeaweedFS, server: LiveServer, clients: int, seconds: float) -> None:
+    def __init__(
+        self, s3: SeaweedFS, server: LiveServer, clients: int, seconds: float, client: str
+    ) -> None:
         self.clients = clients
         self.seconds = seconds
         self.server = psutil.Process(server.process.pid)
@@ -133,6 +148,12 @@ class Bench:
             headers={"Authorization": f"Bearer {token}"},
             timeout=60,
             limits=limits,
+        )
+        auth = {"Authorization": f"Bearer {token}"}
+        self.lean = (
+            [Connection(server.base_url, auth) for _ in range(clients)]
+            if client == "lean"
+            else None
         )
         self.store = direct_store(s3, BUCKET)
         self.prefix = f"bench-small/{uuid.uuid4().hex}"
@@ -159,11 +180,21 @@ class Bench:
     async def direct_put(self, i: int) -> None:
         await obstore.put_async(self.store, f"{self.prefix}/put-{i}", payload(i))
 
+    async def call(
+        self, i: int, method: str, path: str, body: bytes = b"", content_type: str | None = None
+    ) -> tuple[int, bytes]:
+        """One API request from client loop `i % clients`, by the chosen client."""
+        if self.lean is not None:
+            answer = await self.lean[i % self.clients].request(method, path, body, content_type)
+            return answer.status, bytes(answer.body)
+        headers = {"Content-Type": content_type} if content_type else None
+        response = await self.http.request(method, path, content=body or None, headers=headers)
+        return response.status_code, response.content
+
     async def upload(self, i: int) -> None:
-        response = await self.http.post(
-            "/files/upload", files={"file": (f"u{i}.pdf", payload(i), "application/pdf")}
-        )
-        expect(response, 201)
+        body, content_type = multipart("file", f"u{i}.pdf", payload(i), "application/pdf")
+        status, answer = await self.call(i, "POST", "/files/upload", body, content_type)
+        check(status, 201, answer, "upload")
 
     async def direct_get(self, i: int) -> None:
         result = await obstore.get_async(self.store, f"{self.prefix}/{i % 64}")
@@ -172,19 +203,26 @@ class Bench:
 
     async def download(self, i: int) -> None:
         file_id = self.file_ids[i % len(self.file_ids)]
-        if len(expect(await self.http.get(f"/files/download/{file_id}")).content) != SIZE:
+        status, body = await self.call(i, "GET", f"/files/download/{file_id}")
+        check(status, 200, body, "download")
+        if len(body) != SIZE:
             raise SystemExit("download: wrong size")
 
     async def listing(self, i: int) -> None:
-        response = await self.http.get(f"/files/customer/{self.customer_id}?limit=20")
-        if len(expect(response).json()) != 20:
+        path = f"/files/customer/{self.customer_id}?limit=20"
+        status, body = await self.call(i, "GET", path)
+        check(status, 200, body, "listing")
+        if len(json.loads(body)) != 20:
             raise SystemExit("listing: not 20 files")
 
     async def metadata(self, i: int) -> None:
-        expect(await self.http.get(f"/files/{self.file_ids[i % len(self.file_ids)]}"))
+        path = f"/files/{self.file_ids[i % len(self.file_ids)]}"
+        status, body = await self.call(i, "GET", path)
+        check(status, 200, body, "GET /files/{id}")
 
     async def me(self, i: int) -> None:
-        expect(await self.http.get("/auth/me"))
+        status, body = await self.call(i, "GET", "/auth/me")
+        check(status, 200, body, "/auth/me")
 
     async def idle(self, seconds: float = 4.0) -> None:
         """The server's own background work (job worker polling, pool upkeep) per second,
@@ -215,11 +253,14 @@ class Bench:
             print(
                 f"  {name:<36} {phase.rate:7.0f} req/s  p50 {phase.pct(0.5):6.1f} ms  "
                 f"p99 {phase.pct(0.99):6.1f} ms  "
-                f"server CPU {phase.cpu_ms(self.idle_rate):5.2f} ms/req  load {phase.load:.2f}",
+                f"server CPU {phase.cpu_ms(self.idle_rate):5.2f} ms/req  "
+                f"client CPU {phase.client_cpu_ms():5.2f} ms/req  load {phase.load:.2f}",
                 flush=True,
             )
             phases.append(phase)
         await self.http.aclose()
+        for connection in self.lean or []:
+            await connection.close()
         return phases
 
 
@@ -229,11 +270,15 @@ def report(
     by_name = {p.name: p for p in phases}
     print(
         f"\n{args.clients} clients, {args.seconds:.0f} s per phase, server --workers "
-        f"{args.workers}; load average before {load_before}, after {load_line()}; "
+        f"{args.workers}, {args.client} client; load average before {load_before}, "
+        f"after {load_line()}; "
         f"idle server CPU {idle_rate * 1000:.1f} ms/s (subtracted)"
     )
-    print("| request | req/s | p50 ms | p99 ms | server CPU ms/req | vs direct S3 |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| request | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req "
+        "| vs direct S3 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     pairs = {"upload 4 KiB": "direct PUT 4 KiB", "download 4 KiB": "direct GET 4 KiB"}
     for phase in phases:
         base = by_name.get(pairs.get(phase.name, ""))
@@ -241,7 +286,7 @@ def report(
         cpu = f"{phase.cpu_ms(idle_rate):.2f}" if not phase.name.startswith("direct") else "-"
         print(
             f"| {phase.name} | {phase.rate:.0f} | {phase.pct(0.5):.1f} | {phase.pct(0.99):.1f} "
-            f"| {cpu} | {ratio} |"
+            f"| {cpu} | {phase.client_cpu_ms():.2f} | {ratio} |"
         )
 
 
@@ -258,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6, help="seconds per phase (default 6)")
     parser.add_argument("--workers", type=int, default=1, help="`serve --workers` (default 1)")
     parser.add_argument(
+        "--client",
+        choices=["lean", "httpx"],
+        default="lean",
+        help="HTTP client for the API phases: lean (httptools, bench/lean_http.py) or httpx",
+    )
+    parser.add_argument(
         "--only", action="append", help="run only phases whose name contains this (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -267,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="filestore-bench-small-") as tmp,
         backends(Path(tmp), args.workers) as (s3, server),
     ):
-        bench = Bench(s3, server, args.clients, args.seconds)
+        bench = Bench(s3, server, args.clients, args.seconds, args.client)
         phases = asyncio.run(bench.run(set(args.only) if args.only else None))
     report(phases, args, load_before, bench.idle_rate)
     api = [p.cpu_ms(bench.idle_rate) for p in phases if not p.name.startswith("direct")]
