@@ -7,8 +7,9 @@ the load and rebuilt after it, as a restore would. One customer (and one of its 
 `--heavy` files so deep pages exist; the others about ten each. About 3 % of files expire, a
 tenth of those are due; 2 % are deleted.
 
-Then, with the app's own query code (`files.service`, `files.cleanup`, `files.orphans`,
-`jobs.service`, `gauges`) on its SQLAlchemy session, each query runs `--samples` times:
+Then, with the app's own query code (`files.reads`, `files.cleanup`, `files.orphans`,
+`jobs.service`, `gauges`, `stats.service`) on its SQLAlchemy session, each query runs
+`--samples` times:
 
 * a customer's files: page 1, page 100 / 1000 by `offset` and by `cursor`;
 * a ticket's files, page 1; one file's metadata (by id);
@@ -17,6 +18,12 @@ Then, with the app's own query code (`files.service`, `files.cleanup`, `files.or
 * the orphan sweep's check of one batch of 1,000 keys; the stuck-upload sweep's select;
 * `/metrics`' database gauges (`gauges.refresh`);
 * the console's Overview over the last 30 days (`stats.service.overview`).
+
+The listings and the metadata are the statements their routes run (`GET /files/customer/{id}`,
+`GET /files/ticket/{id}`: `files.reads.read_listing`; `GET /files/{id}`:
+`files.reads.read_visible_row`): the token's check (a staff user and its login session, created
+here, and the claims of that login's access token, as the route's dependency hands them over)
+with the owner and the page, or the file, in one statement.
 
 The baseline, measured in the same run, is a primary-key lookup (`SELECT ... WHERE id = ?`): every
 p50 is also printed as a multiple of it, beside the server-side execution time of one run
@@ -27,6 +34,7 @@ a short page where a full one is due). Missed latency goals (listing p99 <= 20 m
 
     .venv/bin/python bench/scale.py                      # 10M files: ~25 min on 2 busy cores
     .venv/bin/python bench/scale.py --files 1000000      # 1M: ~5 min
+    .venv/bin/python bench/scale.py --files 60000 --jobs 100 --samples 5  # smoke: ~10 s
     .venv/bin/python bench/scale.py --database-url postgresql://user@host/filestore_scale
 """
 
@@ -55,15 +63,18 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from filestore import gauges, pagination
+from filestore.auth import service as auth_service
+from filestore.auth import sessions as auth_sessions
 from filestore.auth.models import Role, User
+from filestore.auth.security import AccessClaims, decode_access_claims
 from filestore.db import create_engine, create_sessionmaker, libpq_url
 from filestore.files import cleanup, orphans, queries
 from filestore.files import reads as files_reads
-from filestore.files import service as files_service
 from filestore.files.models import FileUpload
 from filestore.jobs import service as jobs_service
 from filestore.migrate import upgrade
 from filestore.models import load_all_models
+from filestore.requests import NO_CLIENT
 from filestore.settings import Settings
 from filestore.stats import service as stats_service
 from tests.fixtures.servers import start_embedded_postgres
@@ -272,16 +283,16 @@ async def run(url: str, args: argparse.Namespace) -> int:
     engine = create_engine(settings, url)
     bench = Bench(engine, args.samples)
     rng = random.Random(7)
-    staff = User(id=1, username="bench", password_hash="", role=Role.staff)
+    claims = await staff_login(bench, settings)
 
     def listing(customer: int | None = None, ticket: int | None = None, **kw: Any) -> Any:
         async def query(session: AsyncSession, n: int) -> None:
             owner = queries.Owner.customer if customer is not None else queries.Owner.ticket
-            rows = await files_reads.list_visible(
-                session,
+            _, rows = await files_reads.read_listing(
+                await session.connection(),
+                claims,
                 owner,
                 customer if customer is not None else ticket or 0,
-                user=staff,
                 settings=settings,
                 now=NOW,
                 limit=PAGE,
@@ -307,8 +318,8 @@ async def run(url: str, args: argparse.Namespace) -> int:
     async def metadata(session: AsyncSession, n: int) -> None:
         file_id = rng.randrange(1, args.files + 1)
         try:
-            await files_service.get_visible(
-                session, file_id=file_id, user=staff, settings=settings, now=NOW
+            await files_reads.read_visible_row(
+                await session.connection(), claims, file_id=file_id, settings=settings, now=NOW
             )
         except Exception as exc:  # deleted or expired rows are a 404: still a real lookup
             if type(exc).__name__ != "NotFound":
@@ -341,7 +352,7 @@ async def run(url: str, args: argparse.Namespace) -> int:
     async def overview(session: AsyncSession, n: int) -> None:
         await stats_service.overview(session, days=30, now=NOW)
 
-    heavy_cursors = await cursors_of_heavy_customer(bench, staff, settings, args)
+    heavy_cursors = await cursors_of_heavy_customer(bench, claims, settings, args)
 
     await bench.measure(BASELINE, by_id)
     await bench.measure("customer files, page 1 (random customer)", random_customer, 20)
@@ -380,8 +391,25 @@ async def run(url: str, args: argparse.Namespace) -> int:
     return report(bench, args)
 
 
+async def staff_login(bench: Bench, settings: Settings) -> AccessClaims:
+    """The staff user `bench` (created once) and a new login session of its own, and the
+    claims of that login's access token as the listing routes get them (`deps.get_reading`
+    verifies the bearer token and hands its claims over): their statement checks that user,
+    its token version and the session with what it reads."""
+    async with bench.maker() as session:
+        user = await auth_service.get_by_login(session, "bench")
+        if user is None:
+            user = User(username="bench", password_hash="", role=Role.staff)
+            session.add(user)
+            await session.flush()
+            await session.refresh(user)
+        tokens = await auth_sessions.start(session, user=user, client=NO_CLIENT, settings=settings)
+        await session.commit()
+    return decode_access_claims(tokens.access_token, secret=settings.jwt_secret_key)
+
+
 async def cursors_of_heavy_customer(
-    bench: Bench, staff: User, settings: Settings, args: argparse.Namespace
+    bench: Bench, claims: AccessClaims, settings: Settings, args: argparse.Namespace
 ) -> dict[int, pagination.Keyset]:
     """The cursors that start pages 100 and 1000 of customer 1 (walked page by page once)."""
     wanted = {page for page in (100, 1000) if page * PAGE < args.heavy * 0.9}
@@ -389,11 +417,11 @@ async def cursors_of_heavy_customer(
     after: pagination.Keyset | None = None
     async with bench.maker() as session:
         for page in range(1, max(wanted, default=0)):
-            rows = await files_reads.list_visible(
-                session,
+            _, rows = await files_reads.read_listing(
+                await session.connection(),
+                claims,
                 queries.Owner.customer,
                 1,
-                user=staff,
                 settings=settings,
                 now=NOW,
                 limit=PAGE,

@@ -41,16 +41,6 @@ async def get_visible(session: AsyncSession, *, customer_id: int, user: Actor) -
     return customer
 
 
-def visible_id_query(role: Role) -> Select[int]:
-    """The id of customer `:owner_id` if a user of `role` may see it (a customer user: only
-    `:user_customer_id`), else no row: the rule of `get_visible` as a statement built once per
-    role, for queries that join it (`files.queries`)."""
-    stmt = select(Customer.id).where(Customer.id == bindparam("owner_id", type_=BigInteger))
-    if role is Role.customer:
-        stmt = stmt.where(Customer.id == bindparam("user_customer_id", type_=BigInteger))
-    return stmt
-
-
 def visible_id_to(role: ColumnElement[Any], customer_id: ColumnElement[Any]) -> Select[int]:
     """The id of customer `:owner_id` if the caller may see it, else no row: the rule of
     `get_visible` as a statement, for a caller known only inside the statement that joins it

@@ -1,6 +1,6 @@
 """The row of a form upload verified whole before it was stored: one statement, one round trip.
 
-A file whose part ended within the sniffed head (`upload.read_head`, at most 8 KiB) is sized,
+A file whose part ended within the sniffed head (`multipart.read_head`, at most 8 KiB) is sized,
 hashed, sniffed, scanned and checked against every field in memory, before anything is
 written. Its `file_uploads` row is then written once, `completed` (as a tus upload's is, at
 its last byte), with its `file.uploaded` audit event: an `INSERT ... RETURNING` whose event

@@ -102,22 +102,16 @@ async def reserve(
     files_service.check_upload_complete(fields, user=user, stored=declared)
     ttl = timedelta(seconds=settings.direct_upload_url_ttl_seconds)
     bucket, key = files_service.upload_location(settings, fields=fields, user=user, now=now)
-    row = FileUpload(
+    row = verify.unverified_row(
+        fields,
+        user,
         filename=filename,
         bucket=bucket,
-        object_key=key,
+        key=key,
+        status=UploadStatus.pending,
         file_size=request.file_size,
-        mime_type=verify.UNVERIFIED_MIME_TYPE,
-        file_type=fields.file_type,
-        md5="",
         sha256=sha256,
-        upload_status=UploadStatus.pending,
-        customer_id=fields.owner_customer_id(user),
-        ticket_id=fields.ticket_id,
-        service_id=fields.service_id,
-        metadata_=fields.metadata,
         expires_at=files_service.upload_expiry(settings, fields=fields, now=now),
-        uploaded_by=user.id,
         reserved_until=now + ttl,
     )
     session.add(row)

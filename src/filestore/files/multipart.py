@@ -3,6 +3,8 @@
 python-multipart's push parser is fed each chunk as it arrives and reports parts through
 callbacks; this module turns those callbacks into an async stream of events. File data is
 handed on as zero-copy memoryviews of the received chunks, so nothing is buffered or spooled.
+`read_field` and `read_head` read a part from that stream: a plain field's value, a file's
+first bytes.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from filestore.errors import BadRequest, UnsupportedMediaType
+from filestore.errors import BadRequest, Unprocessable, UnsupportedMediaType
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_PARTS = 32
+MAX_FIELD_BYTES = 64 * 1024
 
 
 @dataclass
@@ -162,3 +165,35 @@ async def read_events(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncGener
         yield event
     if not collector.finished:
         raise BadRequest("The multipart body ended early", code="incomplete_multipart")
+
+
+async def read_field(name: str, events: AsyncIterator[Event]) -> str:
+    """The value of a plain form field, at most MAX_FIELD_BYTES of UTF-8."""
+    value = bytearray()
+    async for event in events:
+        if isinstance(event, PartEnd):
+            break
+        if isinstance(event, PartData):
+            value += event.data
+            if len(value) > MAX_FIELD_BYTES:
+                raise Unprocessable(f"Form field {name!r} is too long", code="field_too_long")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable(f"Form field {name!r} is not UTF-8", code="invalid_field") from exc
+
+
+async def read_head(events: AsyncIterator[Event], limit: int) -> tuple[list[memoryview], bool]:
+    """The first `limit` bytes of a file part (all of it if smaller; the chunks as received,
+    so a little more), and whether the part ended."""
+    head: list[memoryview] = []
+    size = 0
+    async for event in events:
+        if isinstance(event, PartEnd):
+            return head, True
+        if isinstance(event, PartData):
+            head.append(event.data)
+            size += len(event.data)
+            if size >= limit:
+                return head, False
+    raise Unprocessable("The upload ended inside the file", code="incomplete_multipart")

@@ -159,26 +159,6 @@ def _page(
     )
 
 
-@cache
-def listing(owner: Owner, role: Role, *, after: bool) -> Select[Any]:
-    """One page of the live files of customer or ticket `:owner_id` that a user of `role` sees,
-    newest first, with `owner_id` in every row (`ix_file_uploads_customer_listing` /
-    `…_ticket_listing`). Binds `limit`, `offset` (BIGINT: any offset up to 2^63-1 is a valid,
-    empty page) and, with `after`, the keyset `after_created_at`, `after_id`."""
-    owners = (
-        customers_service.visible_id_query(role)
-        if owner is Owner.customer
-        else tickets_service.visible_id_query(role)
-    ).subquery("owner")
-    page = _page(owner, owners.c.id, visible(role), after=after)
-    return (
-        select(owners.c.id.label("owner_id"), *page.c)
-        .select_from(owners.outerjoin(page, true()))
-        .order_by(page.c.created_at.desc(), page.c.id.desc())  # a sort of one page's rows
-        .execution_options(**UNPREPARED)
-    )
-
-
 # -- the token check and the read in one statement (see the module's docstring) ---------
 
 

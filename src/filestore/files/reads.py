@@ -1,6 +1,6 @@
 """The hot file reads: the token's check and the read in one statement (`queries.caller_*`),
-one round trip for `GET /files/{id}`, the listings and downloads (with their audit event), and
-the listing of a caller already loaded (`list_visible`). No HTTP here."""
+one round trip for `GET /files/{id}`, the listings and downloads (with their audit event). No
+HTTP here."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from filestore.audit import service as audit_service
 from filestore.auth import service as auth_service
-from filestore.auth.principal import Actor, Caller
+from filestore.auth.principal import Caller
 from filestore.auth.security import AccessClaims
 from filestore.errors import NotFound
 from filestore.files import queries
@@ -24,41 +24,11 @@ from filestore.settings import Settings
 
 
 def _page_params(owner_id: int, limit: int, offset: int, after: Keyset | None) -> dict[str, Any]:
-    """What a listing statement binds for its page (`queries.listing`, `queries.caller_listing`)."""
+    """What a listing statement binds for its page (`queries.caller_listing`)."""
     params: dict[str, Any] = {"owner_id": owner_id, "limit": limit, "offset": offset}
     if after is not None:
         params["after_created_at"], params["after_id"] = after.created_at, after.id
     return params
-
-
-async def list_visible(
-    session: AsyncSession,
-    owner: queries.Owner,
-    owner_id: int,
-    *,
-    user: Actor,
-    settings: Settings,
-    now: datetime,
-    limit: int,
-    offset: int,
-    after: Keyset | None = None,
-) -> list[Row[Any]]:
-    """Live files of a customer or a ticket that `user` may see, newest first (rows of
-    `queries.LISTED`), from just after the `after` row if given: one statement, one round
-    trip. 404 when the customer or ticket does not exist or `user` may not see it. For a user
-    already loaded (`bench/scale.py`); the routes check the token in the same statement
-    (`read_listing`)."""
-    params = {
-        **_page_params(owner_id, limit, offset, after),
-        **queries.visibility_params(user, settings, now),
-    }
-    stmt = queries.listing(owner, user.role, after=after is not None)
-    rows = (await (await session.connection()).execute(stmt, params)).all()
-    if not rows:
-        if owner is queries.Owner.customer:
-            raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
-        raise NotFound(f"Ticket {owner_id} not found", code="ticket_not_found")
-    return [row for row in rows if row.id is not None]
 
 
 # -- the token check and the read in one statement (`files.queries.caller_*`) -----------------

@@ -14,11 +14,8 @@ rules that need every field and the whole file), then `completed` (listed, serve
 verification refuses (type, size, checksum, virus: `verify.rejection_of`) are deleted and the
 row is left `rejected` with its reason; any other failure deletes object and row.
 
-A file that ends within its sniffed head (8 KiB) arrives whole before anything is written, so
-it is verified whole in memory, after the last field: nothing is stored until every rule has
-passed, and then one PUT (no multipart upload) and one statement (`completion.py`: the
-`completed` row and its audit event) record it, as a tus upload's row is written at its last
-byte. Refused bytes leave a `rejected` row with the reason, and were never stored.
+A file that ends within its sniffed head (8 KiB) arrives whole before anything is written; it
+takes the shorter way of `whole_file.py` (verified in memory, one PUT, one statement).
 """
 
 from __future__ import annotations
@@ -37,11 +34,11 @@ from filestore import metrics
 from filestore.audit import service as audit_service
 from filestore.auth.principal import Actor
 from filestore.errors import FilestoreError, Unprocessable
-from filestore.files import completion, containers, multipart, verify
+from filestore.files import completion, containers, multipart, verify, whole_file
 from filestore.files import service as files_service
 from filestore.files.form import UploadFields
 from filestore.files.hashing import StreamHasher
-from filestore.files.models import FileUpload, RejectionReason, UploadStatus
+from filestore.files.models import FileUpload, UploadStatus
 from filestore.files.names import extension_of
 from filestore.files.scan import VirusFound, VirusScan
 from filestore.files.service import StoredObject
@@ -53,7 +50,6 @@ from filestore.storage.store import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
-MAX_FIELD_BYTES = 64 * 1024
 FORM_OVERHEAD_BYTES = 256 * 1024
 
 Events = AsyncIterator[multipart.Event]
@@ -103,7 +99,7 @@ class Upload:
                 if event.filename is not None or event.name == "file":
                     await self._store_file(event, events)
                     continue
-                text = await read_field(event.name, events)
+                text = await multipart.read_field(event.name, events)
                 if fields.parse(event.name, text, now=ctx.now):
                     async with ctx.statements() as session:
                         await files_service.check_upload_field(
@@ -134,7 +130,7 @@ class Upload:
             filename=start.filename,
             file_type=self.fields.file_type,
         )
-        head, ended = await read_head(events)
+        head, ended = await multipart.read_head(events, SNIFF_BYTES)
         if not head:
             raise Unprocessable("The file is empty", code="empty_file")
         if ended:
@@ -177,75 +173,44 @@ class Upload:
         await self._set_status(UploadStatus.verifying, file_size=stored.size)
 
     async def _verify_whole(self, filename: str, data: bytes) -> None:
-        """Every check of the bytes of a file that arrived whole (size, hashes, type, virus,
-        Office container), in memory; nothing is stored until the form has ended."""
+        """Check a file that arrived whole, in memory (`whole_file.py`); nothing is stored."""
         ctx = self.ctx
         bucket, key = files_service.upload_location(
             ctx.settings, fields=self.fields, user=ctx.user, now=ctx.now
         )
         stored = StoredObject(bucket, key, filename, mime_type=verify.UNVERIFIED_MIME_TYPE)
         self.stored = stored
-        self._verifying_whole = True
-        extension = extension_of(filename)
-        stored.mime_type = sniff(data[:SNIFF_BYTES], extension)
-        guard = SizeGuard(ctx.settings.max_file_size)
-        hasher = StreamHasher()
-        scan = await VirusScan.start(ctx.settings, filename=filename, user_id=ctx.user.id)
-        sinks = Tee(guard, hasher, scan)
-        try:
-            await sinks.write(memoryview(data))
-            await sinks.finish()
-            await containers.check(in_memory(data), size=len(data), extension=extension)
-        except BaseException:
-            sinks.abort()
-            raise
-        stored.size, stored.md5, stored.sha256 = guard.size, hasher.md5, hasher.sha256
-        stored.scan_status = scan.status
+        self._verifying_whole = True  # from here a refusal of the bytes leaves a `rejected` row
+        await whole_file.verify_bytes(ctx.settings, stored, data, user_id=ctx.user.id)
         self.whole = data
 
     async def _store_whole(self, stored: StoredObject, data: bytes) -> completion.CompletedFile:
-        """Store a file verified whole (one PUT) and write its `completed` row and audit event
-        (one statement). Fields after the file may have changed its place: nothing was stored
-        yet, so it is simply stored there."""
-        ctx = self.ctx
-        if not files_service.is_placed_right(
-            ctx.settings, fields=self.fields, user=ctx.user, bucket=stored.bucket, key=stored.key
-        ):
-            stored.bucket, stored.key = files_service.upload_location(
-                ctx.settings, fields=self.fields, user=ctx.user, now=ctx.now
-            )
-        await ctx.storage.put_bytes(stored.bucket, stored.key, data, content_type=stored.mime_type)
+        """One PUT and one statement for a file verified whole, once every field has passed."""
+        ctx, fields = self.ctx, self.fields
+        await whole_file.store(
+            ctx.storage, ctx.settings, stored, data, fields=fields, user=ctx.user, now=ctx.now
+        )
         self._complete = True
-        log.info("file.stored", bucket=stored.bucket, key=stored.key, size=stored.size)
-        expires_at = files_service.upload_expiry(ctx.settings, fields=self.fields, now=ctx.now)
-        async with ctx.statements() as session:
-            return await completion.record(
-                session,
-                stored=stored,
-                fields=self.fields,
-                user=ctx.user,
-                expires_at=expires_at,
-                client=ctx.client,
-            )
+        return await whole_file.record(
+            ctx.statements,
+            ctx.settings,
+            stored,
+            fields=fields,
+            user=ctx.user,
+            now=ctx.now,
+            client=ctx.client,
+        )
 
     async def _track(self, bucket: str, key: str, filename: str) -> None:
         """Write the `uploading` row (not listed, not served) before the first byte is stored."""
         ctx, fields = self.ctx, self.fields
-        row = FileUpload(
+        row = verify.unverified_row(
+            fields,
+            ctx.user,
             filename=filename,
             bucket=bucket,
-            object_key=key,
-            file_size=0,
-            mime_type=verify.UNVERIFIED_MIME_TYPE,
-            file_type=fields.file_type,
-            md5="",
-            sha256="",
-            upload_status=UploadStatus.uploading,
-            customer_id=fields.owner_customer_id(ctx.user),
-            ticket_id=fields.ticket_id,
-            service_id=fields.service_id,
-            metadata_=fields.metadata,
-            uploaded_by=ctx.user.id,
+            key=key,
+            status=UploadStatus.uploading,
         )
         async with ctx.sessionmaker() as session:
             session.add(row)
@@ -333,7 +298,14 @@ class Upload:
         reason = verify.rejection_of(error)
         if row_id is None:
             if reason is not None and self._verifying_whole:
-                await self._record_rejected(reason)
+                assert self.stored is not None
+                await whole_file.record_rejected(
+                    self.ctx.sessionmaker,
+                    self.stored,
+                    fields=self.fields,
+                    user=self.ctx.user,
+                    reason=reason,
+                )
             return
         try:
             async with self.ctx.sessionmaker() as session:
@@ -348,43 +320,6 @@ class Upload:
                 await asyncio.shield(session.commit())
         except Exception as exc:  # the sweep removes a row left `uploading`
             log.error("file.untrack_failed", row_id=row_id, error=str(exc)[:200])
-
-    async def _record_rejected(self, reason: RejectionReason) -> None:
-        """The `rejected` row of a file refused while verified whole (never stored)."""
-        ctx, fields, stored = self.ctx, self.fields, self.stored
-        assert stored is not None
-        row = FileUpload(
-            filename=stored.filename,
-            bucket=stored.bucket,
-            object_key=stored.key,
-            file_size=stored.size,
-            mime_type=verify.UNVERIFIED_MIME_TYPE,
-            file_type=fields.file_type,
-            md5="",
-            sha256="",
-            upload_status=UploadStatus.rejected,
-            rejection_reason=reason.value,
-            customer_id=fields.owner_customer_id(ctx.user),
-            ticket_id=fields.ticket_id,
-            service_id=fields.service_id,
-            metadata_=fields.metadata,
-            uploaded_by=ctx.user.id,
-        )
-        try:
-            async with ctx.sessionmaker() as session:
-                session.add(row)
-                await asyncio.shield(session.commit())
-        except Exception as exc:
-            log.error("file.reject_record_failed", filename=stored.filename, error=str(exc)[:200])
-
-
-def in_memory(data: bytes) -> containers.Fetch:
-    """`containers.check`'s ranged reads, from bytes held in memory."""
-
-    async def fetch(start: int, end: int) -> bytes:
-        return data[start:end]
-
-    return fetch
 
 
 class FileBytes:
@@ -412,37 +347,6 @@ class FileBytes:
         except BaseException as exc:
             self.failure = exc
             raise
-
-
-async def read_field(name: str, events: Events) -> str:
-    """The value of a plain form field, at most MAX_FIELD_BYTES of UTF-8."""
-    value = bytearray()
-    async for event in events:
-        if isinstance(event, multipart.PartEnd):
-            break
-        if isinstance(event, multipart.PartData):
-            value += event.data
-            if len(value) > MAX_FIELD_BYTES:
-                raise Unprocessable(f"Form field {name!r} is too long", code="field_too_long")
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Unprocessable(f"Form field {name!r} is not UTF-8", code="invalid_field") from exc
-
-
-async def read_head(events: Events) -> tuple[list[memoryview], bool]:
-    """The first SNIFF_BYTES of the file (all of it if smaller), and whether the part ended."""
-    head: list[memoryview] = []
-    size = 0
-    async for event in events:
-        if isinstance(event, multipart.PartEnd):
-            return head, True
-        if isinstance(event, multipart.PartData):
-            head.append(event.data)
-            size += len(event.data)
-            if size >= SNIFF_BYTES:
-                return head, False
-    raise Unprocessable("The upload ended inside the file", code="incomplete_multipart")
 
 
 async def receive(

@@ -10,16 +10,22 @@ written by a presigned PUT whose signature bound `x-amz-checksum-sha256` was has
 store, which refused other bytes; its HEAD gives that SHA-256 and (single PUT) the MD5 as
 ETag, and a ranged GET of the first bytes is enough to sniff. With virus scanning on, or when
 the store does not say, every byte is read back.
+
+`unverified_row` is the row of bytes not verified (yet), whichever way they came in.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from obstore.exceptions import NotFoundError
 
+from filestore.auth.principal import Actor
 from filestore.errors import FilestoreError, Unprocessable
 from filestore.files import containers
+from filestore.files.form import UploadFields
 from filestore.files.hashing import StreamHasher
-from filestore.files.models import RejectionReason
+from filestore.files.models import FileUpload, RejectionReason, UploadStatus
 from filestore.files.names import extension_of
 from filestore.files.scan import VirusFound, VirusScan
 from filestore.files.service import StoredObject
@@ -31,6 +37,41 @@ from filestore.storage.store import ObjectStorage
 
 # The type of bytes not verified yet (a row `pending` or `uploading`): never served.
 UNVERIFIED_MIME_TYPE = "application/octet-stream"
+
+
+def unverified_row(
+    fields: UploadFields,
+    user: Actor,
+    *,
+    filename: str,
+    bucket: str,
+    key: str,
+    status: UploadStatus,
+    **values: Any,
+) -> FileUpload:
+    """A new `file_uploads` row for bytes not verified (yet): a form upload's `uploading` row,
+    a direct upload's `pending` reservation, a small file refused before it was stored.
+    `values` sets the other columns (a declared size or hash, a reservation's end...)."""
+    columns: dict[str, Any] = {
+        "file_size": 0,
+        "md5": "",
+        "sha256": "",
+        **values,
+    }
+    return FileUpload(
+        filename=filename,
+        bucket=bucket,
+        object_key=key,
+        mime_type=UNVERIFIED_MIME_TYPE,
+        file_type=fields.file_type,
+        upload_status=status,
+        customer_id=fields.owner_customer_id(user),
+        ticket_id=fields.ticket_id,
+        service_id=fields.service_id,
+        metadata_=fields.metadata,
+        uploaded_by=user.id,
+        **columns,
+    )
 
 
 class Rejected(Unprocessable):

@@ -2,7 +2,8 @@
 
 obstore streams an async iterator straight into a multipart upload and aborts that upload
 when the iterator raises, so a failed upload leaves nothing behind. It cannot create buckets
-or copy across buckets, which is what the minio SDK is used for (control plane only).
+or copy across buckets, which is what the minio SDK is used for (control plane only). The
+clients are built in `s3_clients.py`.
 
 Transport errors of either client leave this class as `StorageUnavailable` (see `errors.py`);
 a missing object stays `FileNotFoundError`/`NotFoundError`, and anything else (credentials,
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import obstore
 import structlog
 from obstore.exceptions import NotFoundError
-from obstore.store import LocalStore, S3Store
+from obstore.store import LocalStore
 
 from filestore.settings import Settings
+from filestore.storage import s3_clients
 from filestore.storage.errors import (
     BucketMissing,
     StorageUnavailable,
@@ -43,12 +45,8 @@ log = structlog.get_logger(__name__)
 
 HEALTH_PROBE_KEY = ".filestore-health-probe"
 DOWNLOAD_CHUNK_SIZE = 1024 * 1024
-STREAM_TIMEOUT = timedelta(hours=6)
 # A resumable upload's part is sent right after its URL is signed.
 PART_URL_TTL = timedelta(minutes=15)
-# Connections kept open to the S3 server (the minio client and tus parts): enough for a few
-# uploads with UPLOAD_CONCURRENCY parts in flight each; more are opened when needed, then closed.
-S3_POOL_CONNECTIONS = 16
 
 
 @dataclass(frozen=True)
@@ -80,77 +78,16 @@ class ObjectStorage:
         self._http: urllib3.PoolManager | None = None
         self._local_root: Path | None = None
         if settings.uses_s3:
-            self._init_s3(settings)
+            s3 = s3_clients.build(settings, self._buckets)
+            self._stores.update(s3.stores)
+            self._minio, self._signer, self._http = s3.minio, s3.signer, s3.http
+            self._internal_url, self._public_url = s3.internal_url, s3.public_url
         else:
             self._local_root = settings.objects_dir.resolve()
 
     @property
     def kind(self) -> str:
         return "s3" if self._minio is not None else "local"
-
-    def _init_s3(self, settings: Settings) -> None:
-        from minio import Minio
-
-        endpoint = (settings.minio_endpoint or "").removeprefix("http://").removeprefix("https://")
-        scheme = "https" if settings.minio_use_ssl else "http"
-        timeout = timedelta(seconds=settings.storage_timeout_seconds)
-        read_timeout = timedelta(seconds=settings.storage_read_timeout_seconds)
-        for bucket in self._buckets:
-            self._stores[bucket] = S3Store(
-                bucket,
-                endpoint=f"{scheme}://{endpoint}",
-                access_key_id=settings.minio_access_key,
-                secret_access_key=settings.minio_secret_key,
-                region=settings.minio_region,
-                virtual_hosted_style_request=False,
-                client_options={
-                    "allow_http": not settings.minio_use_ssl,
-                    "connect_timeout": timeout,
-                    # A stall between two reads fails; a long transfer does not. The client's
-                    # default 30 s *total* timeout would cut any download or import read that
-                    # streams for longer than that (a slow client, a 1M-row CSV).
-                    "read_timeout": read_timeout,
-                    "timeout": STREAM_TIMEOUT,
-                },
-                retry_config={"max_retries": 2, "retry_timeout": timeout},
-            )
-        import urllib3
-
-        http = urllib3.PoolManager(
-            # Kept-alive connections to the store. urllib3's default keeps one: every tus part
-            # beyond the first in flight opened a new connection and, when it was done, logged
-            # "Connection pool is full, discarding connection".
-            maxsize=S3_POOL_CONNECTIONS,
-            timeout=urllib3.Timeout(
-                connect=settings.storage_timeout_seconds,
-                read=settings.storage_read_timeout_seconds,
-            ),
-            retries=urllib3.Retry(total=1, backoff_factor=0.2),
-        )
-        self._http = http
-        self._internal_url = f"{scheme}://{endpoint.rstrip('/')}"
-        self._minio = Minio(
-            endpoint,
-            access_key=settings.minio_access_key,
-            secret_key=settings.minio_secret_key,
-            secure=settings.minio_use_ssl,
-            region=settings.minio_region,
-            http_client=http,
-        )
-        # Signing is local arithmetic (the region is given, so minio asks the server nothing);
-        # the signature covers the host, so it is made for the address clients will use.
-        public = settings.minio_public_endpoint or f"{scheme}://{endpoint}"
-        if "://" not in public:
-            public = f"{scheme}://{public}"
-        public_scheme, _, public_host = public.partition("://")
-        self._public_url = f"{public_scheme}://{public_host.rstrip('/')}"
-        self._signer = Minio(
-            public_host.rstrip("/"),
-            access_key=settings.minio_access_key,
-            secret_key=settings.minio_secret_key,
-            secure=public_scheme == "https",
-            region=settings.minio_region,
-        )
 
     @property
     def lists_in_key_order(self) -> bool:
