@@ -37,8 +37,6 @@ def serve(
     """Run the HTTP API (embedded PostgreSQL and local storage unless configured otherwise)."""
     import uvicorn
 
-    from filestore.http_protocol import CoalescingHttpToolsProtocol
-
     settings = _settings()
     limit_arenas(settings.malloc_arena_max)  # before any thread: see filestore/memory.py
     options: dict[str, Any] = {
@@ -49,8 +47,6 @@ def serve(
         # X-Forwarded-* are read by the app (filestore.forwarded), with X-Forwarded-Host too.
         "proxy_headers": False,
         "timeout_keep_alive": settings.http_keepalive_seconds,
-        # A small answer's headers and body leave in one write (filestore/http_protocol.py).
-        "http": CoalescingHttpToolsProtocol,
     }
     app_path = "filestore.main:create_app"
     if reload:
