@@ -76,6 +76,12 @@ def cpu_of(process: Any, *, reaped_children: bool = False) -> float:
     return float(total)
 
 
+def postmaster(pgdata: Path) -> Any:
+    """The PostgreSQL server process of `pgdata` (its backends are its children)."""
+    pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    return psutil.Process(pid)
+
+
 def rss_of_tree(process: Any) -> int:
     """RSS of `process` plus all its children, in bytes (0 once it is gone)."""
     return rss_of(process_tree(process))

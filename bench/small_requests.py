@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import obstore
 import psutil  # type: ignore[import-untyped]
-from bench_common import cpu_of_tree, direct_store, load_line, machine_line, s3_backends
+from bench_common import (
+    cpu_of_tree,
+    direct_store,
+    load_line,
+    machine_line,
+    postmaster,
+    s3_backends,
+)
 from lean_http import Connection, multipart
 
 from tests.fixtures.live import LiveServer
@@ -62,6 +69,8 @@ class Phase:
     seconds: float = 0.0
     server_cpu: float = 0.0
     client_cpu: float = 0.0
+    # CPU seconds of the other processes on the machine's cores (PostgreSQL, SeaweedFS).
+    other_cpu: dict[str, float] = field(default_factory=dict)
     load: float = 0.0
 
     @property
@@ -77,6 +86,10 @@ class Phase:
         if not self.latencies:
             return 0.0
         return max(0.0, self.server_cpu - idle_rate * self.seconds) / len(self.latencies) * 1000
+
+    def other_cpu_ms(self, name: str) -> float:
+        cpu = self.other_cpu.get(name, 0.0)
+        return cpu / len(self.latencies) * 1000 if self.latencies else 0.0
 
     def client_cpu_ms(self) -> float:
         """The bench process's own CPU per request (the HTTP client, or obstore's threads)."""
@@ -104,16 +117,24 @@ async def drive(clients: int, seconds: float, request: Request) -> list[float]:
 
 
 async def measure(
-    name: str, server: psutil.Process, clients: int, seconds: float, request: Request
+    name: str,
+    server: psutil.Process,
+    clients: int,
+    seconds: float,
+    request: Request,
+    others: Mapping[str, psutil.Process] | None = None,
 ) -> Phase:
     await drive(clients, 1.0, request)  # warm-up: connections open, caches filled
     phase = Phase(name)
+    others = others or {}
+    others_before = {key: cpu_of_tree(process) for key, process in others.items()}
     cpu_before, client_before = cpu_of_tree(server), time.process_time()
     started = time.perf_counter()
     phase.latencies = await drive(clients, seconds, request)
     phase.seconds = time.perf_counter() - started
     phase.server_cpu = cpu_of_tree(server) - cpu_before
     phase.client_cpu = time.process_time() - client_before
+    phase.other_cpu = {key: cpu_of_tree(p) - others_before[key] for key, p in others.items()}
     phase.load = os.getloadavg()[0]
     return phase
 
@@ -141,6 +162,8 @@ class Bench:
         self.clients = clients
         self.seconds = seconds
         self.server = psutil.Process(server.process.pid)
+        # The other processes sharing the cores, whose CPU per request each phase reports.
+        self.others: dict[str, psutil.Process] = {"S3": psutil.Process(s3.process.pid)}
         token = server.admin().token or ""
         limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
         self.http = httpx.AsyncClient(
@@ -249,12 +272,17 @@ class Bench:
         for name, request in plan:
             if only and not any(word in name for word in only):
                 continue
-            phase = await measure(name, self.server, self.clients, self.seconds, request)
+            phase = await measure(
+                name, self.server, self.clients, self.seconds, request, self.others
+            )
+            others = "".join(
+                f"{key} CPU {phase.other_cpu_ms(key):5.2f} ms/req  " for key in self.others
+            )
             print(
                 f"  {name:<36} {phase.rate:7.0f} req/s  p50 {phase.pct(0.5):6.1f} ms  "
                 f"p99 {phase.pct(0.99):6.1f} ms  "
                 f"server CPU {phase.cpu_ms(self.idle_rate):5.2f} ms/req  "
-                f"client CPU {phase.client_cpu_ms():5.2f} ms/req  load {phase.load:.2f}",
+                f"client CPU {phase.client_cpu_ms():5.2f} ms/req  {others}load {phase.load:.2f}",
                 flush=True,
             )
             phases.append(phase)
@@ -276,9 +304,9 @@ def report(
     )
     print(
         "| request | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req "
-        "| vs direct S3 |"
+        "| PG CPU ms/req | S3 CPU ms/req | vs direct S3 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     pairs = {"upload 4 KiB": "direct PUT 4 KiB", "download 4 KiB": "direct GET 4 KiB"}
     for phase in phases:
         base = by_name.get(pairs.get(phase.name, ""))
@@ -286,7 +314,8 @@ def report(
         cpu = f"{phase.cpu_ms(idle_rate):.2f}" if not phase.name.startswith("direct") else "-"
         print(
             f"| {phase.name} | {phase.rate:.0f} | {phase.pct(0.5):.1f} | {phase.pct(0.99):.1f} "
-            f"| {cpu} | {phase.client_cpu_ms():.2f} | {ratio} |"
+            f"| {cpu} | {phase.client_cpu_ms():.2f} | {phase.other_cpu_ms('PG'):.2f} "
+            f"| {phase.other_cpu_ms('S3'):.2f} | {ratio} |"
         )
 
 
@@ -319,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         backends(Path(tmp), args.workers) as (s3, server),
     ):
         bench = Bench(s3, server, args.clients, args.seconds, args.client)
+        bench.others["PG"] = postmaster(Path(tmp) / "pgdata")
         phases = asyncio.run(bench.run(set(args.only) if args.only else None))
     report(phases, args, load_before, bench.idle_rate)
     api = [p.cpu_ms(bench.idle_rate) for p in phases if not p.name.startswith("direct")]
