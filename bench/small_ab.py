@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import load_line, machine_line
+from bench_common import load_line, machine_line, postmaster
 from small_requests import Bench, Phase, measure
 
 PHASES = {
@@ -73,7 +73,12 @@ async def run(benches: dict[str, Bench], args: argparse.Namespace) -> dict[str, 
             for name in order:
                 bench = benches[name]
                 phase = await measure(
-                    label, bench.server, args.clients, args.seconds, getattr(bench, method)
+                    label,
+                    bench.server,
+                    args.clients,
+                    args.seconds,
+                    getattr(bench, method),
+                    bench.others,
                 )
                 phase.server_cpu -= bench.idle_rate * phase.seconds
                 results[name].append(phase)
@@ -81,16 +86,23 @@ async def run(benches: dict[str, Bench], args: argparse.Namespace) -> dict[str, 
     return results
 
 
-def summary(phases: list[Phase]) -> dict[str, tuple[float, float, float]]:
-    """Per route: CPU ms per request, req/s, p99 ms over all its rounds."""
-    out: dict[str, tuple[float, float, float]] = {}
+def summary(phases: list[Phase]) -> dict[str, tuple[float, float, float, float]]:
+    """Per route: CPU ms per request, req/s, p99 ms, PostgreSQL CPU ms per request over all
+    its rounds (the phases alternate, so PostgreSQL's CPU in a phase is that server's)."""
+    out: dict[str, tuple[float, float, float, float]] = {}
     for label in dict.fromkeys(p.name for p in phases):
         mine = [p for p in phases if p.name == label]
         requests = sum(len(p.latencies) for p in mine)
         seconds = sum(p.seconds for p in mine)
         cpu = sum(p.server_cpu for p in mine)
         merged = Phase(label, [x for p in mine for x in p.latencies])
-        out[label] = (cpu / requests * 1000, requests / seconds, merged.pct(0.99))
+        database = sum(p.other_cpu.get("PG", 0.0) for p in mine)
+        out[label] = (
+            cpu / requests * 1000,
+            requests / seconds,
+            merged.pct(0.99),
+            database / requests * 1000,
+        )
     return out
 
 
@@ -139,6 +151,7 @@ def main() -> int:
                 args.seconds,
                 args.client,
             )
+            benches[name].others = {"PG": postmaster(workdir / "pgdata")}
         results = asyncio.run(run(benches, args))
     direct = summary(results.pop("direct"))["direct GET 4 KiB"]
     a, b = summary(results["A"]), summary(results["B"])
@@ -148,13 +161,16 @@ def main() -> int:
         f"B = {trees['B']} {args.env_b}; "
         f"direct GET 4 KiB {direct[1]:.0f} req/s"
     )
-    print("| request | A CPU ms/req | B CPU ms/req | change | A req/s | B req/s | A p99 | B p99 |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| request | A CPU ms/req | B CPU ms/req | change | A req/s | B req/s | A p99 | B p99 "
+        "| A PG ms/req | B PG ms/req |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label in a:
-        (ca, ra, pa), (cb, rb, pb) = a[label], b[label]
+        (ca, ra, pa, da), (cb, rb, pb, db) = a[label], b[label]
         print(
             f"| {label} | {ca:.2f} | {cb:.2f} | {100 * (cb - ca) / ca:+.0f}% | {ra:.0f} | "
-            f"{rb:.0f} | {pa:.1f} | {pb:.1f} |"
+            f"{rb:.0f} | {pa:.1f} | {pb:.1f} | {da:.2f} | {db:.2f} |"
         )
     return 0
 
