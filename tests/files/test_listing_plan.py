@@ -7,15 +7,17 @@ are not counted."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, event, func, literal, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from filestore.files import queries
+from filestore.settings import Settings
 from tests.fixtures.app import AsyncApi
 
 CSV = b"name,email\nAda,ada@example.com\n"
@@ -116,3 +118,96 @@ class TestListingIsNeverPrepared:
 
 
 PREPARED = text("SELECT statement FROM pg_prepared_statements")
+
+
+@contextmanager
+def explained(connection: AsyncConnection) -> Iterator[None]:
+    """Meanwhile, `connection` runs `EXPLAIN (ANALYZE)` of each statement instead (with the
+    same values bound), so a statement's rows are its plan's lines."""
+
+    def explain(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> Any:
+        return f"EXPLAIN (ANALYZE) {statement}", parameters
+
+    engine = connection.sync_connection
+    assert engine is not None
+    event.listen(engine, "before_cursor_execute", explain, retval=True)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", explain)
+
+
+BIG = 5000  # files of one customer: enough for a sort of all of them to be the worse plan
+SMALL_CUSTOMERS = 2000  # with 3 files each
+
+
+class TestABigCustomersPage:
+    """A big customer's first page walks the listing index newest first and stops at the
+    page's end. With the caller's rule as one `role = 'admin' OR ...` condition PostgreSQL
+    guessed 1 % of the rows, read and sorted them all (`queries._page`)."""
+
+    async def test_the_first_page_reads_the_index_not_every_file(
+        self, db_connection: AsyncConnection, fast_settings_base: Settings
+    ) -> None:
+        admin = (
+            await db_connection.execute(
+                text("SELECT id, token_version FROM users WHERE role = 'admin' LIMIT 1")
+            )
+        ).one()
+        customer_id = (
+            await db_connection.execute(
+                text(
+                    "INSERT INTO customers (full_name, email) "
+                    "VALUES ('Big', 'big@example.com') RETURNING id"
+                )
+            )
+        ).scalar_one()
+        await db_connection.execute(
+            text(
+                "INSERT INTO file_uploads (created_at, filename, bucket, object_key, file_size,"
+                " mime_type, file_type, md5, sha256, upload_status, customer_id)"
+                " SELECT now() - g * interval '1 minute', 'f' || g, 'customer-uploads',"
+                " 'big/' || g, 10, 'text/csv', 'csv', repeat('0', 32), repeat('0', 64),"
+                " 'completed', :customer FROM generate_series(1, :n) AS g"
+            ),
+            {"customer": customer_id, "n": BIG},
+        )
+        # Many small customers beside it, as on a real system: a customer's average is a few.
+        await db_connection.execute(
+            text(
+                "INSERT INTO customers (full_name, email) SELECT 'Small ' || g,"
+                " 'small' || g || '@example.com' FROM generate_series(1, :n) AS g"
+            ),
+            {"n": SMALL_CUSTOMERS},
+        )
+        await db_connection.execute(
+            text(
+                "INSERT INTO file_uploads (filename, bucket, object_key, file_size, mime_type,"
+                " file_type, md5, sha256, upload_status, customer_id)"
+                " SELECT 's', 'customer-uploads', 'small/' || c.id || '/' || g, 10, 'text/csv',"
+                " 'csv', repeat('0', 32), repeat('0', 64), 'completed', c.id"
+                " FROM customers AS c, generate_series(1, 3) AS g WHERE c.full_name LIKE 'Small %'"
+            )
+        )
+        await db_connection.execute(text("ANALYZE customers"))
+        await db_connection.execute(text("ANALYZE file_uploads"))
+        stmt = queries.caller_listing(queries.Owner.customer, after=False, with_session=False)
+        params = {
+            "owner_id": customer_id,
+            "limit": 20,
+            "offset": 0,
+            "user_id": admin.id,
+            "token_version": admin.token_version,
+            **queries.caller_params(fast_settings_base, datetime.now(UTC)),
+        }
+        with explained(db_connection):
+            plan = "\n".join((await db_connection.execute(stmt, params)).scalars())
+        scan = next(line for line in plan.splitlines() if "on file_uploads" in line)
+        assert "Index Scan Backward using ix_file_uploads_customer_listing" in scan, plan
+        # The planner knows the owner is big (the old form guessed 1 row of 5,000; on a
+        # bigger table that guess chose reading and sorting them all).
+        estimated = int(re.search(r"rows=(\d+) width", scan).group(1))  # type: ignore[union-attr]
+        assert estimated >= BIG // 10, plan
+        rows = (await db_connection.execute(stmt, params)).all()
+        assert len(rows) == 20
+        assert [row.filename for row in rows[:2]] == ["f1", "f2"]  # newest first
