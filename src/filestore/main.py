@@ -190,19 +190,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     # Outermost: the peer address and the URLs built from the Host header are the real ones.
     app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
+    # A request is matched against the routers in this order, each router's routes one by one
+    # (5-18 us per router here), so the busiest come first: the files routes were matched
+    # after eleven routers, ~100 us of every file request. Only a FULL match (path and method)
+    # ends the search, so a route of another method never hides one further down. The jobs
+    # router must come before the files router: `GET /files/jobs` is not `GET /files/{file_id}`.
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(jobs_router)
+    app.include_router(files_router)
+    app.include_router(imports_router)
+    app.include_router(tus_router)
+    app.include_router(direct_router)
     app.include_router(users_router)
     app.include_router(audit_router)
     app.include_router(customers_router)
     app.include_router(tickets_router)
-    # Before the files router: `/files/jobs` must not be taken for `/files/{file_id}`.
-    app.include_router(imports_router)
-    app.include_router(jobs_router)
     app.include_router(stats_router)
-    app.include_router(tus_router)
-    app.include_router(direct_router)
-    app.include_router(files_router)
     app.include_router(console_router)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC_DIR), name="console-static")
     return app
