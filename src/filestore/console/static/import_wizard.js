@@ -3,7 +3,9 @@
 // editable dropdown (pre-filled from the preview's suggestion), what to do with rows whose
 // e-mail a customer already has (`validation_rules.on_duplicate`), a dry run of the whole file
 // (`validation_rules.dry_run`: counts new / duplicates / invalid and the invalid rows with
-// their reasons), then the real import with the same mapping. Every column is sent in
+// their reasons), then the real import with the same mapping. Rows further down that repeat an
+// earlier row's e-mail (`duplicates_in_file`, a bounded scan past the shown rows) are named
+// before the dry run, so nobody learns of them only from the import's skipped count. Every column is sent in
 // `mapping_config`; a column set to "Not imported" is sent as "" so the server leaves it out.
 
 import { api } from "./api.js";
@@ -46,6 +48,27 @@ function rowsTable(preview) {
       used.map((f) => h("td", { "data-label": FIELD_LABEL[f] }, row.values[f] || null)),
       h("td", { "data-label": "Verdict" }, h("span", { class: `verdict verdict-${row.verdict}` }, VERDICTS[row.verdict] ?? row.verdict),
         row.errors.length ? h("span", { class: "small error-text" }, ` ${problems(row.errors)}`) : null))))));
+}
+
+const plural = (n, one, many) => `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
+
+// The rows that repeat an earlier row's e-mail, with examples; nothing when the scan found none.
+function duplicatesNotice(found) {
+  if (!found || found.duplicate_rows === 0) return null;
+  const n = found.duplicate_rows;
+  const shown = found.examples.length;
+  return h("section", { class: "notice", "aria-labelledby": "duplicates-title" },
+    h("h4", { id: "duplicates-title" }, "Repeated e-mails in the file"),
+    h("p", {}, n === 1
+      ? "1 row repeats an e-mail from earlier in the file (it will be skipped)."
+      : `${plural(n, "row", "rows")} repeat an e-mail from earlier in the file (they will be skipped).`),
+    shown ? h("ul", { class: "duplicates", "aria-label": n > shown ? `The first ${shown} repeated rows` : "Repeated rows" },
+      found.examples.map((e) => h("li", {}, h("strong", {}, `Row ${e.row}`), ": ", h("span", { class: "email" }, e.email),
+        h("span", { class: "muted" }, ` (first on row ${e.first_row})`)))) : null,
+    n > shown ? h("p", { class: "small muted" }, `…and ${plural(n - shown, "more row", "more rows")}.`) : null,
+    found.complete ? null : h("p", { class: "small muted" },
+      `Only the first ${plural(found.rows_scanned, "row was", "rows were")} checked here; `
+      + "repeats further down are skipped too, and the dry run counts them with the duplicates."));
 }
 
 // One dropdown per column, labelled with the column's name, the suggestion's reason beneath.
@@ -104,6 +127,7 @@ export function importWizard(file, onStarted) {
     ON_DUPLICATE.map(([value, text]) => h("option", { value }, text)));
   const rules = (dryRun) => ({ dry_run: dryRun, on_duplicate: onDuplicate.value });
   const rowsBox = h("div", {});
+  const duplicatesBox = h("div", {});
   const missing = h("p", { class: "error", role: "alert" });
   const dryBox = h("div", { class: "dry-run" });
   const dryButton = h("button", { type: "button", class: "button" }, "Dry run");
@@ -120,11 +144,13 @@ export function importWizard(file, onStarted) {
   async function remap() {
     const mine = ++generation;
     replace(dryBox); replace(startBox);
+    replace(duplicatesBox);
     replace(rowsBox, loading("Checking the rows with this mapping…"));
     try {
       const body = await api("/files/csv-import/preview", { method: "POST", json: { file_upload_id: file.id, mapping_config: mappingConfig(), validation_rules: rules(false) } });
       if (mine !== generation) return;
       preview = body;
+      replace(duplicatesBox, duplicatesNotice(preview.duplicates_in_file));
       replace(rowsBox, rowsTable(preview));
       showMissing();
       announce("Mapping checked.");
@@ -174,6 +200,7 @@ export function importWizard(file, onStarted) {
       return;
     }
     for (const col of preview.columns) chosen[col.column] = col.match === "fuzzy" ? "" : col.field ?? "";
+    replace(duplicatesBox, duplicatesNotice(preview.duplicates_in_file));
     replace(rowsBox, rowsTable(preview));
     showMissing();
     replace(root,
@@ -185,6 +212,7 @@ export function importWizard(file, onStarted) {
       columnFields(preview, chosen, remap),
       h("div", { class: "field" }, h("label", { for: "on-duplicate" }, "Rows whose e-mail a customer already has"),
         onDuplicate),
+      duplicatesBox,
       h("h3", {}, `The first ${preview.rows.length} rows`),
       rowsBox,
       h("h3", {}, "3. Dry run"),
