@@ -146,7 +146,8 @@ class _PingWhenIdle:
 # plan depends on its values (a listing of a big customer or of a small one) runs unprepared
 # and is planned for its values each time. No round trip is added (unlike `SET LOCAL
 # plan_cache_mode`, which also needs a transaction).
-UNPREPARED: dict[str, Any] = {"filestore_unprepared": True}
+UNPREPARED_OPTION = "filestore_unprepared"
+UNPREPARED: dict[str, Any] = {UNPREPARED_OPTION: True}
 
 
 def _execute_unprepared(
@@ -154,7 +155,7 @@ def _execute_unprepared(
 ) -> bool:
     """`do_execute` hook: run a statement marked UNPREPARED with psycopg's preparation off.
     Returns False (SQLAlchemy executes as usual) for every other statement."""
-    if not context.execution_options.get("filestore_unprepared"):
+    if not context.execution_options.get(UNPREPARED_OPTION):
         return False
     connection = context.root_connection.connection.driver_connection
     assert connection is not None  # a checked-out connection

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     CTE,
     ColumnElement,
-    Row,
     bindparam,
     column,
     func,
@@ -33,6 +32,7 @@ from filestore.auth.principal import PRINCIPAL_COLUMNS, Caller, Principal
 from filestore.auth.schemas import SetupRequest, UserCreate, UserUpdate
 from filestore.auth.security import AccessClaims, hash_password, verify_password
 from filestore.db import side_transaction
+from filestore.db_direct import DirectStatement
 from filestore.errors import (
     Conflict,
     NotFound,
@@ -72,9 +72,12 @@ _TOKEN_CHECKS = (
 )
 _TOKEN_USER = select(User).where(*_TOKEN_CHECKS)
 _SESSION_TOKEN_USER = _TOKEN_USER.where(auth_sessions.is_live(bindparam("session_id")))
-# The same checks, the user as a Core row (`principal_for_token`).
+# The same checks, the user as a Core row (`principal_for_token`), run by `db_direct`.
 _TOKEN_ROW = select(*PRINCIPAL_COLUMNS).where(*_TOKEN_CHECKS)
 _SESSION_TOKEN_ROW = _TOKEN_ROW.where(auth_sessions.is_live(bindparam("session_id")))
+_DIRECT_TOKEN_ROW = DirectStatement(_TOKEN_ROW)
+_DIRECT_SESSION_TOKEN_ROW = DirectStatement(_SESSION_TOKEN_ROW)
+_ROLE_AT = [column.key for column in PRINCIPAL_COLUMNS].index("role")
 
 
 def token_params(claims: AccessClaims) -> dict[str, Any]:
@@ -114,12 +117,12 @@ def caller_columns(*, with_session: bool) -> tuple[ColumnElement[Any], ...]:
     )
 
 
-def caller_of(row: Row[Any]) -> Caller | None:
+def caller_of(row: Any) -> Caller | None:
     """The `Caller` of a row that starts with `caller_columns`; None when they are NULL (the
     statement found no caller)."""
     if row.caller_id is None:
         return None
-    return Caller(row.caller_id, row.caller_role, row.caller_customer_id)
+    return Caller(row.caller_id, Role(row.caller_role), row.caller_customer_id)
 
 
 def token_refused() -> Unauthorized:
@@ -143,9 +146,13 @@ async def principal_for_token(
 ) -> Principal | None:
     """`user_for_token` as a plain value: the same one query and checks, the row read without
     the ORM (for the routes that only read)."""
-    stmt = _SESSION_TOKEN_ROW if claims.session_id is not None else _TOKEN_ROW
-    row = (await connection.execute(stmt, token_params(claims))).first()
-    return None if row is None else Principal(*row)
+    stmt = _DIRECT_SESSION_TOKEN_ROW if claims.session_id is not None else _DIRECT_TOKEN_ROW
+    rows = await stmt.rows(connection, token_params(claims))
+    if not rows:
+        return None
+    values = list(rows[0])
+    values[_ROLE_AT] = Role(values[_ROLE_AT])  # the enum column comes as its string
+    return Principal(*values)
 
 
 async def login(

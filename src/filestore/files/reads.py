@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from filestore.audit import service as audit_service
 from filestore.auth import service as auth_service
 from filestore.auth.principal import Caller
 from filestore.auth.security import AccessClaims
+from filestore.db import UNPREPARED_OPTION
+from filestore.db_direct import DirectStatement
 from filestore.errors import NotFound
 from filestore.files import queries
 from filestore.files.service import ServedFile
@@ -34,7 +37,19 @@ def _page_params(owner_id: int, limit: int, offset: int, after: Keyset | None) -
 # -- the token check and the read in one statement (`files.queries.caller_*`) -----------------
 
 
-def _caller(row: Row[Any] | None) -> Caller:
+@cache
+def _direct(statement: Select[Any]) -> DirectStatement:
+    """`statement` run through `db_direct` (the hot reads' statements are built once, so
+    this is one per statement); unprepared when the statement says so (`db.UNPREPARED`)."""
+    unprepared = statement.get_execution_options().get(UNPREPARED_OPTION, False)
+    return DirectStatement(statement, prepare=False if unprepared else None)
+
+
+def _first(rows: list[Any]) -> Any | None:
+    return rows[0] if rows else None
+
+
+def _caller(row: Any | None) -> Caller:
     """The caller of a `caller_*` statement's row; 401 when the token no longer speaks for
     anyone (no row)."""
     caller = None if row is None else auth_service.caller_of(row)
@@ -50,7 +65,7 @@ async def read_visible_row(
     file_id: int,
     settings: Settings,
     now: datetime,
-) -> tuple[Caller, Row[Any]]:
+) -> tuple[Caller, Any]:
     """The token's user and file `file_id` as a row of `queries.LISTED` (no ORM object), in
     one statement: 401 if the token no longer speaks for anyone, else 404 if the file is not
     live or not the caller's to see."""
@@ -60,7 +75,7 @@ async def read_visible_row(
         **queries.caller_params(settings, now),
     }
     stmt = queries.caller_file_row(with_session=claims.session_id is not None)
-    row: Row[Any] | None = (await connection.execute(stmt, params)).first()
+    row = _first(await _direct(stmt).rows(connection, params))
     caller = _caller(row)
     if row is None or row.id is None:
         raise NotFound(f"File {file_id} not found", code="file_not_found")
@@ -78,7 +93,7 @@ async def read_listing(
     limit: int,
     offset: int,
     after: Keyset | None = None,
-) -> tuple[Caller, list[Row[Any]]]:
+) -> tuple[Caller, list[Any]]:
     """The token's user and the live files of a customer or a ticket that it may see, newest
     first (rows of `queries.LISTED`), from just after the `after` row if given: one statement,
     one round trip. 401 if the token no longer speaks for anyone; 404 when the customer or
@@ -91,8 +106,8 @@ async def read_listing(
     stmt = queries.caller_listing(
         owner, after=after is not None, with_session=claims.session_id is not None
     )
-    rows = (await connection.execute(stmt, params)).all()
-    caller = _caller(rows[0] if rows else None)
+    rows = await _direct(stmt).rows(connection, params)
+    caller = _caller(_first(rows))
     if rows[0].owner_id is None:
         if owner is queries.Owner.customer:
             raise NotFound(f"Customer {owner_id} not found", code="customer_not_found")
@@ -140,7 +155,7 @@ async def read_served(
     stmt = queries.caller_download(
         with_session=claims.session_id is not None, audited=event is not None
     )
-    row: Row[Any] | None = (await connection.execute(stmt, params)).first()
+    row = _first(await _direct(stmt).rows(connection, params))
     caller = _caller(row)
     if row is None or row.id is None:
         raise NotFound(f"File {file_id} not found", code="file_not_found")

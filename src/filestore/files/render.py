@@ -89,8 +89,9 @@ def row_dict(row: Sequence[Any], base_url: str, start: int = 0) -> dict[str, Any
         "file_size": file_size,
         "mime_type": mime_type,
         "file_type": file_type,
-        "upload_status": upload_status.value,
-        "scan_status": scan_status.value,
+        # Strings from `db_direct` (an enum from an ORM row is written as its value too).
+        "upload_status": upload_status,
+        "scan_status": scan_status,
         "url": f"{base_url}/files/download/{file_id}",
         "created_at": created_at,
         "md5": md5,
