@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filestore.audit import service as audit_service
 from filestore.audit.models import AuditEvent
 from filestore.auth.principal import Actor
+from filestore.db_direct import DirectStatement
 from filestore.files.form import UploadFields
 from filestore.files.models import FileUpload, ScanStatus, UploadStatus
 from filestore.files.service import StoredObject
@@ -108,6 +109,13 @@ def completed_insert() -> Select[Any]:
     return select(file_row.c.id, file_row.c.created_at).add_cte(event)
 
 
+@cache
+def _direct_insert() -> DirectStatement:
+    """`completed_insert` run without SQLAlchemy's execution layer (`db_direct`), in the
+    session's transaction."""
+    return DirectStatement(completed_insert())
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -148,8 +156,7 @@ async def record(
         "scan_status": stored.scan_status,
         **{_EVENT + name: event[name] for name in _EVENT_COLUMNS},
     }
-    result = await (await session.connection()).execute(completed_insert(), params)
-    file_id, created_at = result.one()
+    [(file_id, created_at)] = await _direct_insert().rows(await session.connection(), params)
     await session.commit()
     audit_service.log_event(
         audit_service.Action.file_uploaded,
