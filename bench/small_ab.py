@@ -8,8 +8,8 @@ with its own venv's interpreter and its own database), and each route is measure
 of S seconds per server, alternating which goes first; the sums are compared. Drift then lands
 on both sides alike.
 
-Phases: `GET /files/{id}`, `GET /files/customer/{id}?limit=20`, `GET /auth/me`, download 4 KiB
-(and `direct GET 4 KiB`, once per round, for the ratio), 8 clients each as in
+Phases: `GET /files/{id}`, `GET /files/customer/{id}?limit=20`, `GET /auth/me`, download 4 KiB,
+upload 4 KiB (and `direct GET 4 KiB`, once per round, for the ratio), 8 clients each as in
 `small_requests.py`, whose `Bench` this reuses.
 
 How to run (from the repo root of either tree; each TREE must have its `.venv`):
@@ -37,6 +37,7 @@ PHASES = {
     "listing": ("GET /files/customer/{id}?limit=20", "listing"),
     "me": ("GET /auth/me", "me"),
     "download": ("download 4 KiB", "download"),
+    "upload": ("upload 4 KiB", "upload"),
 }
 
 
@@ -113,7 +114,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--only", action="append", help="metadata, listing, me, download")
+    parser.add_argument("--only", action="append", help="metadata, listing, me, download, upload")
     parser.add_argument("--client", choices=["lean", "httpx"], default="lean")
     for side in ("a", "b"):
         parser.add_argument(
