@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
@@ -26,8 +27,14 @@ class Response:
     status: int = 0
     body: bytearray = field(default_factory=bytearray)
     complete: bool = False
+    keep_alive: bool = False
+    parser: Any = None
 
     # httptools callbacks
+    def on_headers_complete(self) -> None:
+        # Read here: llhttp forgets it once the message is complete.
+        self.keep_alive = bool(self.parser.should_keep_alive())
+
     def on_body(self, chunk: bytes) -> None:
         self.body += chunk
 
@@ -63,7 +70,7 @@ class Connection:
             head += f"Content-Type: {content_type}\r\n".encode()
         writer.write(head + b"\r\n" + body)
         response = Response()
-        parser = httptools.HttpResponseParser(response)
+        parser = response.parser = httptools.HttpResponseParser(response)
         while not response.complete:
             chunk = await reader.read(65536)
             if not chunk:
@@ -71,7 +78,7 @@ class Connection:
                 raise ConnectionError(f"{method} {path}: connection closed mid-response")
             parser.feed_data(chunk)
         response.status = parser.get_status_code()
-        if not parser.should_keep_alive():
+        if not response.keep_alive:
             await self.close()
         return response
 
